@@ -1,0 +1,526 @@
+r"""Correct rounding of NumPy arrays into any :class:`~lampref.FloatFormat`, in every rounding mode.
+
+The result of :func:`round_to` is the value of the target format that the rounding mode picks for the
+**exact** value of each input element: float16, float32, float64 and integer inputs are all exact binary
+numbers, and they are rounded once, directly, never through an intermediate format.
+
+How it works
+------------
+Inputs are processed as the bit patterns of a container format (float32 when both the input and the target
+fit in it, float64 otherwise). For a positive float the pattern is monotone in the value, and rounding the
+significand to a multiple of :math:`2^d` pattern units is an integer operation: add an increment that
+depends on the mode, then clear the low :math:`d` bits; a carry out of the significand moves to the next
+binade, and out of the largest binade to infinity, exactly as the arithmetic requires. Results below half
+the smallest step of the target (where the step does not fit in the significand field) are settled by a
+comparison with the half-way point. Overflow and the special values are applied last, following IEEE 754
+and the OCP 8-bit and MX specifications. The work is done in cache-sized chunks.
+
+Rounding modes
+--------------
+``"nearest_even"``
+    Round to nearest, ties to the value with an even last significand bit (IEEE default; zero is even).
+``"nearest_away"``
+    Round to nearest, ties away from zero.
+``"toward_zero"``, ``"toward_pos"``, ``"toward_neg"``
+    Truncation, rounding up (toward :math:`+\infty`) and down (toward :math:`-\infty`).
+``"odd"``
+    Round to odd: truncate, and if the input was not representable set the last significand bit. Rounding
+    to odd at :math:`p + 2` or more bits and then to nearest at :math:`p` bits is a correct rounding.
+``"stochastic"``
+    Round up (in magnitude) with probability equal to the fraction of the gap between the two neighbours,
+    so that :math:`E[\mathrm{fl}(x)] = x`.
+``"stochastic_equal"``
+    Either neighbour with probability 1/2 (a representable input is returned unchanged).
+
+Overflow follows IEEE 754: to nearest, values at or beyond :math:`x_{\max} + \mathrm{ulp}/2` become
+infinity; truncating directions (toward zero, and toward :math:`\mp\infty` for positive/negative values)
+and round to odd give :math:`\pm x_{\max}`; stochastic rounding overflows when it picks the neighbour above
+:math:`x_{\max}`. A format without infinity gives NaN instead (OCP non-saturating mode), and a saturating
+format gives :math:`\pm x_{\max}` for every overflow and for infinite inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .errors import InputTypeError, InputValueError, ModeError, expected_one_of
+from .formats import FloatFormat, get_format
+
+__all__ = [
+    "DETERMINISTIC_MODES",
+    "MODES",
+    "STOCHASTIC_MODES",
+    "is_representable",
+    "next_down",
+    "next_up",
+    "round_to",
+    "ulp",
+]
+
+Mode = Literal[
+    "nearest_even",
+    "nearest_away",
+    "toward_zero",
+    "toward_pos",
+    "toward_neg",
+    "odd",
+    "stochastic",
+    "stochastic_equal",
+]
+DETERMINISTIC_MODES: tuple[str, ...] = (
+    "nearest_even",
+    "nearest_away",
+    "toward_zero",
+    "toward_pos",
+    "toward_neg",
+    "odd",
+)
+STOCHASTIC_MODES: tuple[str, ...] = ("stochastic", "stochastic_equal")
+MODES: tuple[str, ...] = DETERMINISTIC_MODES + STOCHASTIC_MODES
+
+RngLike = np.random.Generator | int | np.integer[Any] | None
+
+_CHUNK = 1 << 15  # elements per chunk: the temporaries stay in the L2 cache
+_INT_LIMIT = 1 << 53
+
+
+class _Container:
+    """The IEEE binary format whose bit patterns the kernel operates on."""
+
+    __slots__ = ("abs_mask", "bias", "dtype", "inf", "mb", "udtype", "width")
+
+    def __init__(self, dtype: type[np.floating[Any]], udtype: type[np.unsignedinteger[Any]], mb: int) -> None:
+        self.dtype = np.dtype(dtype)
+        self.udtype = np.dtype(udtype)
+        self.width = 8 * self.dtype.itemsize
+        self.mb = mb
+        self.bias = (1 << (self.width - mb - 2)) - 1
+        self.abs_mask = udtype((1 << (self.width - 1)) - 1)
+        self.inf = udtype(((1 << (self.width - mb - 1)) - 1) << mb)
+
+    def pattern(self, value: float) -> np.unsignedinteger[Any]:
+        """Bit pattern of a non-negative float value of this container."""
+        out: np.unsignedinteger[Any] = np.array(value, dtype=self.dtype).view(self.udtype)[()]
+        return out
+
+
+_F32 = _Container(np.float32, np.uint32, 23)
+_F64 = _Container(np.float64, np.uint64, 52)
+
+
+# ----------------------------------------------------------------------- arguments
+def check_mode(mode: str) -> str:
+    """Validate a rounding-mode name and return it."""
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ModeError(expected_one_of("mode", mode, MODES))
+    return mode
+
+
+def as_generator(rng: RngLike, *, what: str = "stochastic rounding") -> np.random.Generator:
+    """A ``numpy.random.Generator`` from a Generator or a seed; never touches global random state."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None:
+        raise ModeError(f"{what} needs rng= (a seed or a numpy.random.Generator) so that results reproduce")
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (int, np.integer)):
+        raise ModeError(f"rng must be a numpy.random.Generator or an integer seed, got {rng!r}")
+    return np.random.default_rng(int(rng))
+
+
+def as_exact_array(x: ArrayLike, name: str = "x") -> NDArray[Any]:
+    """Convert ``x`` to a float16/32/64 array holding exactly the same values, or raise.
+
+    Integers are converted to float64 and must satisfy ``|x| <= 2**53`` (beyond that float64 would round
+    them); booleans count as 0 and 1.
+    """
+    arr = np.asarray(x)
+    kind = arr.dtype.kind
+    if kind == "f":
+        if arr.dtype.itemsize > 8:
+            raise InputTypeError(
+                f"{name} has dtype {arr.dtype}; expected float16, float32, float64 or integers "
+                "(extended precision cannot be rounded exactly through float64)"
+            )
+        return arr
+    if kind in "iu":
+        if arr.size:
+            big = np.abs(arr.astype(np.float64)) > _INT_LIMIT  # exact for the comparison
+            if big.any() or (kind == "u" and int(arr.max()) > _INT_LIMIT):
+                raise InputValueError(
+                    f"{name} holds integers beyond 2**53 in magnitude; they cannot be converted to float64 "
+                    "exactly, convert them yourself if rounding them is intended"
+                )
+            if kind == "i" and int(arr.min()) < -_INT_LIMIT:
+                raise InputValueError(f"{name} holds integers beyond 2**53 in magnitude")
+        return arr.astype(np.float64)
+    if kind == "b":
+        return arr.astype(np.float64)
+    raise InputTypeError(
+        f"{name} has dtype {arr.dtype}; expected real numbers (float16, float32, float64, integer or bool)"
+    )
+
+
+# ------------------------------------------------------------------------- kernel
+class _Plan:
+    """Everything about (format, container, mode) that does not depend on the data."""
+
+    def __init__(self, fmt: FloatFormat, c: _Container, mode: str) -> None:
+        assert fmt.emin is not None
+        self.c = c
+        self.mode = mode
+        U = c.udtype.type
+        self.shift = c.mb + 1 - fmt.p  # pattern bits dropped in the normal range (>= 0)
+        self.q_sub = fmt.emin - fmt.p + 1 if fmt.subnormals else fmt.emin  # quantum below 2**emin
+        self.eq = fmt.emin + c.bias  # biased exponent of the smallest normal of the format
+        # the step below 2**emin differs from the container's (always so when flushing subnormals)
+        self.variable = self.eq > 1 or not fmt.subnormals
+        self.xmax = c.pattern(fmt.max)
+        self.one = U(1)
+        self.zero = U(0)
+        self.fmt = fmt
+        if fmt.saturate:
+            self.inf_value = self.xmax
+            self.overflow_value = self.xmax
+        elif fmt.encoding == "ieee":
+            self.inf_value = c.inf
+            self.overflow_value = c.inf
+        else:  # "fn", not saturating: no infinity, overflow is NaN
+            nan = U(c.inf | (U(1) << U(c.mb - 1)))
+            self.inf_value = nan
+            self.overflow_value = nan
+        self.half_sub = c.pattern(math.ldexp(1.0, self.q_sub - 1))
+        self.quantum_sub = c.pattern(math.ldexp(1.0, self.q_sub))
+
+
+def _round_chunk(
+    x: NDArray[Any], plan: _Plan, words: NDArray[np.uint64] | None
+) -> NDArray[Any]:
+    """Round one contiguous chunk given in the container dtype; returns the container dtype."""
+    c = plan.c
+    U = c.udtype.type
+    mode = plan.mode
+    b = x.view(c.udtype)
+    A = b & c.abs_mask
+    neg = b > c.abs_mask
+
+    # d: pattern bits to drop for each element; tiny: the step does not fit in the significand field.
+    tiny: NDArray[np.bool_] | None = None
+    if plan.variable:
+        E = A >> U(c.mb)
+        below = E < U(plan.eq)
+        if plan.fmt.subnormals:
+            extra = U(plan.eq) - np.minimum(np.maximum(E, U(1)), U(plan.eq))
+            limit = U(c.mb - plan.shift)
+            tiny = extra > limit
+            d: Any = np.minimum(extra, limit) + U(plan.shift)
+        else:
+            tiny = below
+            d = U(plan.shift)
+        if not tiny.any():
+            tiny = None
+    else:
+        d = U(plan.shift)
+    mask = (plan.one << d) - plan.one
+
+    if mode == "nearest_even":
+        R = (A + (mask >> plan.one) + _parity(A, d, mask, plan)) & ~mask
+    elif mode == "nearest_away":
+        R = (A + ((mask + plan.one) >> plan.one)) & ~mask
+    elif mode == "toward_zero":
+        R = A & ~mask
+    elif mode == "toward_pos":
+        R = (A + np.where(neg, plan.zero, mask)) & ~mask
+    elif mode == "toward_neg":
+        R = (A + np.where(neg, mask, plan.zero)) & ~mask
+    elif mode == "odd":
+        # set the last kept bit when inexact and the truncated significand is even
+        sticky = ((A & mask) != 0).astype(c.udtype) & ~_parity(A, d, mask, plan)
+        R = (A & ~mask) + (sticky << d)
+    else:
+        assert words is not None
+        if mode == "stochastic":
+            # the top d bits of the random word, uniform on [0, 2**d): P(carry) = (A mod 2**d) / 2**d
+            top = words >> (np.uint64(64) - np.asarray(d, dtype=np.uint64))
+            inc = top.astype(c.udtype)
+        else:  # stochastic_equal: the top bit of the word picks the neighbour
+            inc = np.where(words >> np.uint64(63), mask, plan.zero)
+        R = (A + inc) & ~mask
+
+    if tiny is not None:
+        R[tiny] = _round_tiny(A[tiny], neg[tiny], plan, None if words is None else words[tiny])
+
+    over = R > plan.xmax
+    if over.any():
+        truncating: Any
+        if mode in ("toward_zero", "odd"):
+            truncating = True
+        elif mode == "toward_pos":
+            truncating = neg
+        elif mode == "toward_neg":
+            truncating = ~neg
+        else:
+            truncating = False
+        R = np.where(over, np.where(truncating, plan.xmax, plan.overflow_value), R)
+        special = A >= c.inf
+        if special.any():
+            R = np.where(special, np.where(A > c.inf, A, plan.inf_value), R)
+    R |= b & ~c.abs_mask
+    out: NDArray[Any] = R.view(c.dtype)
+    return out
+
+
+def _parity(A: NDArray[Any], d: Any, mask: Any, plan: _Plan) -> NDArray[Any]:
+    """Last bit (0 or 1) of the significand kept when ``d`` pattern bits are dropped.
+
+    Pattern bit ``d`` is that bit while ``d`` is inside the fraction field. At ``d == mb`` the kept
+    significand is just the implicit bit (1 for a normal container value, 0 for a subnormal one), while
+    pattern bit ``mb`` is the exponent's last bit, so it is replaced. ``d == 0`` drops nothing.
+    """
+    c = plan.c
+    U = c.udtype.type
+    if plan.shift == c.mb:  # p == 1: d == mb for every element
+        return (A >= (U(1) << U(c.mb))).astype(c.udtype)
+    lsb = (A >> d) & plan.one
+    if plan.shift == 0:
+        lsb &= (mask != 0).astype(c.udtype)
+    if plan.variable:
+        lsb = np.where(d == U(c.mb), (A >= (U(1) << U(c.mb))).astype(c.udtype), lsb)
+    return lsb
+
+
+def _round_tiny(
+    A: NDArray[Any], neg: NDArray[np.bool_], plan: _Plan, words: NDArray[np.uint64] | None
+) -> NDArray[Any]:
+    """Round magnitudes below half of the format's smallest step: the result is 0 or that step."""
+    mode = plan.mode
+    nonzero = A != 0
+    if mode == "nearest_even":
+        up = A > plan.half_sub  # an exact tie goes to zero, which is even
+    elif mode == "nearest_away":
+        up = A >= plan.half_sub
+    elif mode == "toward_zero":
+        up = np.zeros_like(nonzero)
+    elif mode == "toward_pos":
+        up = nonzero & ~neg
+    elif mode == "toward_neg":
+        up = nonzero & neg
+    elif mode == "odd":
+        up = nonzero  # truncation gives 0 (even); an inexact result gets the odd last bit
+    elif mode == "stochastic":
+        assert words is not None
+        frac = np.ldexp(A.view(plan.c.dtype).astype(np.float64), -plan.q_sub)  # exact, in (0, 1)
+        uniform = (words >> np.uint64(11)).astype(np.float64) * math.ldexp(1.0, -53)
+        up = uniform < frac
+    else:
+        assert words is not None
+        up = nonzero & (words >> np.uint64(63)).astype(bool)
+    return np.where(up, plan.quantum_sub, plan.zero)
+
+
+def round_to(
+    x: ArrayLike,
+    fmt: FloatFormat | str,
+    mode: str = "nearest_even",
+    *,
+    rng: RngLike = None,
+) -> Any:
+    r"""Round every element of ``x`` to the format ``fmt``, correctly, in the given rounding mode.
+
+    Parameters
+    ----------
+    x : array_like
+        Scalars, lists or arrays of float16, float32, float64, integers (``|x| <= 2**53``) or booleans, of
+        any shape. The exact value of each element is rounded once.
+    fmt : FloatFormat or str
+        The target format, or a name :func:`~lampref.get_format` knows (``"bf16"``, ``"fp32_m10"``, ...).
+    mode : str, default "nearest_even"
+        One of ``"nearest_even"``, ``"nearest_away"``, ``"toward_zero"``, ``"toward_pos"``,
+        ``"toward_neg"``, ``"odd"``, ``"stochastic"``, ``"stochastic_equal"`` (see the module notes).
+    rng : numpy.random.Generator or int, optional
+        Source of randomness, required by the stochastic modes. Element ``i`` (in C order) uses the
+        ``i``-th 64-bit word the generator draws, so the same seed gives the same bits whatever the input
+        dtype.
+
+    Returns
+    -------
+    numpy.ndarray or numpy scalar
+        The rounded values, same shape as ``x``: float32 when the format fits in float32
+        (:attr:`FloatFormat.fits_float32`), float64 otherwise. A 0-d input gives a NumPy scalar.
+
+    Raises
+    ------
+    FormatError
+        Unknown format name.
+    ModeError
+        Unknown mode, or a stochastic mode without ``rng``.
+    InputTypeError, InputValueError
+        Complex, object, string or extended-precision input; integers beyond :math:`2^{53}`.
+
+    Notes
+    -----
+    With :math:`q(x) = \max(\lfloor\log_2|x|\rfloor, e_{\min}) - p + 1` (or :math:`e_{\min}` below the
+    normal range when subnormals are off), the candidates are the two multiples of :math:`2^{q(x)}` around
+    :math:`x`, and the mode picks one. Signed zeros keep their sign, NaNs propagate (payload kept where it
+    fits), infinities stay infinite unless the format saturates (then :math:`\pm x_{\max}`) or has no
+    infinity (then NaN, as OCP's non-saturating conversion). For stochastic rounding of values below half the
+    format's smallest step, the probability is exact to :math:`2^{-53}`; everywhere else it is exact.
+
+    Formats with ``encoding="none"`` (MX elements) have no NaN; a NaN input gives NaN all the same (MX
+    encodes NaN in the shared block scale), where ml_dtypes returns -0.
+
+    References
+    ----------
+    IEEE 754-2019, clauses 4.3 and 7.4. OCP 8-bit Floating Point Specification (OFP8), rev. 1.0, 2023.
+    OCP Microscaling Formats (MX) v1.0, 2023. S. Boldo and G. Melquiond, "Emulation of FMA and correctly
+    rounded sums: proved algorithms using rounding to odd", IEEE Trans. Comput. 57(4), 2008.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref import round_to, get_format
+    >>> float(round_to(1/3, get_format("bf16")))
+    0.333984375
+    >>> round_to([1.0, 1.0 + 2**-11, 1.0 + 3 * 2**-11], "fp16")  # ties to even
+    array([1.   , 1.   , 1.002], dtype=float32)
+    >>> round_to([65519.0, 65520.0, -1e6], "fp16", "toward_zero")
+    array([ 65504.,  65504., -65504.], dtype=float32)
+    >>> round_to([65520.0, 1e6], "fp16")  # round to nearest overflows at xmax + ulp/2
+    array([inf, inf], dtype=float32)
+    >>> round_to([470.0, 1e6], "e4m3")  # e4m3fn has no infinity: overflow is NaN
+    array([nan, nan], dtype=float32)
+    >>> r = round_to(np.full(100_000, 0.1), "bf16", "stochastic", rng=0)
+    >>> sorted(set(r.tolist())), bool(abs(r.astype(np.float64).mean() - 0.1) < 1e-5)
+    ([0.099609375, 0.10009765625], True)
+    """
+    fmt = get_format(fmt)
+    mode = check_mode(mode)
+    arr = as_exact_array(x)
+    gen = as_generator(rng) if mode in STOCHASTIC_MODES else None
+
+    container = _F32 if (arr.dtype.itemsize <= 4 and fmt.fits_float32) else _F64
+    work = np.ascontiguousarray(arr, dtype=container.dtype).reshape(-1)
+    out_flat = np.empty(work.shape, dtype=container.dtype)
+    if fmt.p == 53 and container is _F64 and fmt.emin == -1022 and fmt.emax == 1023 and fmt.subnormals:
+        exact = fmt.encoding == "ieee" and not fmt.saturate
+    else:
+        exact = False
+    if exact or work.size == 0:
+        out_flat[...] = work
+    else:
+        plan = _Plan(fmt, container, mode)
+        for start in range(0, work.size, _CHUNK):
+            stop = min(start + _CHUNK, work.size)
+            words = None
+            if gen is not None:
+                words = gen.integers(0, 1 << 64, size=stop - start, dtype=np.uint64, endpoint=False)
+            out_flat[start:stop] = _round_chunk(work[start:stop], plan, words)
+    out = out_flat.astype(fmt.dtype, copy=False).reshape(np.shape(arr))
+    return out[()] if out.ndim == 0 else out
+
+
+# ---------------------------------------------------------------- neighbourhood
+def _float64(x: ArrayLike) -> NDArray[np.float64]:
+    return np.asarray(as_exact_array(x), dtype=np.float64)
+
+
+def _spacing_exponent(a: NDArray[np.float64], fmt: FloatFormat) -> NDArray[np.int64]:
+    """max(floor(log2 a), emin) - p + 1 for a >= 0 (0 gives the subnormal step)."""
+    assert fmt.emin is not None
+    with np.errstate(divide="ignore"):
+        _, e = np.frexp(a)  # a = f * 2**e with 0.5 <= f < 1, so floor(log2 a) = e - 1
+    e = np.where(a == 0, fmt.emin + 1, e)
+    return np.maximum(e.astype(np.int64) - 1, fmt.emin) - fmt.p + 1
+
+
+def ulp(x: ArrayLike, fmt: FloatFormat | str) -> Any:
+    r"""The unit in the last place of ``x`` in ``fmt``: :math:`2^{\max(\lfloor\log_2|x|\rfloor, e_{\min})-p+1}`.
+
+    This is the spacing of the format's values in the binade of ``x`` (Goldberg's definition); for 0 it is
+    the subnormal step :math:`2^{e_{\min}-p+1}`. Infinite inputs give inf, NaN gives NaN.
+
+    Examples
+    --------
+    >>> from lampref import ulp
+    >>> ulp([1.0, 1.5, 2.0, 0.0], "fp16")
+    array([9.765625e-04, 9.765625e-04, 1.953125e-03, 5.960464e-08], dtype=float32)
+    """
+    fmt = get_format(fmt)
+    a = np.abs(_float64(x))
+    finite = np.isfinite(a)
+    a0 = np.where(finite, a, 0.0)
+    out = np.ldexp(1.0, _spacing_exponent(a0, fmt))
+    out = np.where(finite, out, a)  # inf -> inf, nan -> nan
+    res = np.asarray(out, dtype=np.float64).astype(fmt.dtype)
+    return res[()] if res.ndim == 0 else res
+
+
+def next_up(x: ArrayLike, fmt: FloatFormat | str) -> Any:
+    """The smallest value of ``fmt`` strictly greater than ``x`` (``x`` need not be representable).
+
+    The largest finite value steps to infinity (also in formats without infinity, where nothing is larger),
+    ``-inf`` to ``-max``, ``+inf`` stays, NaN gives NaN, and both zeros step to the smallest positive value.
+
+    Examples
+    --------
+    >>> from lampref import next_up
+    >>> next_up([1.0, -1.0, 0.0, 1.0001, 65504.0], "fp16")
+    array([1.001e+00, -9.995e-01,  5.960e-08,  1.001e+00,        inf], dtype=float32)
+    """
+    fmt = get_format(fmt)
+    v = _float64(x)
+    y = np.asarray(round_to(v, fmt, "toward_neg"), dtype=np.float64)  # largest value <= x
+    with np.errstate(invalid="ignore"):
+        y = np.where(np.isinf(v), v, y)
+        y = np.where(v > fmt.max, fmt.max, np.where(v < -fmt.max, -np.inf, y))
+    a = np.abs(y)
+    finite = np.isfinite(a)
+    a0 = np.where(finite, a, 0.0)
+    assert fmt.emin is not None
+    # step up from a >= 0: the spacing of a's binade (the smallest positive value from zero)
+    step_up = np.where(a0 == 0, fmt.smallest_subnormal, np.ldexp(1.0, _spacing_exponent(a0, fmt)))
+    # step down from a > 0: a power of two steps into the binade below, whose spacing is half as large
+    mant, _ = np.frexp(a0)
+    step_down = np.ldexp(1.0, _spacing_exponent(np.where(mant == 0.5, a0 / 2.0, a0), fmt))
+    if not fmt.subnormals:
+        step_down = np.where(a0 == fmt.smallest_normal, a0, step_down)  # to zero
+    res = np.where(y >= 0, np.where(a0 >= fmt.max, np.inf, a0 + step_up), -(a0 - step_down))
+    res = np.where(finite, res, np.where(np.isnan(y), np.nan, np.where(y < 0, -fmt.max, np.inf)))
+    out = np.asarray(res, dtype=np.float64).astype(fmt.dtype)
+    return out[()] if out.ndim == 0 else out
+
+
+def next_down(x: ArrayLike, fmt: FloatFormat | str) -> Any:
+    """The largest value of ``fmt`` strictly less than ``x``: ``-next_up(-x, fmt)``.
+
+    Examples
+    --------
+    >>> from lampref import next_down
+    >>> next_down([1.0, 0.0], "bf16")
+    array([ 9.9609375e-01, -9.1835496e-41], dtype=float32)
+    """
+    out = -np.asarray(next_up(-_float64(x), fmt))
+    return out[()] if out.ndim == 0 else out
+
+
+def is_representable(x: ArrayLike, fmt: FloatFormat | str) -> Any:
+    """Whether each element of ``x`` is a value of ``fmt`` (NaN and infinities: if the format has them).
+
+    Examples
+    --------
+    >>> from lampref import is_representable
+    >>> is_representable([0.1, 0.5, 65504.0, 65505.0, float("inf")], "fp16")
+    array([False,  True,  True, False,  True])
+    """
+    fmt = get_format(fmt)
+    v = _float64(x)
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(v)
+        r = np.asarray(round_to(np.where(finite, v, 0.0), fmt, "toward_zero"), dtype=np.float64)
+        ok = finite & (r == v) & (np.abs(v) <= fmt.max)
+        ok |= np.isinf(v) & fmt.has_inf
+        ok |= np.isnan(v) & fmt.has_nan
+    return ok[()] if ok.ndim == 0 else ok

@@ -1,0 +1,205 @@
+r"""Exact oracles: rounding by MPFR (through gmpy2) and by rational arithmetic.
+
+These are deliberately slow, scalar and obviously correct; they share no code with
+:func:`lampref.round_to`. Both follow the semantics documented in :mod:`lampref.rounding`:
+
+* the candidates are computed with MPFR at precision ``p`` and the format's exponent range, with an
+  unbounded largest exponent so that overflow can be decided afterwards by the IEEE rule;
+* ``nearest_away`` and ``odd``, which MPFR lacks, are decided from MPFR's two directed neighbours and exact
+  rational comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ..errors import ModeError, expected_one_of
+from ..formats import FloatFormat, get_format
+
+__all__ = ["exact_value", "mpfr_neighbours", "mpfr_round", "reference_round"]
+
+_UNBOUNDED_EMAX = 1 << 16
+_DETERMINISTIC = ("nearest_even", "nearest_away", "toward_zero", "toward_pos", "toward_neg", "odd")
+
+
+def _gmpy2() -> Any:
+    try:
+        import gmpy2
+    except ImportError as err:  # pragma: no cover - exercised only without the test extra
+        raise ImportError("the MPFR oracle needs gmpy2: pip install 'lampref[test]'") from err
+    return gmpy2
+
+
+def exact_value(x: float) -> Fraction:
+    """The exact rational value of a finite float."""
+    return Fraction(float(x))
+
+
+def _context(fmt: FloatFormat, rounding: Any) -> Any:
+    gmpy2 = _gmpy2()
+    assert fmt.emin is not None
+    # MPFR writes x = 0.1b...b * 2**E, so E = e + 1 for x = 1.b...b * 2**e.
+    emin = fmt.emin - fmt.p + 2 if fmt.subnormals else fmt.emin + 1
+    return gmpy2.context(
+        precision=fmt.p,
+        emin=emin,
+        emax=_UNBOUNDED_EMAX,
+        subnormalize=fmt.subnormals,
+        round=rounding,
+    )
+
+
+def mpfr_neighbours(x: float, fmt: FloatFormat | str) -> tuple[Fraction, Fraction]:
+    """The largest value <= x and the smallest value >= x among p-bit numbers with the format's lower
+    exponent range and an unbounded upper one (finite nonzero x), as exact fractions."""
+    gmpy2 = _gmpy2()
+    fmt = get_format(fmt)
+    v = gmpy2.mpfr(float(x))  # exact: 53 bits
+    lo = _context(fmt, gmpy2.RoundDown).plus(v)
+    hi = _context(fmt, gmpy2.RoundUp).plus(v)
+    return Fraction(*lo.as_integer_ratio()), Fraction(*hi.as_integer_ratio())
+
+
+def _last_bit(v: Fraction, fmt: FloatFormat) -> int:
+    """The last significand bit of a nonzero value of the format (a float64 value)."""
+    assert fmt.emin is not None
+    e = math.frexp(abs(float(v)))[1] - 1  # exact floor(log2|v|): v is a float64 value
+    m = abs(v) / Fraction(2) ** (max(e, fmt.emin) - fmt.p + 1)
+    assert m.denominator == 1, "not a value of the format"
+    return int(m) & 1
+
+
+def mpfr_round(x: ArrayLike, fmt: FloatFormat | str, mode: str = "nearest_even") -> Any:
+    """Round with MPFR: the oracle for every deterministic mode of :func:`lampref.round_to`.
+
+    Parameters
+    ----------
+    x : array_like of float
+        Values (exactly representable in float64).
+    fmt : FloatFormat or str
+        Target format.
+    mode : str
+        One of the deterministic modes of :func:`lampref.round_to`.
+
+    Returns
+    -------
+    numpy.ndarray or float
+        The rounded values as float64 (a Python float for a scalar input).
+
+    Examples
+    --------
+    >>> from lampref.testing import mpfr_round
+    >>> mpfr_round(1/3, "bf16")
+    0.333984375
+    >>> mpfr_round([2.5, -2.5], "fp16", "nearest_away").tolist()
+    [2.5, -2.5]
+    """
+    fmt = get_format(fmt)
+    if mode not in _DETERMINISTIC:
+        raise ModeError(expected_one_of("mode", mode, _DETERMINISTIC))
+    arr = np.asarray(x, dtype=np.float64)
+    out = np.array([_mpfr_round_scalar(float(v), fmt, mode) for v in arr.reshape(-1)], dtype=np.float64)
+    if arr.ndim == 0:
+        return float(out[0])
+    return out.reshape(arr.shape)
+
+
+def _mpfr_round_scalar(x: float, fmt: FloatFormat, mode: str) -> float:
+    gmpy2 = _gmpy2()
+    if math.isnan(x) or math.isinf(x) or x == 0.0:
+        return _special(x, fmt)
+    v = gmpy2.mpfr(x)
+    if mode in ("nearest_even", "toward_zero", "toward_pos", "toward_neg"):
+        rounding = {
+            "nearest_even": gmpy2.RoundToNearest,
+            "toward_zero": gmpy2.RoundToZero,
+            "toward_pos": gmpy2.RoundUp,
+            "toward_neg": gmpy2.RoundDown,
+        }[mode]
+        r = Fraction(*_context(fmt, rounding).plus(v).as_integer_ratio())
+    else:
+        exact = Fraction(x)
+        lo, hi = mpfr_neighbours(x, fmt)
+        if lo == hi:
+            r = lo
+        elif mode == "nearest_away":
+            below, above = exact - lo, hi - exact
+            if below < above:
+                r = lo
+            elif above < below:
+                r = hi
+            else:
+                r = hi if x > 0 else lo
+        else:  # odd: the truncation if its last bit is odd, else the other neighbour
+            trunc, away = (lo, hi) if x > 0 else (hi, lo)
+            r = trunc if trunc != 0 and _last_bit(trunc, fmt) == 1 else away
+    return _apply_overflow(r, x, fmt, mode)
+
+
+def _special(x: float, fmt: FloatFormat) -> float:
+    """NaN, infinities and zeros."""
+    if math.isinf(x):
+        if fmt.saturate:
+            return math.copysign(fmt.max, x)
+        return x if fmt.has_inf else math.nan
+    return x  # NaN stays NaN, zeros keep their sign
+
+
+def _apply_overflow(r: Fraction, x: float, fmt: FloatFormat, mode: str) -> float:
+    if abs(r) <= Fraction(fmt.max):
+        out = float(r)
+        return math.copysign(out, x) if out == 0 else out
+    truncating = mode in ("toward_zero", "odd") or (mode == "toward_pos" and x < 0) or (
+        mode == "toward_neg" and x > 0
+    )
+    if truncating or fmt.saturate:
+        return math.copysign(fmt.max, x)
+    return math.copysign(math.inf, x) if fmt.has_inf else math.nan
+
+
+def reference_round(x: float, fmt: FloatFormat | str, mode: str = "nearest_even") -> float:
+    """Round one float with rational arithmetic only (no MPFR): a second, independent oracle.
+
+    Takes the quantum of ``x`` in the format from the definition
+    :math:`q = \\max(\\lfloor\\log_2|x|\\rfloor, e_{\\min}) - p + 1` (:math:`e_{\\min}` below the normal range
+    without subnormals) and picks one of the two neighbouring multiples of :math:`2^q`.
+
+    >>> from lampref.testing import reference_round
+    >>> reference_round(1/3, "bf16")
+    0.333984375
+    """
+    fmt = get_format(fmt)
+    assert fmt.emin is not None
+    if mode not in _DETERMINISTIC:
+        raise ModeError(expected_one_of("mode", mode, _DETERMINISTIC))
+    if math.isnan(x) or math.isinf(x) or x == 0.0:
+        return _special(x, fmt)
+    a = abs(Fraction(x))
+    e = math.frexp(abs(x))[1] - 1  # exact floor(log2|x|) for a float
+    q = fmt.emin if (e < fmt.emin and not fmt.subnormals) else max(e, fmt.emin) - fmt.p + 1
+    step = Fraction(2) ** q
+    n = a // step
+    lo, hi = n * step, (n + 1) * step
+    rem, half = a - lo, step / 2
+    lo_odd = lo != 0 and _last_bit(lo, fmt) == 1
+    if rem == 0:
+        r = lo
+    elif mode == "nearest_even":
+        # on a tie, the even neighbour (zero is even); with p = 1 both are odd and the larger is taken
+        r = lo if rem < half or (rem == half and not lo_odd) else hi
+    elif mode == "nearest_away":
+        r = lo if rem < half else hi
+    elif mode == "toward_zero":
+        r = lo
+    elif mode == "toward_pos":
+        r = hi if x > 0 else lo
+    elif mode == "toward_neg":
+        r = lo if x > 0 else hi
+    else:  # odd
+        r = lo if lo_odd else hi
+    return _apply_overflow(r if x > 0 else -r, x, fmt, mode)
