@@ -8,8 +8,8 @@ How it works
 ------------
 Inputs are processed as the bit patterns of a container format (float32 when both the input and the target
 fit in it, float64 otherwise). For a positive float the pattern is monotone in the value, and rounding the
-significand to a multiple of :math:`2^d` pattern units is an integer operation: add an increment that
-depends on the mode, then clear the low :math:`d` bits; a carry out of the significand moves to the next
+significand to a multiple of $2^d$ pattern units is an integer operation: add an increment that
+depends on the mode, then clear the low $d$ bits; a carry out of the significand moves to the next
 binade, and out of the largest binade to infinity, exactly as the arithmetic requires. Results below half
 the smallest step of the target (where the step does not fit in the significand field) are settled by a
 comparison with the half-way point. Overflow and the special values are applied last, following IEEE 754
@@ -22,21 +22,21 @@ Rounding modes
 ``"nearest_away"``
     Round to nearest, ties away from zero.
 ``"toward_zero"``, ``"toward_pos"``, ``"toward_neg"``
-    Truncation, rounding up (toward :math:`+\infty`) and down (toward :math:`-\infty`).
+    Truncation, rounding up (toward $+\infty$) and down (toward $-\infty$).
 ``"odd"``
     Round to odd: truncate, and if the input was not representable set the last significand bit. Rounding
-    to odd at :math:`p + 2` or more bits and then to nearest at :math:`p` bits is a correct rounding.
+    to odd at $p + 2$ or more bits and then to nearest at $p$ bits is a correct rounding.
 ``"stochastic"``
     Round up (in magnitude) with probability equal to the fraction of the gap between the two neighbours,
-    so that :math:`E[\mathrm{fl}(x)] = x`.
+    so that $E[\mathrm{fl}(x)] = x$.
 ``"stochastic_equal"``
     Either neighbour with probability 1/2 (a representable input is returned unchanged).
 
-Overflow follows IEEE 754: to nearest, values at or beyond :math:`x_{\max} + \mathrm{ulp}/2` become
-infinity; truncating directions (toward zero, and toward :math:`\mp\infty` for positive/negative values)
-and round to odd give :math:`\pm x_{\max}`; stochastic rounding overflows when it picks the neighbour above
-:math:`x_{\max}`. A format without infinity gives NaN instead (OCP non-saturating mode), and a saturating
-format gives :math:`\pm x_{\max}` for every overflow and for infinite inputs.
+Overflow follows IEEE 754: to nearest, values at or beyond $x_{\max} + \mathrm{ulp}/2$ become
+infinity; truncating directions (toward zero, and toward $\mp\infty$ for positive/negative values)
+and round to odd give $\pm x_{\max}$; stochastic rounding overflows when it picks the neighbour above
+$x_{\max}$. A format without infinity gives NaN instead (OCP non-saturating mode), and a saturating
+format gives $\pm x_{\max}$ for every overflow and for infinite inputs.
 """
 
 from __future__ import annotations
@@ -358,16 +358,16 @@ def round_to(
     ModeError
         Unknown mode, or a stochastic mode without ``rng``.
     InputTypeError, InputValueError
-        Complex, object, string or extended-precision input; integers beyond :math:`2^{53}`.
+        Complex, object, string or extended-precision input; integers beyond $2^{53}$.
 
     Notes
     -----
-    With :math:`q(x) = \max(\lfloor\log_2|x|\rfloor, e_{\min}) - p + 1` (or :math:`e_{\min}` below the
-    normal range when subnormals are off), the candidates are the two multiples of :math:`2^{q(x)}` around
-    :math:`x`, and the mode picks one. Signed zeros keep their sign, NaNs propagate (payload kept where it
-    fits), infinities stay infinite unless the format saturates (then :math:`\pm x_{\max}`) or has no
+    With $q(x) = \max(\lfloor\log_2|x|\rfloor, e_{\min}) - p + 1$ (or $e_{\min}$ below the
+    normal range when subnormals are off), the candidates are the two multiples of $2^{q(x)}$ around
+    $x$, and the mode picks one. Signed zeros keep their sign, NaNs propagate (payload kept where it
+    fits), infinities stay infinite unless the format saturates (then $\pm x_{\max}$) or has no
     infinity (then NaN, as OCP's non-saturating conversion). For stochastic rounding of values below half the
-    format's smallest step, the probability is exact to :math:`2^{-53}`; everywhere else it is exact.
+    format's smallest step, the probability is exact to $2^{-53}$; everywhere else it is exact.
 
     Formats with ``encoding="none"`` (MX elements) have no NaN; a NaN input gives NaN all the same (MX
     encodes NaN in the shared block scale), where ml_dtypes returns -0.
@@ -437,10 +437,10 @@ def _spacing_exponent(a: NDArray[np.float64], fmt: FloatFormat) -> NDArray[np.in
 
 
 def ulp(x: ArrayLike, fmt: FloatFormat | str) -> Any:
-    r"""The unit in the last place of ``x`` in ``fmt``: :math:`2^{\max(\lfloor\log_2|x|\rfloor, e_{\min})-p+1}`.
+    r"""The unit in the last place of ``x`` in ``fmt``: $2^{\max(\lfloor\log_2|x|\rfloor, e_{\min})-p+1}$.
 
     This is the spacing of the format's values in the binade of ``x`` (Goldberg's definition); for 0 it is
-    the subnormal step :math:`2^{e_{\min}-p+1}`. Infinite inputs give inf, NaN gives NaN.
+    the subnormal step $2^{e_{\min}-p+1}$. Infinite inputs give inf, NaN gives NaN.
 
     Examples
     --------
@@ -467,8 +467,10 @@ def next_up(x: ArrayLike, fmt: FloatFormat | str) -> Any:
     Examples
     --------
     >>> from lampref import next_up
-    >>> next_up([1.0, -1.0, 0.0, 1.0001, 65504.0], "fp16")
-    array([1.001e+00, -9.995e-01,  5.960e-08,  1.001e+00,        inf], dtype=float32)
+    >>> next_up([1.0, -1.0, 1.0001, 65504.0], "fp16").tolist()
+    [1.0009765625, -0.99951171875, 1.0009765625, inf]
+    >>> float(next_up(0.0, "fp16")) == 2.0**-24
+    True
     """
     fmt = get_format(fmt)
     v = _float64(x)

@@ -166,8 +166,8 @@ def reference_round(x: float, fmt: FloatFormat | str, mode: str = "nearest_even"
     """Round one float with rational arithmetic only (no MPFR): a second, independent oracle.
 
     Takes the quantum of ``x`` in the format from the definition
-    :math:`q = \\max(\\lfloor\\log_2|x|\\rfloor, e_{\\min}) - p + 1` (:math:`e_{\\min}` below the normal range
-    without subnormals) and picks one of the two neighbouring multiples of :math:`2^q`.
+    $q = \\max(\\lfloor\\log_2|x|\\rfloor, e_{\\min}) - p + 1$ ($e_{\\min}$ below the normal range
+    without subnormals) and picks one of the two neighbouring multiples of $2^q$.
 
     >>> from lampref.testing import reference_round
     >>> reference_round(1/3, "bf16")
