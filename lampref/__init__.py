@@ -5,6 +5,7 @@ The public API is re-exported here; see the documentation for a tour.
 
 from __future__ import annotations
 
+from .accumulate import Accumulator, ShapeError, dot, linear, matmul
 from .errors import FormatError, InputTypeError, InputValueError, LamprefError, ModeError
 from .formats import (
     FloatFormat,
@@ -30,6 +31,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MODES",
+    "Accumulator",
+    "ShapeError",
+    "dot",
+    "linear",
+    "matmul",
     "FloatFormat",
     "FormatError",
     "InputTypeError",

@@ -321,6 +321,44 @@ def _round_tiny(
     return np.where(up, plan.quantum_sub, plan.zero)
 
 
+class Rounder:
+    """A rounding into one format and mode, for arrays already in a container dtype (no validation).
+
+    This is the kernel behind :func:`round_to`, for inner loops that round the same way many times
+    (accumulation). ``dtype`` is float32 (only for formats that fit in it) or float64; the result has the
+    same dtype as the (contiguous, 1-D or any shape) input.
+    """
+
+    __slots__ = ("_plan", "identity", "stochastic")
+
+    def __init__(self, fmt: FloatFormat, mode: str, dtype: Any = np.float64) -> None:
+        container = _F32 if np.dtype(dtype) == np.float32 else _F64
+        if container is _F32 and not fmt.fits_float32:
+            raise ValueError("a float32 container needs a format that fits in float32")
+        self._plan = _Plan(fmt, container, mode)
+        self.stochastic = mode in STOCHASTIC_MODES
+        self.identity = (
+            container is _F64
+            and (fmt.p, fmt.emin, fmt.emax, fmt.subnormals, fmt.encoding, fmt.saturate)
+            == (53, -1022, 1023, True, "ieee", False)
+        )
+
+    def __call__(self, x: NDArray[Any], gen: np.random.Generator | None = None) -> NDArray[Any]:
+        flat = np.ascontiguousarray(x).reshape(-1)
+        if self.identity or flat.size == 0:
+            return flat.copy().reshape(np.shape(x))
+        out = np.empty_like(flat)
+        for start in range(0, flat.size, _CHUNK):
+            stop = min(start + _CHUNK, flat.size)
+            words = None
+            if self.stochastic:
+                if gen is None:
+                    raise ModeError("stochastic rounding needs rng= (a seed or a numpy.random.Generator)")
+                words = gen.integers(0, 1 << 64, size=stop - start, dtype=np.uint64, endpoint=False)
+            out[start:stop] = _round_chunk(flat[start:stop], self._plan, words)
+        return out.reshape(np.shape(x))
+
+
 def round_to(
     x: ArrayLike,
     fmt: FloatFormat | str,
@@ -403,21 +441,7 @@ def round_to(
 
     container = _F32 if (arr.dtype.itemsize <= 4 and fmt.fits_float32) else _F64
     work = np.ascontiguousarray(arr, dtype=container.dtype).reshape(-1)
-    out_flat = np.empty(work.shape, dtype=container.dtype)
-    if fmt.p == 53 and container is _F64 and fmt.emin == -1022 and fmt.emax == 1023 and fmt.subnormals:
-        exact = fmt.encoding == "ieee" and not fmt.saturate
-    else:
-        exact = False
-    if exact or work.size == 0:
-        out_flat[...] = work
-    else:
-        plan = _Plan(fmt, container, mode)
-        for start in range(0, work.size, _CHUNK):
-            stop = min(start + _CHUNK, work.size)
-            words = None
-            if gen is not None:
-                words = gen.integers(0, 1 << 64, size=stop - start, dtype=np.uint64, endpoint=False)
-            out_flat[start:stop] = _round_chunk(work[start:stop], plan, words)
+    out_flat = Rounder(fmt, mode, container.dtype)(work, gen)
     out = out_flat.astype(fmt.dtype, copy=False).reshape(np.shape(arr))
     return out[()] if out.ndim == 0 else out
 

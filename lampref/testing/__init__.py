@@ -19,7 +19,9 @@ __all__ = [
     "formats",
     "mpfr_neighbours",
     "mpfr_round",
+    "mpfr_round_fraction",
     "near_overflow",
+    "reference_matmul",
     "reference_round",
     "subnormals_of",
     "ties_of",
@@ -27,7 +29,14 @@ __all__ = [
 ]
 
 _STRATEGIES = {"formats", "values_in", "ties_of", "near_overflow", "subnormals_of", "floats_near"}
-_ORACLES = {"mpfr_round", "mpfr_neighbours", "reference_round", "exact_value"}
+_ORACLES = {
+    "mpfr_round",
+    "mpfr_neighbours",
+    "reference_round",
+    "exact_value",
+    "mpfr_round_fraction",
+    "reference_matmul",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -16,12 +16,19 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from ..errors import ModeError, expected_one_of
 from ..formats import FloatFormat, get_format
 
-__all__ = ["exact_value", "mpfr_neighbours", "mpfr_round", "reference_round"]
+__all__ = [
+    "exact_value",
+    "mpfr_neighbours",
+    "mpfr_round",
+    "mpfr_round_fraction",
+    "reference_matmul",
+    "reference_round",
+]
 
 _UNBOUNDED_EMAX = 1 << 16
 _DETERMINISTIC = ("nearest_even", "nearest_away", "toward_zero", "toward_pos", "toward_neg", "odd")
@@ -203,3 +210,139 @@ def reference_round(x: float, fmt: FloatFormat | str, mode: str = "nearest_even"
     else:  # odd
         r = lo if lo_odd else hi
     return _apply_overflow(r if x > 0 else -r, x, fmt, mode)
+
+
+# ------------------------------------------------------------------ exact accumulation oracle
+def mpfr_round_fraction(v: Fraction, fmt: FloatFormat | str, mode: str = "nearest_even", *, negative_zero: bool = False) -> float:
+    """Round an exact rational with MPFR (deterministic modes); ``negative_zero`` gives the sign of an
+    exact zero."""
+    gmpy2 = _gmpy2()
+    fmt = get_format(fmt)
+    if mode not in _DETERMINISTIC:
+        raise ModeError(expected_one_of("mode", mode, _DETERMINISTIC))
+    if v == 0:
+        return -0.0 if negative_zero else 0.0
+    q = gmpy2.mpq(v.numerator, v.denominator)
+    sign = 1.0 if v > 0 else -1.0
+    if mode in ("nearest_even", "toward_zero", "toward_pos", "toward_neg"):
+        rounding = {
+            "nearest_even": gmpy2.RoundToNearest,
+            "toward_zero": gmpy2.RoundToZero,
+            "toward_pos": gmpy2.RoundUp,
+            "toward_neg": gmpy2.RoundDown,
+        }[mode]
+        r = Fraction(*gmpy2.mpfr(q, 0, context=_context(fmt, rounding)).as_integer_ratio())
+    else:
+        lo = Fraction(*gmpy2.mpfr(q, 0, context=_context(fmt, gmpy2.RoundDown)).as_integer_ratio())
+        hi = Fraction(*gmpy2.mpfr(q, 0, context=_context(fmt, gmpy2.RoundUp)).as_integer_ratio())
+        if lo == hi:
+            r = lo
+        elif mode == "nearest_away":
+            below, above = v - lo, hi - v
+            r = lo if below < above else hi if above < below else (hi if v > 0 else lo)
+        else:
+            trunc, away = (lo, hi) if v > 0 else (hi, lo)
+            r = trunc if trunc != 0 and _last_bit(trunc, fmt) == 1 else away
+    return _apply_overflow(r, sign, fmt, mode)
+
+
+def _ref_sum(values: list[float], fmt: FloatFormat, mode: str) -> float:
+    """Round the exact sum of float values (IEEE rules for infinities, NaN and the sign of zero)."""
+    if any(math.isnan(v) for v in values):
+        return math.nan
+    infs = {math.copysign(1.0, v) for v in values if math.isinf(v)}
+    if len(infs) == 2:
+        return math.nan
+    if infs:
+        return _special(infs.pop() * math.inf, fmt)
+    exact = sum((Fraction(v) for v in values), Fraction(0))
+    if exact == 0:
+        all_neg_zero = all(v == 0 and math.copysign(1.0, v) < 0 for v in values)
+        all_pos_zero = all(v == 0 and math.copysign(1.0, v) > 0 for v in values)
+        negative = all_neg_zero or (mode == "toward_neg" and not all_pos_zero)
+        return mpfr_round_fraction(exact, fmt, mode, negative_zero=negative)
+    return mpfr_round_fraction(exact, fmt, mode)
+
+
+def reference_matmul(a: ArrayLike, b: ArrayLike, acc: Any) -> Any:
+    """Slow, obviously correct oracle for :func:`lampref.matmul` (deterministic modes, 2-D, tiny shapes).
+
+    Every product and sum is an exact ``fractions.Fraction``; every rounding is MPFR's (through
+    :func:`mpfr_round_fraction`), step by step, in the order the :class:`~lampref.Accumulator` states.
+
+    >>> import numpy as np, lampref as L
+    >>> from lampref.testing import reference_matmul
+    >>> a = np.float32([[1, 2**-11, 2**-11]]); b = np.ones((3, 1), np.float32)
+    >>> reference_matmul(a, b, L.Accumulator("fp16")).tolist()
+    [[1.0]]
+    """
+    A = np.asarray(a, dtype=np.float64)
+    B = np.asarray(b, dtype=np.float64)
+    M, K = A.shape
+    N = B.shape[1]
+    out = np.zeros((M, N), dtype=np.float64)
+    for i in range(M):
+        for j in range(N):
+            out[i, j] = _reference_element(A[i, :], B[:, j], acc)
+    return out
+
+
+def _reference_element(x: NDArray[np.float64], y: NDArray[np.float64], acc: Any) -> float:
+    fmt, mode = acc.fmt, acc.mode
+    K = len(x)
+    if K == 0:
+        return 0.0
+
+    def product(k: int) -> float | Fraction:
+        xv, yv = float(x[k]), float(y[k])
+        if not (math.isfinite(xv) and math.isfinite(yv)):
+            return xv * yv  # IEEE: inf * 0 = NaN, inf * finite = inf
+        p = Fraction(xv) * Fraction(yv)
+        if p == 0:
+            return math.copysign(0.0, xv) * math.copysign(1.0, yv)
+        if isinstance(acc.products, FloatFormat):
+            return mpfr_round_fraction(p, acc.products, acc.products_mode)
+        return p
+
+    def rnd(terms: list[float | Fraction], f: FloatFormat, m: str) -> float:
+        # exact sum of terms that are floats or exact fractions (products)
+        fl: list[float] = []
+        frac = Fraction(0)
+        has_frac = False
+        for t in terms:
+            if isinstance(t, Fraction):
+                frac += t
+                has_frac = True
+            else:
+                fl.append(t)
+        if has_frac:
+            if any(not math.isfinite(v) for v in fl):
+                return _ref_sum(fl, f, m)
+            total = frac + sum((Fraction(v) for v in fl), Fraction(0))
+            if total == 0:
+                return mpfr_round_fraction(total, f, m, negative_zero=(m == "toward_neg"))
+            return mpfr_round_fraction(total, f, m)
+        return _ref_sum(fl, f, m)
+
+    if acc.block > 1:
+        terms: list[float | Fraction] = []
+        for k0 in range(0, K, acc.block):
+            block = [product(k) for k in range(k0, min(k0 + acc.block, K))]
+            terms.append(rnd(block, acc.block_fmt, acc.block_mode))
+    else:
+        terms = [product(k) for k in range(K)]
+
+    if acc.order == "pairwise":
+        def tree(lo: int, hi: int, top: bool) -> float | Fraction:
+            if hi - lo == 1:
+                return rnd([terms[lo]], fmt, mode) if top else terms[lo]
+            mid = lo + (hi - lo) // 2
+            return rnd([tree(lo, mid, False), tree(mid, hi, False)], fmt, mode)
+
+        return float(tree(0, len(terms), True))
+    order = range(len(terms) - 1, -1, -1) if acc.order == "reverse" else range(len(terms))
+    s: float | None = None
+    for k in order:
+        s = rnd([terms[k]], fmt, mode) if s is None else rnd([s, terms[k]], fmt, mode)
+    assert s is not None
+    return s

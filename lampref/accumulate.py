@@ -1,0 +1,571 @@
+r"""Dot products and matrix products that round the accumulator after every step, exactly.
+
+An :class:`Accumulator` states how a sum of products is computed: the accumulator's format and rounding
+mode, the order of the terms, whether products are exact (as in a fused multiply-add) or rounded first,
+whether runs of ``block`` products are summed exactly and rounded once (the model of a hardware dot-product
+unit), and whether the arithmetic is staged through float32 as in the LAMP authors' GPU kernel.
+
+Semantics (``staging="exact"``)
+-------------------------------
+For each output element, with terms :math:`t_k` (the products :math:`a_k b_k`, or the block sums) taken in
+the stated order:
+
+$$ s_1 = \mathrm{fl}(t_1), \qquad s_k = \mathrm{fl}(s_{k-1} + t_k), \quad k = 2, \dots, n, $$
+
+where :math:`\mathrm{fl}` is the correct rounding of the **exact** real value into ``fmt`` with ``mode``.
+With ``order="pairwise"`` the terms are summed as a balanced tree (the first :math:`\lfloor n/2 \rfloor`
+terms, then the rest), rounding at every addition. With ``block=b`` each run of ``b`` products is summed
+exactly and rounded once to ``block_fmt`` (with ``block_mode``) before it is added. With
+``products=F`` (a format) each product is first rounded to ``F`` (with ``products_mode``). An empty sum
+(K = 0) is +0.
+
+Semantics (``staging="fp32"``, the authors' kernel)
+---------------------------------------------------
+The accumulator starts at +0 and each step is carried out in float32 arithmetic and then rounded to
+``fmt``: :math:`s \leftarrow \mathrm{fl}(\mathrm{fl}_{32}(s + \mathrm{fl}_{32}(a_k b_k)))` (with ``fma=True``:
+:math:`\mathrm{fl}(\mathrm{fl}_{32}(s + a_k b_k))`). This is a double rounding, by design.
+
+How exactness is achieved
+-------------------------
+Inputs are float32 values, so every product is exact in float64. A partial sum and a term are added with
+Knuth's TwoSum, which gives the float64 sum :math:`h` and its exact error :math:`l`; :math:`h + l` is
+then rounded to odd at 53 bits (:math:`h`, or its odd neighbour towards :math:`l`), and rounding to odd at
+:math:`p + 2` or more bits followed by the final rounding to :math:`p \le 51` bits is a correct rounding
+(Boldo and Melquiond, 2008). Block sums are computed by a certified fast path: a float64 BLAS product and a
+rigorous bound on its error decide the rounding of almost every element; the few elements the bound cannot
+decide (and every element under stochastic rounding) are summed exactly with error-free transformations,
+falling back to rational arithmetic in the rare case those are not enough.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .errors import FormatError, InputValueError, LamprefError, ModeError, expected_one_of
+from .formats import FloatFormat, fp32, get_format
+from .rounding import (
+    STOCHASTIC_MODES,
+    Rounder,
+    RngLike,
+    as_exact_array,
+    as_generator,
+    check_mode,
+    round_to,
+)
+
+__all__ = ["ORDERS", "STAGINGS", "Accumulator", "ShapeError", "dot", "linear", "matmul"]
+
+ORDERS: tuple[str, ...] = ("sequential", "reverse", "pairwise")
+STAGINGS: tuple[str, ...] = ("exact", "fp32")
+
+_TILE = 1 << 14  # output elements per tile: the working set of one accumulation stays in cache
+
+
+class ShapeError(LamprefError, ValueError):
+    """Operands whose shapes do not fit together."""
+
+
+def _check_exact_target(fmt: FloatFormat, mode: str, what: str) -> None:
+    assert fmt.emin is not None
+    if fmt.p <= 51 and fmt.emin - fmt.p + 1 >= -1072:
+        return
+    if fmt.p == 53 and mode == "nearest_even":
+        return
+    raise FormatError(
+        f"{what}={fmt!r} with mode={mode!r} cannot be emulated exactly through float64; expected p <= 51 "
+        "(and emin - p + 1 >= -1072), or p = 53 with mode='nearest_even'"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Accumulator:
+    r"""How a sum of products is accumulated and rounded (see the module notes for the exact model).
+
+    Parameters
+    ----------
+    fmt : FloatFormat or str
+        Format of the accumulator: every partial sum is rounded to it.
+    mode : str, default "nearest_even"
+        Rounding mode of the accumulator (any mode of :func:`~lampref.round_to`; stochastic modes need
+        ``rng=`` at call time).
+    block : int, default 1
+        1: round after every product. ``b > 1``: each run of ``b`` products is summed exactly, rounded once to
+        ``block_fmt``, then added to the accumulator and rounded.
+    block_fmt : FloatFormat or str, default fp32
+        Format of the block sums.
+    block_mode : str, default "nearest_even"
+        Rounding mode of the block sums.
+    order : {"sequential", "reverse", "pairwise"}, default "sequential"
+        Order of the terms: left to right, right to left, or a balanced tree rounding at every addition.
+    products : "exact" or FloatFormat, default "exact"
+        Exact products (as a fused multiply-add), or a format each product is rounded to first.
+    products_mode : str, default "nearest_even"
+        Rounding mode of the products when they are rounded.
+    staging : {"exact", "fp32"}, default "exact"
+        ``"exact"``: every rounding is of the exact real value. ``"fp32"``: the authors' kernel, each step in
+        float32 arithmetic, then the float32 accumulator rounded to ``fmt``.
+    fma : bool, default False
+        With ``staging="fp32"``: the float32 step is ``fl32(acc + a*b)`` instead of
+        ``fl32(acc + fl32(a*b))``.
+
+    Examples
+    --------
+    >>> from lampref import Accumulator, fp32_mantissa
+    >>> Accumulator(fp32_mantissa(10))
+    Accumulator(fmt=FloatFormat(fp32_m10: p=11, emax=127, emin=-126))
+    >>> Accumulator.authors(4, block=32).staging
+    'fp32'
+    """
+
+    fmt: FloatFormat
+    mode: str = "nearest_even"
+    block: int = 1
+    block_fmt: FloatFormat = fp32
+    block_mode: str = "nearest_even"
+    order: str = "sequential"
+    products: str | FloatFormat = "exact"
+    products_mode: str = "nearest_even"
+    staging: str = "exact"
+    fma: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fmt", get_format(self.fmt))
+        object.__setattr__(self, "block_fmt", get_format(self.block_fmt))
+        check_mode(self.mode)
+        check_mode(self.block_mode)
+        check_mode(self.products_mode)
+        if isinstance(self.block, bool) or not isinstance(self.block, (int, np.integer)) or self.block < 1:
+            raise ModeError(f"block={self.block!r} is not valid; expected an integer >= 1")
+        object.__setattr__(self, "block", int(self.block))
+        if self.order not in ORDERS:
+            raise ModeError(expected_one_of("order", self.order, ORDERS))
+        if self.staging not in STAGINGS:
+            raise ModeError(expected_one_of("staging", self.staging, STAGINGS))
+        if self.products != "exact":
+            if isinstance(self.products, str):
+                try:
+                    object.__setattr__(self, "products", get_format(self.products))
+                except FormatError:
+                    raise ModeError(
+                        f"products={self.products!r} is not valid; expected 'exact' or a FloatFormat"
+                    ) from None
+            elif not isinstance(self.products, FloatFormat):
+                raise ModeError(f"products={self.products!r} is not valid; expected 'exact' or a FloatFormat")
+        if self.fma and self.staging != "fp32":
+            raise ModeError("fma=True only applies to staging='fp32' (the exact path always uses exact products)")
+        if self.staging == "fp32":
+            if not self.fmt.fits_float32:
+                raise FormatError(f"staging='fp32' rounds a float32 accumulator; fmt={self.fmt!r} must fit in float32")
+            if self.products != "exact" or self.order != "sequential":
+                raise ModeError("staging='fp32' models the authors' kernel: products='exact', order='sequential'")
+        else:
+            _check_exact_target(self.fmt, self.mode, "fmt")
+        if self.block > 1:
+            _check_exact_target(self.block_fmt, self.block_mode, "block_fmt")
+        if isinstance(self.products, FloatFormat):
+            _check_exact_target(self.products, self.products_mode, "products")
+
+    def __repr__(self) -> str:
+        defaults = Accumulator.__dataclass_fields__
+        parts = [f"fmt={self.fmt!r}"]
+        for name in ("mode", "block", "block_fmt", "block_mode", "order", "products", "products_mode", "staging", "fma"):
+            value = getattr(self, name)
+            if value != defaults[name].default:
+                parts.append(f"{name}={value!r}")
+        return f"Accumulator({', '.join(parts)})"
+
+    @classmethod
+    def authors(cls, m: int, block: int = 1) -> Accumulator:
+        """The LAMP authors' kernel for ``m`` mantissa bits: float32 staging, nearest-even rounding of the
+        float32 accumulator to ``fp32_mantissa(m)`` after every product (``block=1``, their "strict") or
+        after every 32-wide block (``block=32``, their "efficient").
+
+        >>> from lampref import Accumulator
+        >>> Accumulator.authors(10).fmt.p
+        11
+        """
+        from .formats import fp32_mantissa
+
+        return cls(fp32_mantissa(m), block=block, staging="fp32")
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _two_sum(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Knuth's TwoSum: h = fl(a + b) and the exact error l = a + b - h (finite inputs, no overflow)."""
+    h = a + b
+    bp = h - a
+    l = (a - (h - bp)) + (b - bp)
+    return h, l
+
+
+def _odd53(h: NDArray[np.float64], l: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Round h + l (h = fl(h + l), l its exact error) to odd at 53 bits.
+
+    If l == 0 the sum is h. Otherwise the sum lies strictly between h and its neighbour towards l, and
+    exactly one of the two has an odd last bit: that one is the result.
+    """
+    hb = h.view(np.uint64)
+    with np.errstate(invalid="ignore"):
+        need = (l != 0) & np.isfinite(h) & ((hb & np.uint64(1)) == 0)
+    if not need.any():
+        return h
+    towards_zero = ((hb ^ l.view(np.uint64)) >> np.uint64(63)).astype(bool)  # l points to smaller |h|
+    step = np.where(towards_zero, np.uint64(0xFFFFFFFFFFFFFFFF), np.uint64(1))  # -1 or +1 on the magnitude
+    out = np.where(need, hb + step, hb)
+    return out.view(np.float64)
+
+
+def _fraction_odd53(v: Fraction) -> float:
+    """Round a rational to odd at 53 bits (a float)."""
+    f = float(v)  # correctly rounded to nearest
+    if Fraction(f) == v or not math.isfinite(f):
+        return f
+    if int.from_bytes(np.float64(f).tobytes(), "little") & 1:
+        return f
+    return float(np.nextafter(f, math.inf if Fraction(f) < v else -math.inf))
+
+
+class _Context:
+    """Per-call state: the roundings of the accumulation, and the random generator."""
+
+    def __init__(self, acc: Accumulator, gen: np.random.Generator | None) -> None:
+        self.acc = acc
+        self.gen = gen
+        self.round_acc = Rounder(acc.fmt, acc.mode)
+        self.round_block = Rounder(acc.block_fmt, acc.block_mode) if acc.block > 1 else None
+        self.round_prod = (
+            Rounder(acc.products, acc.products_mode) if isinstance(acc.products, FloatFormat) else None
+        )
+        self.p53 = acc.fmt.p == 53
+
+    def add(self, s: NDArray[np.float64], t: NDArray[np.float64]) -> NDArray[np.float64]:
+        """fl(s + t) rounded into the accumulator format, exactly."""
+        h, l = _two_sum(s, t)
+        if self.acc.mode == "toward_neg":
+            h = _negative_zero_sums(h, s, t)
+        if self.p53:
+            return self.round_acc(h, self.gen)
+        return self.round_acc(_odd53(h, l), self.gen)
+
+
+def _negative_zero_sums(h: NDArray[np.float64], *terms: NDArray[np.float64]) -> NDArray[np.float64]:
+    """IEEE 754 (6.3): an exact zero sum is -0 when rounding toward -inf, unless every term is +0."""
+    all_pos_zero = np.ones(h.shape, dtype=bool)
+    for t in terms:
+        all_pos_zero &= (t == 0) & ~np.signbit(t)
+    return np.where((h == 0) & ~all_pos_zero, -0.0, h)
+
+
+# ------------------------------------------------------------------------------- the kernels
+def _terms_order(n: int, order: str) -> list[int]:
+    return list(range(n - 1, -1, -1)) if order == "reverse" else list(range(n))
+
+
+def _product(ctx: _Context, a_col: NDArray[np.float64], b_row: NDArray[np.float64]) -> NDArray[np.float64]:
+    p = np.multiply.outer(a_col, b_row)  # exact: float32 values
+    if ctx.round_prod is not None:
+        p = ctx.round_prod(p, ctx.gen)
+    return p
+
+
+def _fold(ctx: _Context, terms: list[Any], term: Any) -> NDArray[np.float64]:
+    """Sum terms (callables producing exact float64 arrays) in the accumulator's order."""
+    acc = ctx.acc
+    if acc.order == "pairwise":
+        return _pairwise(ctx, terms, term, 0, len(terms), top=True)
+    s: NDArray[np.float64] | None = None
+    for i in _terms_order(len(terms), acc.order):
+        t = term(terms[i])
+        s = ctx.round_acc(t, ctx.gen) if s is None else ctx.add(s, t)
+    assert s is not None
+    return s
+
+
+def _pairwise(ctx: _Context, terms: list[Any], term: Any, lo: int, hi: int, *, top: bool) -> NDArray[np.float64]:
+    n = hi - lo
+    if n == 1:
+        t = term(terms[lo])
+        return ctx.round_acc(t, ctx.gen) if top else t
+    mid = lo + n // 2
+    left = _pairwise(ctx, terms, term, lo, mid, top=False)
+    right = _pairwise(ctx, terms, term, mid, hi, top=False)
+    return ctx.add(left, right)
+
+
+def _block_sum(
+    ctx: _Context, A: NDArray[np.float64], B: NDArray[np.float64], k0: int, k1: int
+) -> NDArray[np.float64]:
+    """The exact sum of the products of columns k0..k1-1, rounded once to the block format."""
+    assert ctx.round_block is not None
+    a, b = A[:, k0:k1], B[k0:k1, :]
+    n = k1 - k0
+    if ctx.round_prod is None and not ctx.round_block.stochastic:
+        # certified fast path: float64 BLAS and a rigorous bound on its error
+        t = a @ b
+        bound = (np.abs(a) @ np.abs(b)) * (n * 2.0**-53 / (1 - (n + 2) * 2.0**-53) * (1 + 2.0**-50))
+        with np.errstate(invalid="ignore", over="ignore"):
+            lo = np.nextafter(t - bound, -np.inf)
+            hi = np.nextafter(t + bound, np.inf)
+            r_lo = ctx.round_block(lo)
+            r_hi = ctx.round_block(hi)
+            decided = (r_lo.view(np.uint64) == r_hi.view(np.uint64)) & np.isfinite(bound)
+        if decided.all():
+            return r_lo
+        out = r_lo
+        rows, cols = np.nonzero(~decided)
+        out[rows, cols] = _block_sum_exact(ctx, a[rows, :], b[:, cols].T)
+        return out
+    ar = np.repeat(a[:, None, :], b.shape[1], axis=1).reshape(-1, n)
+    br = np.repeat(b.T[None, :, :], a.shape[0], axis=0).reshape(-1, n)
+    return _block_sum_exact(ctx, ar, br).reshape(a.shape[0], b.shape[1])
+
+
+def _block_sum_exact(ctx: _Context, a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Row-wise exact sums of a * b (shape (r, n)) rounded to the block format.
+
+    Products are accumulated into a double-double with TwoSum, the errors of the low part tracked; where
+    those errors vanish the double-double is exact and is rounded through round-to-odd, elsewhere the sum
+    is recomputed with rational arithmetic.
+    """
+    assert ctx.round_block is not None
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = a * b
+        if ctx.round_prod is not None:
+            p = ctx.round_prod(p, ctx.gen)
+        hi = p[:, 0].copy()
+        lo = np.zeros_like(hi)
+        inexact = np.zeros(hi.shape, dtype=bool)
+        for j in range(1, p.shape[1]):
+            hi, e = _two_sum(hi, p[:, j])
+            lo, e2 = _two_sum(lo, e)
+            inexact |= e2 != 0
+        h2, l2 = _two_sum(hi, lo)
+        hi, lo = np.where(lo == 0, hi, h2), np.where(lo == 0, lo, l2)  # keeps the sign of a zero hi
+        finite = np.isfinite(p).all(axis=1)
+        hi = np.where(finite, hi, p.sum(axis=1))
+        lo = np.where(finite, lo, 0.0)
+        if ctx.acc.block_mode == "toward_neg":
+            hi = _negative_zero_sums(hi, *p.T)
+        v = _odd53(hi, lo)
+    bad = np.nonzero(inexact & finite)[0]
+    for i in bad:
+        v[i] = _fraction_odd53(sum((Fraction(x) for x in p[i]), Fraction(0)))
+    return ctx.round_block(v, ctx.gen)
+
+
+def _matmul_exact_2d(A: NDArray[np.float64], B: NDArray[np.float64], ctx: _Context) -> NDArray[np.float64]:
+    M, K = A.shape
+    N = B.shape[1]
+    acc = ctx.acc
+    if K == 0:
+        return np.zeros((M, N))
+    if acc.block == 1:
+        return _fold(ctx, list(range(K)), lambda k: _product(ctx, A[:, k], B[k, :]))
+    blocks = [(k0, min(k0 + acc.block, K)) for k0 in range(0, K, acc.block)]
+    return _fold(ctx, blocks, lambda kk: _block_sum(ctx, A, B, kk[0], kk[1]))
+
+
+def _matmul_fp32_2d(A: NDArray[np.float32], B: NDArray[np.float32], ctx: _Context) -> NDArray[np.float32]:
+    """The authors' kernel: float32 arithmetic, the float32 accumulator rounded to fmt after each step."""
+    M, K = A.shape
+    N = B.shape[1]
+    acc = ctx.acc
+    rnd = Rounder(acc.fmt, acc.mode, np.float32)
+    s = np.zeros((M, N), dtype=np.float32)
+    if acc.block == 1:
+        A64, B64 = A.astype(np.float64), B.astype(np.float64)
+        for k in range(K):
+            if acc.fma:
+                h, l = _two_sum(s.astype(np.float64), np.multiply.outer(A64[:, k], B64[k, :]))
+                s32 = round_to(_odd53(h, l), fp32)
+            else:
+                s32 = s + np.multiply.outer(A[:, k], B[k, :])  # float32 product and sum
+            s = rnd(s32, ctx.gen)
+        return s
+    A64, B64 = A.astype(np.float64), B.astype(np.float64)
+    for k0 in range(0, K, acc.block):
+        k1 = min(k0 + acc.block, K)
+        blk = _block_sum(ctx, A64, B64, k0, k1).astype(np.float32)  # exact sum rounded to block_fmt
+        s = rnd(s + blk, ctx.gen)
+    return s
+
+
+def _tiles(rows: int, cols: int) -> list[tuple[int, int]]:
+    step = max(1, _TILE // max(cols, 1))
+    return [(r0, min(r0 + step, rows)) for r0 in range(0, rows, step)]
+
+
+def _check_float32_values(x: NDArray[Any], name: str) -> None:
+    if x.dtype == np.float32 or x.dtype == np.float16:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        same = (x.astype(np.float32).astype(x.dtype) == x) | np.isnan(x)
+    if not same.all():
+        bad = x[~same].reshape(-1)[0]
+        raise InputValueError(
+            f"{name} holds values that are not float32 values (e.g. {bad!r}); the exact accumulation "
+            "needs float32 operands (round them explicitly with lampref.round_to(x, 'fp32')) or a "
+            "products format (Accumulator(..., products=fmt)) when the products cannot be exact"
+        )
+
+
+def matmul(a: ArrayLike, b: ArrayLike, acc: Accumulator | None = None, *, rng: RngLike = None) -> Any:
+    r"""Matrix product with an explicit accumulation model (NumPy ``matmul`` broadcasting).
+
+    Parameters
+    ----------
+    a, b : array_like
+        Operands of shapes ``(..., M, K)`` and ``(..., K, N)`` (1-D operands as in ``numpy.matmul``), holding
+        float32 values (any float dtype; values are used as given, never rounded to a storage format).
+        With ``products=fmt`` they may hold any float64 values.
+    acc : Accumulator, optional
+        The accumulation model. None: plain float32 BLAS (``numpy.matmul`` in float32).
+    rng : numpy.random.Generator or int, optional
+        Randomness for stochastic modes (required then).
+
+    Returns
+    -------
+    numpy.ndarray
+        The product, in the accumulator format's dtype (float32 when it fits in float32).
+
+    Raises
+    ------
+    ShapeError
+        If the inner dimensions differ or the batch dimensions do not broadcast.
+    InputValueError
+        If the operands are not float32 values and the products are meant to be exact.
+
+    Notes
+    -----
+    Each output element is the sequence of roundings described in :mod:`lampref.accumulate`, in the stated
+    order; all output elements are computed together, tile by tile.
+
+    Examples
+    --------
+    The order matters when every step is rounded: in fp16, adding :math:`2^{-11}` to 1 is lost each time,
+    while adding the two small terms first keeps them.
+
+    >>> import numpy as np, lampref as L
+    >>> a = np.float32([[1, 2**-11, 2**-11]]); b = np.ones((3, 1), np.float32)
+    >>> L.matmul(a, b, L.Accumulator(L.get_format("fp16")))
+    array([[1.]], dtype=float32)
+    >>> L.matmul(a, b, L.Accumulator(L.get_format("fp16"), order="reverse"))
+    array([[1.0009766]], dtype=float32)
+    """
+    a_arr = as_exact_array(a, "a")
+    b_arr = as_exact_array(b, "b")
+    if a_arr.ndim == 0 or b_arr.ndim == 0:
+        raise ShapeError("matmul operands must have at least one dimension (use * for scalars)")
+    a2 = a_arr[None, :] if a_arr.ndim == 1 else a_arr
+    b2 = b_arr[:, None] if b_arr.ndim == 1 else b_arr
+    if a2.shape[-1] != b2.shape[-2]:
+        raise ShapeError(
+            f"matmul: a has shape {a_arr.shape} and b has shape {b_arr.shape}; expected a.shape[-1] == "
+            f"b.shape[-2] (got {a2.shape[-1]} and {b2.shape[-2]})"
+        )
+    try:
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    except ValueError:
+        raise ShapeError(
+            f"matmul: batch dimensions of a {a_arr.shape} and b {b_arr.shape} do not broadcast"
+        ) from None
+    M, K = a2.shape[-2:]
+    N = b2.shape[-1]
+    squeeze = ([-2] if a_arr.ndim == 1 else []) + ([-1] if b_arr.ndim == 1 else [])
+
+    if acc is None:
+        out = np.matmul(a2.astype(np.float32), b2.astype(np.float32))
+        return out.squeeze(axis=tuple(squeeze)) if squeeze else out
+    if not isinstance(acc, Accumulator):
+        raise ModeError(f"acc must be an Accumulator or None, got {acc!r}")
+    stochastic = acc.mode in STOCHASTIC_MODES or (
+        acc.block > 1 and acc.block_mode in STOCHASTIC_MODES
+    ) or (isinstance(acc.products, FloatFormat) and acc.products_mode in STOCHASTIC_MODES)
+    gen = as_generator(rng) if stochastic else None
+    ctx = _Context(acc, gen)
+    fp32_staging = acc.staging == "fp32"
+    if acc.products == "exact" or fp32_staging:
+        _check_float32_values(a2, "a")
+        _check_float32_values(b2, "b")
+    work_dtype = np.float32 if fp32_staging else np.float64
+
+    if b2.ndim == 2:  # fold a's batch dimensions into its rows
+        A3 = a2.reshape(1, -1, K).astype(work_dtype) if a2.size else np.zeros((1, int(np.prod(a2.shape[:-1])), K), work_dtype)
+        B3 = b2.reshape(1, K, N).astype(work_dtype)
+    else:
+        A3 = np.broadcast_to(a2, (*batch, M, K)).reshape(-1, M, K).astype(work_dtype)
+        B3 = np.broadcast_to(b2, (*batch, K, N)).reshape(-1, K, N).astype(work_dtype)
+    res = np.empty((A3.shape[0], A3.shape[1], N), dtype=work_dtype)
+    kernel = _matmul_fp32_2d if fp32_staging else _matmul_exact_2d
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(A3.shape[0]):
+            for r0, r1 in _tiles(A3.shape[1], N):
+                res[i, r0:r1] = kernel(A3[i, r0:r1], B3[i], ctx)  # type: ignore[arg-type]
+    out = res.reshape((*batch, M, N)).astype(acc.fmt.dtype, copy=False)
+    return out.squeeze(axis=tuple(squeeze)) if squeeze else out
+
+
+def dot(x: ArrayLike, y: ArrayLike, acc: Accumulator | None = None, *, rng: RngLike = None) -> Any:
+    """Inner product of two vectors (or batches of vectors along the last axis) with an accumulation model.
+
+    Examples
+    --------
+    >>> import numpy as np, lampref as L
+    >>> float(L.dot(np.float32([1, 2**-11, 2**-11]), np.ones(3, np.float32), L.Accumulator("fp16")))
+    1.0
+    """
+    x_arr = as_exact_array(x, "x")
+    y_arr = as_exact_array(y, "y")
+    if x_arr.ndim == 0 or y_arr.ndim == 0:
+        raise ShapeError("dot operands must be vectors (or batches of vectors)")
+    if x_arr.shape[-1] != y_arr.shape[-1]:
+        raise ShapeError(f"dot: x has shape {x_arr.shape} and y has shape {y_arr.shape}; lengths differ")
+    out = matmul(x_arr[..., None, :], y_arr[..., :, None], acc, rng=rng)[..., 0, 0]
+    return out[()] if np.ndim(out) == 0 else out
+
+
+def linear(
+    x: ArrayLike,
+    w: ArrayLike,
+    bias: ArrayLike | None = None,
+    acc: Accumulator | None = None,
+    *,
+    rng: RngLike = None,
+) -> Any:
+    r"""A linear layer ``x @ w + bias`` (weights in ``(in, out)`` layout) with an accumulation model.
+
+    The bias is added to the accumulated product and the sum is rounded once more, as in the LAMP
+    authors' linear layer: exactly (``staging="exact"``), or in float32 arithmetic followed by the rounding
+    to the accumulator format (``staging="fp32"``). ``acc=None`` is float32 BLAS plus a float32 bias.
+
+    Examples
+    --------
+    >>> import numpy as np, lampref as L
+    >>> L.linear(np.float32([[1, 1]]), np.float32([[1], [2**-12]]), np.float32([2**-12]), L.Accumulator("fp16"))
+    array([[1.]], dtype=float32)
+    """
+    y = matmul(x, w, acc, rng=rng)
+    if bias is None:
+        return y
+    b_arr = as_exact_array(bias, "bias")
+    if b_arr.shape and b_arr.shape[-1] != np.shape(y)[-1]:
+        raise ShapeError(f"linear: bias has shape {b_arr.shape}; expected ({np.shape(y)[-1]},)")
+    if acc is None:
+        return (y + b_arr.astype(np.float32)).astype(np.float32)
+    gen = as_generator(rng) if acc.mode in STOCHASTIC_MODES else None
+    if acc.staging == "fp32":
+        _check_float32_values(b_arr, "bias")
+        s32 = np.asarray(y, dtype=np.float32) + b_arr.astype(np.float32)
+        return Rounder(acc.fmt, acc.mode, np.float32)(s32, gen)
+    yy, bb = np.broadcast_arrays(np.asarray(y, dtype=np.float64), b_arr.astype(np.float64))
+    ctx = _Context(acc, gen)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = ctx.add(np.ascontiguousarray(yy), np.ascontiguousarray(bb))
+    return out.astype(acc.fmt.dtype, copy=False)
+
