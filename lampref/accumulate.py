@@ -7,13 +7,13 @@ unit), and whether the arithmetic is staged through float32 as in the LAMP autho
 
 Semantics (``staging="exact"``)
 -------------------------------
-For each output element, with terms :math:`t_k` (the products :math:`a_k b_k`, or the block sums) taken in
+For each output element, with terms $t_k$ (the products $a_k b_k$, or the block sums) taken in
 the stated order:
 
 $$ s_1 = \mathrm{fl}(t_1), \qquad s_k = \mathrm{fl}(s_{k-1} + t_k), \quad k = 2, \dots, n, $$
 
-where :math:`\mathrm{fl}` is the correct rounding of the **exact** real value into ``fmt`` with ``mode``.
-With ``order="pairwise"`` the terms are summed as a balanced tree (the first :math:`\lfloor n/2 \rfloor`
+where $\mathrm{fl}$ is the correct rounding of the **exact** real value into ``fmt`` with ``mode``.
+With ``order="pairwise"`` the terms are summed as a balanced tree (the first $\lfloor n/2 \rfloor$
 terms, then the rest), rounding at every addition. With ``block=b`` each run of ``b`` products is summed
 exactly and rounded once to ``block_fmt`` (with ``block_mode``) before it is added. With
 ``products=F`` (a format) each product is first rounded to ``F`` (with ``products_mode``). An empty sum
@@ -22,15 +22,15 @@ exactly and rounded once to ``block_fmt`` (with ``block_mode``) before it is add
 Semantics (``staging="fp32"``, the authors' kernel)
 ---------------------------------------------------
 The accumulator starts at +0 and each step is carried out in float32 arithmetic and then rounded to
-``fmt``: :math:`s \leftarrow \mathrm{fl}(\mathrm{fl}_{32}(s + \mathrm{fl}_{32}(a_k b_k)))` (with ``fma=True``:
-:math:`\mathrm{fl}(\mathrm{fl}_{32}(s + a_k b_k))`). This is a double rounding, by design.
+``fmt``: $s \leftarrow \mathrm{fl}(\mathrm{fl}_{32}(s + \mathrm{fl}_{32}(a_k b_k)))$ (with ``fma=True``:
+$\mathrm{fl}(\mathrm{fl}_{32}(s + a_k b_k))$). This is a double rounding, by design.
 
 How exactness is achieved
 -------------------------
 Inputs are float32 values, so every product is exact in float64. A partial sum and a term are added with
-Knuth's TwoSum, which gives the float64 sum :math:`h` and its exact error :math:`l`; :math:`h + l` is
-then rounded to odd at 53 bits (:math:`h`, or its odd neighbour towards :math:`l`), and rounding to odd at
-:math:`p + 2` or more bits followed by the final rounding to :math:`p \le 51` bits is a correct rounding
+Knuth's TwoSum, which gives the float64 sum $h$ and its exact error $l$; $h + l$ is
+then rounded to odd at 53 bits ($h$, or its odd neighbour towards $l$), and rounding to odd at
+$p + 2$ or more bits followed by the final rounding to $p \le 51$ bits is a correct rounding
 (Boldo and Melquiond, 2008). Block sums are computed by a certified fast path: a float64 BLAS product and a
 rigorous bound on its error decide the rounding of almost every element; the few elements the bound cannot
 decide (and every element under stochastic rounding) are summed exactly with error-free transformations,
@@ -207,17 +207,18 @@ def _two_sum(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[NDArray[np
 def _odd53(h: NDArray[np.float64], l: NDArray[np.float64]) -> NDArray[np.float64]:
     """Round h + l (h = fl(h + l), l its exact error) to odd at 53 bits.
 
-    If l == 0 the sum is h. Otherwise the sum lies strictly between h and its neighbour towards l, and
-    exactly one of the two has an odd last bit: that one is the result.
+    If l == 0 the sum is h. Otherwise it lies strictly between h and h's neighbour towards l, and the
+    result is whichever of the two has an odd last bit. On the bit pattern (sign-magnitude, so +-1 moves
+    the magnitude): ``(bits(h) - [l != 0 and l points to smaller |h|]) | [l != 0]``. A NaN l (h infinite)
+    counts as zero.
     """
     hb = h.view(np.uint64)
     with np.errstate(invalid="ignore"):
-        need = (l != 0) & np.isfinite(h) & ((hb & np.uint64(1)) == 0)
-    if not need.any():
-        return h
-    towards_zero = ((hb ^ l.view(np.uint64)) >> np.uint64(63)).astype(bool)  # l points to smaller |h|
-    step = np.where(towards_zero, np.uint64(0xFFFFFFFFFFFFFFFF), np.uint64(1))  # -1 or +1 on the magnitude
-    out = np.where(need, hb + step, hb)
+        nz = (np.abs(l) > 0).view(np.uint8).astype(np.uint64)
+    down = (hb ^ l.view(np.uint64)) >> np.uint64(63)
+    down &= nz
+    out = hb - down
+    out |= nz
     return out.view(np.float64)
 
 
@@ -448,7 +449,7 @@ def matmul(a: ArrayLike, b: ArrayLike, acc: Accumulator | None = None, *, rng: R
 
     Examples
     --------
-    The order matters when every step is rounded: in fp16, adding :math:`2^{-11}` to 1 is lost each time,
+    The order matters when every step is rounded: in fp16, adding $2^{-11}$ to 1 is lost each time,
     while adding the two small terms first keeps them.
 
     >>> import numpy as np, lampref as L

@@ -147,15 +147,11 @@ def as_exact_array(x: ArrayLike, name: str = "x") -> NDArray[Any]:
             )
         return arr
     if kind in "iu":
-        if arr.size:
-            big = np.abs(arr.astype(np.float64)) > _INT_LIMIT  # exact for the comparison
-            if big.any() or (kind == "u" and int(arr.max()) > _INT_LIMIT):
-                raise InputValueError(
-                    f"{name} holds integers beyond 2**53 in magnitude; they cannot be converted to float64 "
-                    "exactly, convert them yourself if rounding them is intended"
-                )
-            if kind == "i" and int(arr.min()) < -_INT_LIMIT:
-                raise InputValueError(f"{name} holds integers beyond 2**53 in magnitude")
+        if arr.size and (int(arr.max()) > _INT_LIMIT or int(arr.min()) < -_INT_LIMIT):
+            raise InputValueError(
+                f"{name} holds integers beyond 2**53 in magnitude; they cannot be converted to float64 "
+                "exactly, convert them yourself if rounding them is intended"
+            )
         return arr.astype(np.float64)
     if kind == "b":
         return arr.astype(np.float64)
@@ -192,6 +188,7 @@ class _Plan:
             nan = U(c.inf | (U(1) << U(c.mb - 1)))
             self.inf_value = nan
             self.overflow_value = nan
+        self.min_normal = c.pattern(fmt.smallest_normal)
         self.half_sub = c.pattern(math.ldexp(1.0, self.q_sub - 1))
         self.quantum_sub = c.pattern(math.ldexp(1.0, self.q_sub))
 
@@ -205,56 +202,71 @@ def _round_chunk(
     mode = plan.mode
     b = x.view(c.udtype)
     A = b & c.abs_mask
-    neg = b > c.abs_mask
+    neg: Any = None
+    if mode in ("toward_pos", "toward_neg") or (plan.variable and mode in STOCHASTIC_MODES):
+        neg = b > c.abs_mask
 
     # d: pattern bits to drop for each element; tiny: the step does not fit in the significand field.
     tiny: NDArray[np.bool_] | None = None
+    d: Any = U(plan.shift)
+    variable = False
     if plan.variable:
-        E = A >> U(c.mb)
-        below = E < U(plan.eq)
+        # nonzero magnitudes below 2**emin (A - 1 wraps zero around to the top)
+        below = (A - plan.one) < (plan.min_normal - plan.one)
+        variable = bool(below.any())
+    if variable:
         if plan.fmt.subnormals:
+            E = A >> U(c.mb)
             extra = U(plan.eq) - np.minimum(np.maximum(E, U(1)), U(plan.eq))
             limit = U(c.mb - plan.shift)
             tiny = extra > limit
-            d: Any = np.minimum(extra, limit) + U(plan.shift)
+            d = np.minimum(extra, limit) + U(plan.shift)
         else:
             tiny = below
-            d = U(plan.shift)
         if not tiny.any():
             tiny = None
-    else:
-        d = U(plan.shift)
+        if neg is None:
+            neg = b > c.abs_mask
     mask = (plan.one << d) - plan.one
+    notmask = ~mask
 
     if mode == "nearest_even":
-        R = (A + (mask >> plan.one) + _parity(A, d, mask, plan)) & ~mask
+        R = A + (mask >> plan.one)
+        R += _parity(A, d, mask, plan, variable)
+        R &= notmask
     elif mode == "nearest_away":
-        R = (A + ((mask + plan.one) >> plan.one)) & ~mask
+        R = A + ((mask + plan.one) >> plan.one)
+        R &= notmask
     elif mode == "toward_zero":
-        R = A & ~mask
+        R = A & notmask
     elif mode == "toward_pos":
-        R = (A + np.where(neg, plan.zero, mask)) & ~mask
+        R = A + np.where(neg, plan.zero, mask)
+        R &= notmask
     elif mode == "toward_neg":
-        R = (A + np.where(neg, mask, plan.zero)) & ~mask
+        R = A + np.where(neg, mask, plan.zero)
+        R &= notmask
     elif mode == "odd":
         # set the last kept bit when inexact and the truncated significand is even
-        sticky = ((A & mask) != 0).astype(c.udtype) & ~_parity(A, d, mask, plan)
-        R = (A & ~mask) + (sticky << d)
+        sticky = ((A & mask) != 0).astype(c.udtype) & ~_parity(A, d, mask, plan, variable)
+        R = A & notmask
+        R += sticky << d
     else:
         assert words is not None
         if mode == "stochastic":
             # the top d bits of the random word, uniform on [0, 2**d): P(carry) = (A mod 2**d) / 2**d
             top = words >> (np.uint64(64) - np.asarray(d, dtype=np.uint64))
-            inc = top.astype(c.udtype)
+            R = A + top.astype(c.udtype)
         else:  # stochastic_equal: the top bit of the word picks the neighbour
-            inc = np.where(words >> np.uint64(63), mask, plan.zero)
-        R = (A + inc) & ~mask
+            R = A + np.where(words >> np.uint64(63), mask, plan.zero)
+        R &= notmask
 
     if tiny is not None:
         R[tiny] = _round_tiny(A[tiny], neg[tiny], plan, None if words is None else words[tiny])
 
     over = R > plan.xmax
     if over.any():
+        if neg is None:
+            neg = b > c.abs_mask
         truncating: Any
         if mode in ("toward_zero", "odd"):
             truncating = True
@@ -273,7 +285,7 @@ def _round_chunk(
     return out
 
 
-def _parity(A: NDArray[Any], d: Any, mask: Any, plan: _Plan) -> NDArray[Any]:
+def _parity(A: NDArray[Any], d: Any, mask: Any, plan: _Plan, variable: bool) -> NDArray[Any]:
     """Last bit (0 or 1) of the significand kept when ``d`` pattern bits are dropped.
 
     Pattern bit ``d`` is that bit while ``d`` is inside the fraction field. At ``d == mb`` the kept
@@ -287,7 +299,7 @@ def _parity(A: NDArray[Any], d: Any, mask: Any, plan: _Plan) -> NDArray[Any]:
     lsb = (A >> d) & plan.one
     if plan.shift == 0:
         lsb &= (mask != 0).astype(c.udtype)
-    if plan.variable:
+    if variable:
         lsb = np.where(d == U(c.mb), (A >= (U(1) << U(c.mb))).astype(c.udtype), lsb)
     return lsb
 

@@ -44,8 +44,10 @@ def formats(
 
     Parameters
     ----------
-    min_p, max_p : int
-        Range of the precision.
+    min_p : int
+        Smallest precision drawn.
+    max_p : int
+        Largest precision drawn.
     max_emax : int
         Largest ``emax`` drawn (exponent ranges are drawn from tiny to float64's).
     encodings : sequence of str
