@@ -7,7 +7,19 @@ Messages name the parameter, file or key at fault and what was expected.
 
 from __future__ import annotations
 
-__all__ = ["FormatError", "InputTypeError", "InputValueError", "LamprefError", "ModeError"]
+__all__ = [
+    "AnalysisError",
+    "ConfigError",
+    "FormatError",
+    "InputTypeError",
+    "InputValueError",
+    "LamprefError",
+    "ModeError",
+    "PlanError",
+    "TokenizerError",
+    "WeightsError",
+    "WeightsNotFoundError",
+]
 
 
 class LamprefError(Exception):
@@ -28,6 +40,32 @@ class InputTypeError(LamprefError, TypeError):
 
 class InputValueError(LamprefError, ValueError):
     """An input value lampref cannot use exactly (for example an integer beyond 2**53)."""
+
+
+class TokenizerError(LamprefError, ValueError):
+    """A vocabulary file that fails its checksum or is malformed, or a token id outside the vocabulary."""
+
+
+class AnalysisError(LamprefError, ValueError):
+    """An invalid argument to :mod:`lampref.analysis`: probabilities that are not a distribution, a threshold
+    out of range, mismatched shapes, an unknown rule or function name, a problem too large to solve exactly."""
+
+
+class ConfigError(LamprefError, ValueError):
+    """An invalid GPT-2 configuration: a missing or out-of-range field, or a setting lampref does not model."""
+
+
+class PlanError(LamprefError, ValueError):
+    """An invalid precision plan: an unknown GEMM site, a layer out of range, a spec a site cannot take."""
+
+
+class WeightsError(LamprefError, ValueError):
+    """A checkpoint lampref cannot read as stated: a malformed or truncated file, a missing, extra or
+    misshapen tensor, a dtype that cannot be converted exactly. The message names the file and the key."""
+
+
+class WeightsNotFoundError(LamprefError, FileNotFoundError):
+    """A checkpoint path, or a file a checkpoint directory must contain, that does not exist."""
 
 
 def expected_one_of(parameter: str, got: object, accepted: list[str] | tuple[str, ...]) -> str:
