@@ -138,8 +138,8 @@ class Accumulator:
         object.__setattr__(self, "fmt", get_format(self.fmt))
         object.__setattr__(self, "block_fmt", get_format(self.block_fmt))
         check_mode(self.mode)
-        check_mode(self.block_mode)
-        check_mode(self.products_mode)
+        check_mode(self.block_mode, "block_mode")
+        check_mode(self.products_mode, "products_mode")
         if isinstance(self.block, bool) or not isinstance(self.block, (int, np.integer)) or self.block < 1:
             raise ModeError(f"block={self.block!r} is not valid; expected an integer >= 1")
         object.__setattr__(self, "block", int(self.block))
@@ -157,8 +157,11 @@ class Accumulator:
                     ) from None
             elif not isinstance(self.products, FloatFormat):
                 raise ModeError(f"products={self.products!r} is not valid; expected 'exact' or a FloatFormat")
-        if self.fma and self.staging != "fp32":
-            raise ModeError("fma=True only applies to staging='fp32' (the exact path always uses exact products)")
+        if self.fma and (self.staging != "fp32" or self.block != 1):
+            raise ModeError(
+                "fma=True only applies to staging='fp32' with block=1 (the exact path and the block sums "
+                "always use exact products)"
+            )
         if self.staging == "fp32":
             if not self.fmt.fits_float32:
                 raise FormatError(f"staging='fp32' rounds a float32 accumulator; fmt={self.fmt!r} must fit in float32")
@@ -184,7 +187,8 @@ class Accumulator:
     def authors(cls, m: int, block: int = 1) -> Accumulator:
         """The LAMP authors' kernel for ``m`` mantissa bits: float32 staging, nearest-even rounding of the
         float32 accumulator to ``fp32_mantissa(m)`` after every product (``block=1``, their "strict") or
-        after every 32-wide block (``block=32``, their "efficient").
+        after every 32-wide block (``block=32``, their "efficient"). For ``m = 0`` their bit trick's tie
+        rule (the exponent field's parity) is reproduced, see ``_authors_round_m0``.
 
         >>> from lampref import Accumulator
         >>> Accumulator.authors(10).fmt.p
@@ -202,6 +206,22 @@ def _two_sum(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[NDArray[np
     bp = h - a
     l = (a - (h - bp)) + (b - bp)
     return h, l
+
+
+def _split(a: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Veltkamp's splitting: a = hi + lo with hi and lo of at most 26 significant bits each."""
+    c = a * 134217729.0  # 2**27 + 1
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _two_prod(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Dekker's TwoProduct: p = fl(a * b) and the exact error e = a * b - p (no overflow or underflow)."""
+    p = a * b
+    a1, a2 = _split(a)
+    b1, b2 = _split(b)
+    e = ((a1 * b1 - p) + a1 * b2 + a2 * b1) + a2 * b2
+    return p, e
 
 
 def _odd53(h: NDArray[np.float64], l: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -244,6 +264,7 @@ class _Context:
             Rounder(acc.products, acc.products_mode) if isinstance(acc.products, FloatFormat) else None
         )
         self.p53 = acc.fmt.p == 53
+        self.exact_products = True  # every product of the operands is exact in float64
 
     def add(self, s: NDArray[np.float64], t: NDArray[np.float64]) -> NDArray[np.float64]:
         """fl(s + t) rounded into the accumulator format, exactly."""
@@ -269,10 +290,19 @@ def _terms_order(n: int, order: str) -> list[int]:
 
 
 def _product(ctx: _Context, a_col: NDArray[np.float64], b_row: NDArray[np.float64]) -> NDArray[np.float64]:
-    p = np.multiply.outer(a_col, b_row)  # exact: float32 values
-    if ctx.round_prod is not None:
-        p = ctx.round_prod(p, ctx.gen)
-    return p
+    if ctx.exact_products:
+        p = np.multiply.outer(a_col, b_row)  # exact: float32 values
+        return p if ctx.round_prod is None else ctx.round_prod(p, ctx.gen)
+    assert ctx.round_prod is not None
+    aa, bb = np.broadcast_arrays(a_col[:, None], b_row[None, :])
+    return ctx.round_prod(_rounded_product_input(aa, bb), ctx.gen)
+
+
+def _rounded_product_input(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The exact product a * b rounded to odd at 53 bits: a correct input for the product rounding."""
+    p, e = _two_prod(a, b)
+    finite = np.isfinite(p)
+    return np.where(finite, _odd53(p, np.where(finite, e, 0.0)), p)
 
 
 def _fold(ctx: _Context, terms: list[Any], term: Any) -> NDArray[np.float64]:
@@ -336,9 +366,13 @@ def _block_sum_exact(ctx: _Context, a: NDArray[np.float64], b: NDArray[np.float6
     """
     assert ctx.round_block is not None
     with np.errstate(invalid="ignore", over="ignore"):
-        p = a * b
-        if ctx.round_prod is not None:
-            p = ctx.round_prod(p, ctx.gen)
+        if ctx.exact_products:
+            p = a * b
+            if ctx.round_prod is not None:
+                p = ctx.round_prod(p, ctx.gen)
+        else:
+            assert ctx.round_prod is not None
+            p = ctx.round_prod(_rounded_product_input(a, b), ctx.gen)
         hi = p[:, 0].copy()
         lo = np.zeros_like(hi)
         inexact = np.zeros(hi.shape, dtype=bool)
@@ -372,12 +406,38 @@ def _matmul_exact_2d(A: NDArray[np.float64], B: NDArray[np.float64], ctx: _Conte
     return _fold(ctx, blocks, lambda kk: _block_sum(ctx, A, B, kk[0], kk[1]))
 
 
+def _authors_round_m0(s: NDArray[np.float32], gen: Any = None) -> NDArray[np.float32]:
+    """The authors' mantissa rounding for m = 0, reproduced with its quirk.
+
+    Their bit trick adds ``2**(22-m) - 1`` plus the bit at position ``23 - m`` and masks; with m = 0 that
+    bit is the exponent's last bit, so a tie goes to the neighbour whose *exponent field* is even (3 -> 2,
+    6 -> 8), where correct rounding to 1 significand bit takes the larger (3 -> 4). For m >= 1 the trick is
+    round-to-nearest-even.
+    """
+    u = s.view(np.uint32)
+    r = u + np.uint32(0x3FFFFF)
+    r += (u >> np.uint32(23)) & np.uint32(1)
+    r &= np.uint32(0xFF800000)
+    special = (u & np.uint32(0x7F800000)) == np.uint32(0x7F800000)
+    out: NDArray[np.float32] = np.where(special, u, r).view(np.float32)
+    return out
+
+
+def _fp32_stage_rounder(acc: Accumulator) -> Any:
+    """The rounding of the float32 accumulator to fmt in the authors' kernel."""
+    from .formats import fp32_mantissa
+
+    if acc.fmt == fp32_mantissa(0) and acc.mode == "nearest_even":
+        return _authors_round_m0
+    return Rounder(acc.fmt, acc.mode, np.float32)
+
+
 def _matmul_fp32_2d(A: NDArray[np.float32], B: NDArray[np.float32], ctx: _Context) -> NDArray[np.float32]:
     """The authors' kernel: float32 arithmetic, the float32 accumulator rounded to fmt after each step."""
     M, K = A.shape
     N = B.shape[1]
     acc = ctx.acc
-    rnd = Rounder(acc.fmt, acc.mode, np.float32)
+    rnd = _fp32_stage_rounder(acc)
     s = np.zeros((M, N), dtype=np.float32)
     if acc.block == 1:
         A64, B64 = A.astype(np.float64), B.astype(np.float64)
@@ -402,11 +462,19 @@ def _tiles(rows: int, cols: int) -> list[tuple[int, int]]:
     return [(r0, min(r0 + step, rows)) for r0 in range(0, rows, step)]
 
 
+def _float32_mismatch(x: NDArray[Any]) -> NDArray[np.bool_]:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return ~((x.astype(np.float32).astype(x.dtype) == x) | np.isnan(x))
+
+
+def _are_float32_values(x: NDArray[Any]) -> bool:
+    return x.dtype in (np.float32, np.float16) or not _float32_mismatch(x).any()
+
+
 def _check_float32_values(x: NDArray[Any], name: str) -> None:
     if x.dtype == np.float32 or x.dtype == np.float16:
         return
-    with np.errstate(over="ignore", invalid="ignore"):
-        same = (x.astype(np.float32).astype(x.dtype) == x) | np.isnan(x)
+    same = ~_float32_mismatch(x)
     if not same.all():
         bad = x[~same].reshape(-1)[0]
         raise InputValueError(
@@ -494,6 +562,8 @@ def matmul(a: ArrayLike, b: ArrayLike, acc: Accumulator | None = None, *, rng: R
     if acc.products == "exact" or fp32_staging:
         _check_float32_values(a2, "a")
         _check_float32_values(b2, "b")
+    else:
+        ctx.exact_products = _are_float32_values(a2) and _are_float32_values(b2)
     work_dtype = np.float32 if fp32_staging else np.float64
 
     if b2.ndim == 2:  # fold a's batch dimensions into its rows
@@ -563,7 +633,7 @@ def linear(
     if acc.staging == "fp32":
         _check_float32_values(b_arr, "bias")
         s32 = np.asarray(y, dtype=np.float32) + b_arr.astype(np.float32)
-        return Rounder(acc.fmt, acc.mode, np.float32)(s32, gen)
+        return _fp32_stage_rounder(acc)(s32, gen)
     yy, bb = np.broadcast_arrays(np.asarray(y, dtype=np.float64), b_arr.astype(np.float64))
     ctx = _Context(acc, gen)
     with np.errstate(over="ignore", invalid="ignore"):

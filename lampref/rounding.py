@@ -113,10 +113,10 @@ _F64 = _Container(np.float64, np.uint64, 52)
 
 
 # ----------------------------------------------------------------------- arguments
-def check_mode(mode: str) -> str:
-    """Validate a rounding-mode name and return it."""
+def check_mode(mode: str, name: str = "mode") -> str:
+    """Validate a rounding-mode name (the argument called ``name``) and return it."""
     if not isinstance(mode, str) or mode not in MODES:
-        raise ModeError(expected_one_of("mode", mode, MODES))
+        raise ModeError(expected_one_of(name, mode, MODES))
     return mode
 
 
