@@ -259,7 +259,9 @@ class FloatFormat:
 
     @property
     def fits_float32(self) -> bool:
-        """Whether every value of the format is a float32 value (then results are float32)."""
+        """Whether the format lies inside float32: ``p <= 24`` and its exponent range (subnormals
+        included) within float32's. Results are then float32 (every value of such a format is a float32
+        value)."""
         assert self.emin is not None
         return (
             self.p <= _F32_P

@@ -155,6 +155,13 @@ def as_exact_array(x: ArrayLike, name: str = "x") -> NDArray[Any]:
         return arr.astype(np.float64)
     if kind == "b":
         return arr.astype(np.float64)
+    if kind == "O" and arr.size and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr.reshape(-1)
+    ):
+        raise InputValueError(
+            f"{name} holds integers beyond 2**53 in magnitude (too large for int64 even); they cannot be "
+            "converted to float64 exactly"
+        )
     raise InputTypeError(
         f"{name} has dtype {arr.dtype}; expected real numbers (float16, float32, float64, integer or bool)"
     )
@@ -452,15 +459,18 @@ def round_to(
     gen = as_generator(rng) if mode in STOCHASTIC_MODES else None
 
     container = _F32 if (arr.dtype.itemsize <= 4 and fmt.fits_float32) else _F64
-    work = np.ascontiguousarray(arr, dtype=container.dtype).reshape(-1)
+    with np.errstate(invalid="ignore"):  # signalling NaNs stay NaN
+        work = np.ascontiguousarray(arr, dtype=container.dtype).reshape(-1)
     out_flat = Rounder(fmt, mode, container.dtype)(work, gen)
-    out = out_flat.astype(fmt.dtype, copy=False).reshape(np.shape(arr))
+    with np.errstate(invalid="ignore"):  # signalling NaNs stay NaN
+        out = out_flat.astype(fmt.dtype, copy=False).reshape(np.shape(arr))
     return out[()] if out.ndim == 0 else out
 
 
 # ---------------------------------------------------------------- neighbourhood
 def _float64(x: ArrayLike) -> NDArray[np.float64]:
-    return np.asarray(as_exact_array(x), dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # signalling NaNs stay NaN
+        return np.asarray(as_exact_array(x), dtype=np.float64)
 
 
 def _spacing_exponent(a: NDArray[np.float64], fmt: FloatFormat) -> NDArray[np.int64]:
@@ -490,7 +500,8 @@ def ulp(x: ArrayLike, fmt: FloatFormat | str) -> Any:
     a0 = np.where(finite, a, 0.0)
     out = np.ldexp(1.0, _spacing_exponent(a0, fmt))
     out = np.where(finite, out, a)  # inf -> inf, nan -> nan
-    res = np.asarray(out, dtype=np.float64).astype(fmt.dtype)
+    with np.errstate(invalid="ignore"):
+        res = np.asarray(out, dtype=np.float64).astype(fmt.dtype)
     return res[()] if res.ndim == 0 else res
 
 
@@ -525,9 +536,11 @@ def next_up(x: ArrayLike, fmt: FloatFormat | str) -> Any:
     step_down = np.ldexp(1.0, _spacing_exponent(np.where(mant == 0.5, a0 / 2.0, a0), fmt))
     if not fmt.subnormals:
         step_down = np.where(a0 == fmt.smallest_normal, a0, step_down)  # to zero
-    res = np.where(y >= 0, np.where(a0 >= fmt.max, np.inf, a0 + step_up), -(a0 - step_down))
+    with np.errstate(over="ignore"):  # a0 + step_up overflows at float64's largest value, replaced by inf
+        res = np.where(y >= 0, np.where(a0 >= fmt.max, np.inf, a0 + step_up), -(a0 - step_down))
     res = np.where(finite, res, np.where(np.isnan(y), np.nan, np.where(y < 0, -fmt.max, np.inf)))
-    out = np.asarray(res, dtype=np.float64).astype(fmt.dtype)
+    with np.errstate(invalid="ignore"):
+        out = np.asarray(res, dtype=np.float64).astype(fmt.dtype)
     return out[()] if out.ndim == 0 else out
 
 
