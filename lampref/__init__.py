@@ -5,8 +5,21 @@ The public API is re-exported here; see the documentation for a tour.
 
 from __future__ import annotations
 
-from .accumulate import Accumulator, ShapeError, dot, linear, matmul
-from .errors import FormatError, InputTypeError, InputValueError, LamprefError, ModeError
+from .accumulate import Accumulator, dot, linear, matmul
+from .errors import (
+    AnalysisError,
+    ConfigError,
+    FormatError,
+    InputTypeError,
+    InputValueError,
+    LamprefError,
+    ModeError,
+    PlanError,
+    ShapeError,
+    TokenizerError,
+    WeightsError,
+    WeightsNotFoundError,
+)
 from .formats import (
     FloatFormat,
     bf16,
@@ -32,7 +45,13 @@ __version__ = "0.1.0"
 __all__ = [
     "MODES",
     "Accumulator",
+    "AnalysisError",
+    "ConfigError",
+    "PlanError",
     "ShapeError",
+    "TokenizerError",
+    "WeightsError",
+    "WeightsNotFoundError",
     "dot",
     "linear",
     "matmul",

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .errors import FormatError, InputValueError, LamprefError, ModeError, expected_one_of
+from .errors import FormatError, InputValueError, ModeError, ShapeError, expected_one_of
 from .formats import FloatFormat, fp32, get_format
 from .rounding import (
     STOCHASTIC_MODES,
@@ -59,16 +59,12 @@ from .rounding import (
     round_to,
 )
 
-__all__ = ["ORDERS", "STAGINGS", "Accumulator", "ShapeError", "dot", "linear", "matmul"]
+__all__ = ["ORDERS", "STAGINGS", "Accumulator", "dot", "linear", "matmul"]
 
 ORDERS: tuple[str, ...] = ("sequential", "reverse", "pairwise")
 STAGINGS: tuple[str, ...] = ("exact", "fp32")
 
 _TILE = 1 << 14  # output elements per tile: the working set of one accumulation stays in cache
-
-
-class ShapeError(LamprefError, ValueError):
-    """Operands whose shapes do not fit together."""
 
 
 def _check_exact_target(fmt: FloatFormat, mode: str, what: str) -> None:

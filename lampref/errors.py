@@ -16,6 +16,7 @@ __all__ = [
     "LamprefError",
     "ModeError",
     "PlanError",
+    "ShapeError",
     "TokenizerError",
     "WeightsError",
     "WeightsNotFoundError",
@@ -42,13 +43,18 @@ class InputValueError(LamprefError, ValueError):
     """An input value lampref cannot use exactly (for example an integer beyond 2**53)."""
 
 
+class ShapeError(LamprefError, ValueError):
+    """Operands whose shapes do not fit together (the message gives both shapes)."""
+
+
 class TokenizerError(LamprefError, ValueError):
     """A vocabulary file that fails its checksum or is malformed, or a token id outside the vocabulary."""
 
 
 class AnalysisError(LamprefError, ValueError):
     """An invalid argument to :mod:`lampref.analysis`: probabilities that are not a distribution, a threshold
-    out of range, mismatched shapes, an unknown rule or function name, a problem too large to solve exactly."""
+    out of range, mismatched shapes, an unknown rule or function name, a problem too large to solve
+    exactly."""
 
 
 class ConfigError(LamprefError, ValueError):

@@ -45,7 +45,7 @@ from lampref import (
     matmul,
     tf32,
 )
-from lampref.accumulate import ShapeError
+from lampref.errors import ShapeError
 from lampref.rounding import DETERMINISTIC_MODES
 from lampref.testing import formats, mpfr_round, mpfr_round_fraction, reference_matmul
 

@@ -1,0 +1,72 @@
+"""Argument checks shared by the modules of :mod:`lampref.analysis` (private)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import AnalysisError, InputTypeError
+
+__all__: list[str] = []
+
+
+def real_array(x: ArrayLike, name: str, *, dtype: Any = np.float64) -> NDArray[Any]:
+    """``x`` as a real float array of ``dtype`` (float64 by default); complex, object, string -> error."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiub":
+        raise InputTypeError(f"{name} has dtype {arr.dtype}; expected real numbers (float, integer or bool)")
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+        raise InputTypeError(f"{name} has dtype {arr.dtype}; expected float16, float32 or float64")
+    return arr.astype(dtype, copy=False)
+
+
+def finite_array(x: ArrayLike, name: str) -> NDArray[np.float64]:
+    """A float64 array with no NaN and no infinity."""
+    arr = real_array(x, name)
+    if not np.all(np.isfinite(arr)):
+        raise AnalysisError(f"{name} holds NaN or infinite values; expected finite numbers")
+    return arr
+
+
+def bool_mask(mask: ArrayLike, name: str, shape: tuple[int, ...]) -> NDArray[np.bool_]:
+    """A boolean array broadcast to ``shape`` (it must broadcast without changing ``shape``)."""
+    arr = np.asarray(mask)
+    if arr.dtype != np.bool_:
+        raise AnalysisError(f"{name} has dtype {arr.dtype}; expected a boolean array (True/False)")
+    try:
+        out_shape = np.broadcast_shapes(arr.shape, shape)
+    except ValueError:
+        out_shape = None
+    if out_shape != shape:
+        raise AnalysisError(
+            f"{name} has shape {arr.shape}, which does not broadcast to the shape {shape} of the data; "
+            "expected the same shape (or one that broadcasts to it, such as a (T, T) causal mask)"
+        )
+    return np.broadcast_to(arr, shape)
+
+
+def real_scalar(value: object, name: str) -> float:
+    """A real number (Python or NumPy scalar, or a 0-d array) as a Python float."""
+    if isinstance(value, (bool, np.bool_)):
+        raise AnalysisError(f"{name} must be a real number, got {value!r}")
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if not isinstance(value, numbers.Real):
+        raise AnalysisError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    out = float(value)
+    if math.isnan(out):
+        raise AnalysisError(f"{name} is NaN; expected a real number")
+    return out
+
+
+def nonnegative_int(value: object, name: str) -> int:
+    """A non-negative Python int (bools rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise AnalysisError(f"{name} must be a non-negative integer, got {value!r} ({type(value).__name__})")
+    if value < 0:
+        raise AnalysisError(f"{name}={value} is negative; expected a non-negative integer")
+    return int(value)
