@@ -51,8 +51,8 @@ from .errors import FormatError, InputValueError, ModeError, ShapeError, expecte
 from .formats import FloatFormat, fp32, get_format
 from .rounding import (
     STOCHASTIC_MODES,
-    Rounder,
     RngLike,
+    Rounder,
     as_exact_array,
     as_generator,
     check_mode,
@@ -160,9 +160,13 @@ class Accumulator:
             )
         if self.staging == "fp32":
             if not self.fmt.fits_float32:
-                raise FormatError(f"staging='fp32' rounds a float32 accumulator; fmt={self.fmt!r} must fit in float32")
+                raise FormatError(
+                    f"staging='fp32' rounds a float32 accumulator; fmt={self.fmt!r} must fit in float32"
+                )
             if self.products != "exact" or self.order != "sequential":
-                raise ModeError("staging='fp32' models the authors' kernel: products='exact', order='sequential'")
+                raise ModeError(
+                    "staging='fp32' models the authors' kernel: products='exact', order='sequential'"
+                )
         else:
             _check_exact_target(self.fmt, self.mode, "fmt")
         if self.block > 1:
@@ -173,7 +177,17 @@ class Accumulator:
     def __repr__(self) -> str:
         defaults = Accumulator.__dataclass_fields__
         parts = [f"fmt={self.fmt!r}"]
-        for name in ("mode", "block", "block_fmt", "block_mode", "order", "products", "products_mode", "staging", "fma"):
+        for name in (
+            "mode",
+            "block",
+            "block_fmt",
+            "block_mode",
+            "order",
+            "products",
+            "products_mode",
+            "staging",
+            "fma",
+        ):
             value = getattr(self, name)
             if value != defaults[name].default:
                 parts.append(f"{name}={value!r}")
@@ -196,12 +210,14 @@ class Accumulator:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _two_sum(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Knuth's TwoSum: h = fl(a + b) and the exact error l = a + b - h (finite inputs, no overflow)."""
+def _two_sum(
+    a: NDArray[np.float64], b: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Knuth's TwoSum: h = fl(a + b) and the exact error err = a + b - h (finite inputs, no overflow)."""
     h = a + b
     bp = h - a
-    l = (a - (h - bp)) + (b - bp)
-    return h, l
+    err = (a - (h - bp)) + (b - bp)
+    return h, err
 
 
 def _split(a: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -211,7 +227,9 @@ def _split(a: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.floa
     return hi, a - hi
 
 
-def _two_prod(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _two_prod(
+    a: NDArray[np.float64], b: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Dekker's TwoProduct: p = fl(a * b) and the exact error e = a * b - p (no overflow or underflow)."""
     p = a * b
     a1, a2 = _split(a)
@@ -220,18 +238,18 @@ def _two_prod(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[NDArray[n
     return p, e
 
 
-def _odd53(h: NDArray[np.float64], l: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Round h + l (h = fl(h + l), l its exact error) to odd at 53 bits.
+def _odd53(h: NDArray[np.float64], err: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Round h + err (h = fl(h + err), err its exact error) to odd at 53 bits.
 
-    If l == 0 the sum is h. Otherwise it lies strictly between h and h's neighbour towards l, and the
+    If err == 0 the sum is h. Otherwise it lies strictly between h and h's neighbour towards err, and the
     result is whichever of the two has an odd last bit. On the bit pattern (sign-magnitude, so +-1 moves
-    the magnitude): ``(bits(h) - [l != 0 and l points to smaller |h|]) | [l != 0]``. A NaN l (h infinite)
-    counts as zero.
+    the magnitude): ``(bits(h) - [err != 0 and err points to smaller |h|]) | [err != 0]``. A NaN err
+    (h infinite) counts as zero.
     """
     hb = h.view(np.uint64)
     with np.errstate(invalid="ignore"):
-        nz = (np.abs(l) > 0).view(np.uint8).astype(np.uint64)
-    down = (hb ^ l.view(np.uint64)) >> np.uint64(63)
+        nz = (np.abs(err) > 0).view(np.uint8).astype(np.uint64)
+    down = (hb ^ err.view(np.uint64)) >> np.uint64(63)
     down &= nz
     out = hb - down
     out |= nz
@@ -264,12 +282,12 @@ class _Context:
 
     def add(self, s: NDArray[np.float64], t: NDArray[np.float64]) -> NDArray[np.float64]:
         """fl(s + t) rounded into the accumulator format, exactly."""
-        h, l = _two_sum(s, t)
+        h, err = _two_sum(s, t)
         if self.acc.mode == "toward_neg":
             h = _negative_zero_sums(h, s, t)
         if self.p53:
             return self.round_acc(h, self.gen)
-        return self.round_acc(_odd53(h, l), self.gen)
+        return self.round_acc(_odd53(h, err), self.gen)
 
 
 def _negative_zero_sums(h: NDArray[np.float64], *terms: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -314,7 +332,9 @@ def _fold(ctx: _Context, terms: list[Any], term: Any) -> NDArray[np.float64]:
     return s
 
 
-def _pairwise(ctx: _Context, terms: list[Any], term: Any, lo: int, hi: int, *, top: bool) -> NDArray[np.float64]:
+def _pairwise(
+    ctx: _Context, terms: list[Any], term: Any, lo: int, hi: int, *, top: bool
+) -> NDArray[np.float64]:
     n = hi - lo
     if n == 1:
         t = term(terms[lo])
@@ -439,8 +459,8 @@ def _matmul_fp32_2d(A: NDArray[np.float32], B: NDArray[np.float32], ctx: _Contex
         A64, B64 = A.astype(np.float64), B.astype(np.float64)
         for k in range(K):
             if acc.fma:
-                h, l = _two_sum(s.astype(np.float64), np.multiply.outer(A64[:, k], B64[k, :]))
-                s32 = round_to(_odd53(h, l), fp32)
+                h, err = _two_sum(s.astype(np.float64), np.multiply.outer(A64[:, k], B64[k, :]))
+                s32 = round_to(_odd53(h, err), fp32)
             else:
                 s32 = s + np.multiply.outer(A[:, k], B[k, :])  # float32 product and sum
             s = rnd(s32, ctx.gen)
@@ -549,9 +569,11 @@ def matmul(a: ArrayLike, b: ArrayLike, acc: Accumulator | None = None, *, rng: R
         return out.squeeze(axis=tuple(squeeze)) if squeeze else out
     if not isinstance(acc, Accumulator):
         raise ModeError(f"acc must be an Accumulator or None, got {acc!r}")
-    stochastic = acc.mode in STOCHASTIC_MODES or (
-        acc.block > 1 and acc.block_mode in STOCHASTIC_MODES
-    ) or (isinstance(acc.products, FloatFormat) and acc.products_mode in STOCHASTIC_MODES)
+    stochastic = (
+        acc.mode in STOCHASTIC_MODES
+        or (acc.block > 1 and acc.block_mode in STOCHASTIC_MODES)
+        or (isinstance(acc.products, FloatFormat) and acc.products_mode in STOCHASTIC_MODES)
+    )
     gen = as_generator(rng) if stochastic else None
     ctx = _Context(acc, gen)
     fp32_staging = acc.staging == "fp32"
@@ -563,7 +585,11 @@ def matmul(a: ArrayLike, b: ArrayLike, acc: Accumulator | None = None, *, rng: R
     work_dtype = np.float32 if fp32_staging else np.float64
 
     if b2.ndim == 2:  # fold a's batch dimensions into its rows
-        A3 = a2.reshape(1, -1, K).astype(work_dtype) if a2.size else np.zeros((1, int(np.prod(a2.shape[:-1])), K), work_dtype)
+        A3 = (
+            a2.reshape(1, -1, K).astype(work_dtype)
+            if a2.size
+            else np.zeros((1, int(np.prod(a2.shape[:-1])), K), work_dtype)
+        )
         B3 = b2.reshape(1, K, N).astype(work_dtype)
     else:
         A3 = np.broadcast_to(a2, (*batch, M, K)).reshape(-1, M, K).astype(work_dtype)
@@ -614,7 +640,8 @@ def linear(
     Examples
     --------
     >>> import numpy as np, lampref as L
-    >>> L.linear(np.float32([[1, 1]]), np.float32([[1], [2**-12]]), np.float32([2**-12]), L.Accumulator("fp16"))
+    >>> x, w, bias = np.float32([[1, 1]]), np.float32([[1], [2**-12]]), np.float32([2**-12])
+    >>> L.linear(x, w, bias, L.Accumulator("fp16"))
     array([[1.]], dtype=float32)
     """
     y = matmul(x, w, acc, rng=rng)
@@ -635,4 +662,3 @@ def linear(
     with np.errstate(over="ignore", invalid="ignore"):
         out = ctx.add(np.ascontiguousarray(yy), np.ascontiguousarray(bb))
     return out.astype(acc.fmt.dtype, copy=False)
-

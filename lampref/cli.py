@@ -12,7 +12,18 @@ __all__ = ["main"]
 
 
 def _format_table() -> str:
-    header = ("name", "bits", "p", "emin", "emax", "max", "smallest normal", "smallest subnormal", "u", "encoding")
+    header = (
+        "name",
+        "bits",
+        "p",
+        "emin",
+        "emax",
+        "max",
+        "smallest normal",
+        "smallest subnormal",
+        "u",
+        "encoding",
+    )
     rows = [header]
     for name in format_names():
         f = get_format(name)
@@ -31,14 +42,19 @@ def _format_table() -> str:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows]
+    lines = [
+        "  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def _cmd_formats(args: argparse.Namespace) -> int:
     print(_format_table())
-    print("\nfp32_mantissa(m), m = 0..23: p = m + 1 with float32's exponent range (names fp32_m0 ... fp32_m23).")
+    print(
+        "\nfp32_mantissa(m), m = 0..23: p = m + 1 with float32's exponent range (names fp32_m0 ... fp32_m23)."
+    )
     return 0
 
 

@@ -36,7 +36,7 @@ class ModeError(LamprefError, ValueError):
 
 
 class InputTypeError(LamprefError, TypeError):
-    """An input of a type lampref cannot use exactly (complex, object, string or extended-precision arrays)."""
+    """An input of a type lampref cannot use exactly (complex, object, string, extended precision)."""
 
 
 class InputValueError(LamprefError, ValueError):
@@ -58,7 +58,7 @@ class AnalysisError(LamprefError, ValueError):
 
 
 class ConfigError(LamprefError, ValueError):
-    """An invalid GPT-2 configuration: a missing or out-of-range field, or a setting lampref does not model."""
+    """An invalid GPT-2 configuration: a missing or out-of-range field, or a setting not modelled."""
 
 
 class PlanError(LamprefError, ValueError):

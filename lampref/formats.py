@@ -150,7 +150,9 @@ class FloatFormat:
         if self.encoding not in ENCODINGS:
             raise FormatError(expected_one_of("encoding", self.encoding, ENCODINGS))
         if self.encoding == "fn" and p < 2:
-            raise FormatError("p=1 leaves no finite value in the top binade of an 'fn' format; expected p >= 2")
+            raise FormatError(
+                "p=1 leaves no finite value in the top binade of an 'fn' format; expected p >= 2"
+            )
         saturate = self.saturate
         if saturate is None:
             saturate = self.encoding == "none"
@@ -483,7 +485,9 @@ def from_pychop(desc: str | Mapping[str, Any] | Any) -> FloatFormat:
         try:
             exp_bits, sig_bits = desc["exp_bits"], desc["sig_bits"]
         except KeyError as err:
-            raise FormatError(f"a pychop description needs 'exp_bits' and 'sig_bits'; missing {err}") from None
+            raise FormatError(
+                f"a pychop description needs 'exp_bits' and 'sig_bits'; missing {err}"
+            ) from None
         subnormal = desc.get("subnormal", True)
     elif hasattr(desc, "exp_bits") and hasattr(desc, "sig_bits"):
         exp_bits, sig_bits = desc.exp_bits, desc.sig_bits

@@ -155,8 +155,10 @@ def as_exact_array(x: ArrayLike, name: str = "x") -> NDArray[Any]:
         return arr.astype(np.float64)
     if kind == "b":
         return arr.astype(np.float64)
-    if kind == "O" and arr.size and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr.reshape(-1)
+    if (
+        kind == "O"
+        and arr.size
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr.reshape(-1))
     ):
         raise InputValueError(
             f"{name} holds integers beyond 2**53 in magnitude (too large for int64 even); they cannot be "
@@ -200,9 +202,7 @@ class _Plan:
         self.quantum_sub = c.pattern(math.ldexp(1.0, self.q_sub))
 
 
-def _round_chunk(
-    x: NDArray[Any], plan: _Plan, words: NDArray[np.uint64] | None
-) -> NDArray[Any]:
+def _round_chunk(x: NDArray[Any], plan: _Plan, words: NDArray[np.uint64] | None) -> NDArray[Any]:
     """Round one contiguous chunk given in the container dtype; returns the container dtype."""
     c = plan.c
     U = c.udtype.type
@@ -356,11 +356,14 @@ class Rounder:
             raise ValueError("a float32 container needs a format that fits in float32")
         self._plan = _Plan(fmt, container, mode)
         self.stochastic = mode in STOCHASTIC_MODES
-        self.identity = (
-            container is _F64
-            and (fmt.p, fmt.emin, fmt.emax, fmt.subnormals, fmt.encoding, fmt.saturate)
-            == (53, -1022, 1023, True, "ieee", False)
-        )
+        self.identity = container is _F64 and (
+            fmt.p,
+            fmt.emin,
+            fmt.emax,
+            fmt.subnormals,
+            fmt.encoding,
+            fmt.saturate,
+        ) == (53, -1022, 1023, True, "ieee", False)
 
     def __call__(self, x: NDArray[Any], gen: np.random.Generator | None = None) -> NDArray[Any]:
         flat = np.ascontiguousarray(x).reshape(-1)

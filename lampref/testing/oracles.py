@@ -161,8 +161,8 @@ def _apply_overflow(r: Fraction, x: float, fmt: FloatFormat, mode: str) -> float
     if abs(r) <= Fraction(fmt.max):
         out = float(r)
         return math.copysign(out, x) if out == 0 else out
-    truncating = mode in ("toward_zero", "odd") or (mode == "toward_pos" and x < 0) or (
-        mode == "toward_neg" and x > 0
+    truncating = (
+        mode in ("toward_zero", "odd") or (mode == "toward_pos" and x < 0) or (mode == "toward_neg" and x > 0)
     )
     if truncating or fmt.saturate:
         return math.copysign(fmt.max, x)
@@ -213,7 +213,9 @@ def reference_round(x: float, fmt: FloatFormat | str, mode: str = "nearest_even"
 
 
 # ------------------------------------------------------------------ exact accumulation oracle
-def mpfr_round_fraction(v: Fraction, fmt: FloatFormat | str, mode: str = "nearest_even", *, negative_zero: bool = False) -> float:
+def mpfr_round_fraction(
+    v: Fraction, fmt: FloatFormat | str, mode: str = "nearest_even", *, negative_zero: bool = False
+) -> float:
     """Round an exact rational with MPFR (deterministic modes); ``negative_zero`` gives the sign of an
     exact zero."""
     gmpy2 = _gmpy2()
@@ -278,8 +280,7 @@ def reference_matmul(a: ArrayLike, b: ArrayLike, acc: Any) -> Any:
     """
     A = np.asarray(a, dtype=np.float64)
     B = np.asarray(b, dtype=np.float64)
-    M, K = A.shape
-    N = B.shape[1]
+    M, N = A.shape[0], B.shape[1]
     out = np.zeros((M, N), dtype=np.float64)
     for i in range(M):
         for j in range(N):
@@ -333,6 +334,7 @@ def _reference_element(x: NDArray[np.float64], y: NDArray[np.float64], acc: Any)
         terms = [product(k) for k in range(K)]
 
     if acc.order == "pairwise":
+
         def tree(lo: int, hi: int, top: bool) -> float | Fraction:
             if hi - lo == 1:
                 return rnd([terms[lo]], fmt, mode) if top else terms[lo]

@@ -58,7 +58,9 @@ def formats(
         Keep only formats that fit (True) or do not fit (False) in float32.
     """
     p = draw(st.integers(min_p, max_p))
-    emax = draw(st.one_of(st.integers(1, min(16, max_emax)), st.integers(1, max_emax), st.sampled_from([127, 1023])))
+    emax = draw(
+        st.one_of(st.integers(1, min(16, max_emax)), st.integers(1, max_emax), st.sampled_from([127, 1023]))
+    )
     emax = min(emax, max_emax)
     default = draw(st.booleans())
     emin = 1 - emax if default else draw(st.integers(max(-1022, -emax - 40), emax))
