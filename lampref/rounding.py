@@ -198,6 +198,15 @@ class _Plan:
             self.inf_value = nan
             self.overflow_value = nan
         self.min_normal = c.pattern(fmt.smallest_normal)
+        # only the precision differs from the container's, in a mode whose overflow is a carry to infinity
+        self.simple = (
+            not self.variable
+            and 1 <= self.shift < c.mb
+            and fmt.emax == c.bias
+            and fmt.encoding == "ieee"
+            and not fmt.saturate
+            and mode in ("nearest_even", "nearest_away", "toward_zero")
+        )
         self.half_sub = c.pattern(math.ldexp(1.0, self.q_sub - 1))
         self.quantum_sub = c.pattern(math.ldexp(1.0, self.q_sub))
 
@@ -208,6 +217,8 @@ def _round_chunk(x: NDArray[Any], plan: _Plan, words: NDArray[np.uint64] | None)
     U = c.udtype.type
     mode = plan.mode
     b = x.view(c.udtype)
+    if plan.simple:
+        return _round_chunk_simple(x, b, plan)
     A = b & c.abs_mask
     neg: Any = None
     if mode in ("toward_pos", "toward_neg") or (plan.variable and mode in STOCHASTIC_MODES):
@@ -289,6 +300,32 @@ def _round_chunk(x: NDArray[Any], plan: _Plan, words: NDArray[np.uint64] | None)
             R = np.where(special, np.where(A > c.inf, A, plan.inf_value), R)
     R |= b & ~c.abs_mask
     out: NDArray[Any] = R.view(c.dtype)
+    return out
+
+
+def _round_chunk_simple(x: NDArray[Any], b: NDArray[Any], plan: _Plan) -> NDArray[Any]:
+    """Nearest and toward-zero rounding when only the precision differs from the container's.
+
+    The magnitude is rounded on the signed pattern directly (the sign bit is above every carry of a
+    finite value, and a carry out of the largest binade gives infinity, as overflow should); NaNs, which
+    the carry could turn into infinities or flip the sign of, are restored afterwards.
+    """
+    c = plan.c
+    d = c.udtype.type(plan.shift)
+    mask = (plan.one << d) - plan.one
+    if plan.mode == "nearest_even":
+        R = (b >> d) & plan.one
+        R += b
+        R += mask >> plan.one
+    elif plan.mode == "nearest_away":
+        R = b + ((mask + plan.one) >> plan.one)
+    else:  # toward_zero
+        R = b.copy()
+    R &= ~mask
+    out: NDArray[Any] = R.view(c.dtype)
+    nan = np.isnan(x)
+    if nan.any():
+        np.copyto(out, x, where=nan)
     return out
 
 

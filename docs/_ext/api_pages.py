@@ -26,6 +26,7 @@ from mkdocs.structure.files import File, Files
 # The public modules whose API is documented, in the order of the nav.
 API_MODULES = [
     "lampref",
+    "lampref.analysis",
     "lampref.testing",
 ]
 

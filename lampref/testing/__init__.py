@@ -13,41 +13,37 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = [
-    "exact_value",
-    "floats_near",
-    "formats",
-    "mpfr_neighbours",
-    "mpfr_round",
-    "mpfr_round_fraction",
-    "near_overflow",
-    "reference_matmul",
-    "reference_round",
-    "subnormals_of",
-    "ties_of",
-    "values_in",
-]
-
-_STRATEGIES = {"formats", "values_in", "ties_of", "near_overflow", "subnormals_of", "floats_near"}
-_ORACLES = {
-    "mpfr_round",
-    "mpfr_neighbours",
-    "reference_round",
-    "exact_value",
-    "mpfr_round_fraction",
-    "reference_matmul",
+# public name -> submodule that defines it (imported on first use: hypothesis and gmpy2 are test extras)
+_WHERE = {
+    **dict.fromkeys(
+        ["formats", "values_in", "ties_of", "near_overflow", "subnormals_of", "floats_near"], "strategies"
+    ),
+    **dict.fromkeys(
+        ["probability_rows", "masked_probability_rows", "dyadic_taus", "lamp_taus"], "analysis_strategies"
+    ),
+    **dict.fromkeys(
+        [
+            "mpfr_round",
+            "mpfr_neighbours",
+            "mpfr_round_fraction",
+            "reference_round",
+            "reference_matmul",
+            "exact_value",
+        ],
+        "oracles",
+    ),
+    **dict.fromkeys(["pychop_round", "pychop_round_many", "pychop_available"], "peers"),
 }
+
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _STRATEGIES:
-        from . import strategies
+    if name in _WHERE:
+        import importlib
 
-        return getattr(strategies, name)
-    if name in _ORACLES:
-        from . import oracles
-
-        return getattr(oracles, name)
+        module = importlib.import_module(f"{__name__}.{_WHERE[name]}")
+        return getattr(module, name)
     raise AttributeError(f"module 'lampref.testing' has no attribute {name!r}")
 
 
