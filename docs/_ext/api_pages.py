@@ -27,6 +27,7 @@ from mkdocs.structure.files import File, Files
 API_MODULES = [
     "lampref",
     "lampref.analysis",
+    "lampref.gpt2",
     "lampref.testing",
 ]
 

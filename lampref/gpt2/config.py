@@ -1,0 +1,208 @@
+r"""The shape and hyperparameters of a GPT-2 model, and their Hugging Face ``config.json`` form.
+
+:class:`GPT2Config` holds what the forward pass needs and nothing else: the number of layers, heads,
+the embedding width, the context length, the vocabulary size, the LayerNorm epsilon and the GELU variant.
+Hugging Face settings that would change the computation in a way lampref does not model (cross attention,
+attention scaling by layer index, reordered upcast attention, no attention scaling) are rejected when a
+``config.json`` is read, rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, WeightsNotFoundError, expected_one_of
+
+__all__ = ["GELU_KINDS", "HF_ACTIVATIONS", "GPT2Config"]
+
+GELU_KINDS: tuple[str, ...] = ("tanh", "erf")
+"""The GELU variants: ``"tanh"`` (GPT-2's ``gelu_new``) and ``"erf"`` (the exact GELU)."""
+
+HF_ACTIVATIONS: dict[str, str] = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "erf"}
+"""Hugging Face ``activation_function`` names lampref reads, and the GELU variant each one is."""
+
+# Hugging Face settings that change the forward pass, with the only value lampref models.
+_HF_FIXED: dict[str, Any] = {
+    "scale_attn_weights": True,
+    "scale_attn_by_inverse_layer_idx": False,
+    "reorder_and_upcast_attn": False,
+    "add_cross_attention": False,
+}
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name}={value!r} is not valid; expected a positive integer")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class GPT2Config:
+    r"""Hyperparameters of a GPT-2 model.
+
+    Parameters
+    ----------
+    n_layer : int
+        Number of transformer blocks :math:`L`.
+    n_head : int
+        Number of attention heads :math:`H`; must divide ``n_embd``.
+    n_embd : int
+        Width of the residual stream :math:`C`.
+    n_positions : int
+        Context length (number of learned position embeddings).
+    vocab_size : int
+        Number of token embeddings :math:`V`.
+    layer_norm_epsilon : float, default 1e-5
+        The :math:`\epsilon` of every LayerNorm.
+    gelu : {"tanh", "erf"}, default "tanh"
+        GELU variant of the MLP: the tanh approximation GPT-2 uses (Hugging Face ``gelu_new``) or the exact
+        erf form (Hugging Face ``gelu``).
+
+    Raises
+    ------
+    ConfigError
+        For a non-positive size, a head count that does not divide ``n_embd``, a non-positive epsilon or an
+        unknown GELU variant.
+
+    Examples
+    --------
+    >>> from lampref.gpt2.config import GPT2Config
+    >>> cfg = GPT2Config.gpt2_124m()
+    >>> cfg.head_dim, cfg.n_params
+    (64, 124439808)
+    >>> GPT2Config.from_hf({"n_layer": 2, "n_head": 2, "n_embd": 8, "n_ctx": 16, "vocab_size": 32,
+    ...                     "activation_function": "gelu"}).gelu
+    'erf'
+    """
+
+    n_layer: int
+    n_head: int
+    n_embd: int
+    n_positions: int
+    vocab_size: int
+    layer_norm_epsilon: float = 1e-5
+    gelu: str = "tanh"
+
+    def __post_init__(self) -> None:
+        for name in ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size"):
+            _positive_int(name, getattr(self, name))
+        if self.n_embd % self.n_head:
+            raise ConfigError(
+                f"n_head={self.n_head} does not divide n_embd={self.n_embd}; expected n_embd % n_head == 0"
+            )
+        eps = self.layer_norm_epsilon
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and eps > 0):
+            raise ConfigError(f"layer_norm_epsilon={eps!r} is not valid; expected a positive finite number")
+        object.__setattr__(self, "layer_norm_epsilon", float(eps))
+        if self.gelu not in GELU_KINDS:
+            raise ConfigError(expected_one_of("gelu", self.gelu, GELU_KINDS))
+
+    @property
+    def head_dim(self) -> int:
+        """Width of one attention head, ``n_embd // n_head``."""
+        return self.n_embd // self.n_head
+
+    @property
+    def n_params(self) -> int:
+        """Number of parameters (the tied language-model head counted once)."""
+        C, L = self.n_embd, self.n_layer
+        per_block = 2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * 4 * C + 4 * C) + (4 * C * C + C)
+        return self.vocab_size * C + self.n_positions * C + L * per_block + 2 * C
+
+    @classmethod
+    def gpt2_124m(cls) -> GPT2Config:
+        """The shape of OpenAI's smallest GPT-2 (124M parameters): 12 layers, 12 heads, width 768."""
+        return cls(n_layer=12, n_head=12, n_embd=768, n_positions=1024, vocab_size=50257)
+
+    @classmethod
+    def from_hf(cls, source: Mapping[str, Any] | str | Path) -> GPT2Config:
+        """Read a Hugging Face GPT-2 configuration (a ``config.json`` path, its directory, or its dict).
+
+        Reads ``n_layer``, ``n_head``, ``n_embd``, ``n_positions`` (or ``n_ctx``), ``vocab_size``,
+        ``layer_norm_epsilon`` (default 1e-5) and ``activation_function`` (``gelu_new`` or
+        ``gelu_pytorch_tanh``: tanh; ``gelu``: erf; default ``gelu_new``). Settings that change the forward
+        pass in a way lampref does not model (cross attention, attention scaling by layer index or none at
+        all, reordered upcast attention, an MLP width ``n_inner`` other than ``4 * n_embd``) raise
+        :class:`~lampref.errors.ConfigError`.
+        """
+        where = "config"
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            if path.is_dir():
+                path = path / "config.json"
+            where = str(path)
+            if not path.is_file():
+                raise WeightsNotFoundError(f"{where}: no such file (expected a Hugging Face config.json)")
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ConfigError(f"{where}: not valid JSON ({exc})") from None
+        else:
+            data = source
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        model_type = data.get("model_type", "gpt2")
+        if model_type != "gpt2":
+            raise ConfigError(f"{where}: model_type={model_type!r}; expected 'gpt2'")
+        for key, value in _HF_FIXED.items():
+            if key in data and data[key] != value:
+                raise ConfigError(
+                    f"{where}: {key}={data[key]!r} changes the forward pass in a way lampref does not model; "
+                    f"expected {value!r}"
+                )
+        missing = [k for k in ("n_layer", "n_head", "n_embd", "vocab_size") if k not in data]
+        if "n_positions" not in data and "n_ctx" not in data:
+            missing.append("n_positions")
+        if missing:
+            raise ConfigError(f"{where}: missing key(s) {', '.join(map(repr, missing))}")
+        n_inner = data.get("n_inner")
+        if n_inner is not None and not (_is_int(data["n_embd"]) and n_inner == 4 * data["n_embd"]):
+            raise ConfigError(
+                f"{where}: n_inner={n_inner!r}; lampref models GPT-2's MLP width 4 * n_embd "
+                f"(= {4 * data['n_embd']!r}) or null"
+            )
+        act = data.get("activation_function", "gelu_new")
+        if act not in HF_ACTIVATIONS:
+            raise ConfigError(
+                f"{where}: {expected_one_of('activation_function', act, tuple(HF_ACTIVATIONS))}"
+            )
+        try:
+            return cls(
+                n_layer=data["n_layer"],
+                n_head=data["n_head"],
+                n_embd=data["n_embd"],
+                n_positions=data.get("n_positions", data.get("n_ctx")),
+                vocab_size=data["vocab_size"],
+                layer_norm_epsilon=data.get("layer_norm_epsilon", 1e-5),
+                gelu=HF_ACTIVATIONS[act],
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+    def to_hf(self) -> dict[str, Any]:
+        """The Hugging Face ``config.json`` of this configuration (``GPT2LMHeadModel``, tied head)."""
+        return {
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "n_layer": self.n_layer,
+            "n_head": self.n_head,
+            "n_embd": self.n_embd,
+            "n_positions": self.n_positions,
+            "n_ctx": self.n_positions,
+            "vocab_size": self.vocab_size,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "activation_function": "gelu_new" if self.gelu == "tanh" else "gelu",
+            "tie_word_embeddings": True,
+            "scale_attn_weights": True,
+            "scale_attn_by_inverse_layer_idx": False,
+            "reorder_and_upcast_attn": False,
+        }

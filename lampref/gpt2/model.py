@@ -1,0 +1,843 @@
+r"""The GPT-2 forward pass in NumPy, with a precision plan for every matrix product.
+
+The forward pass is OpenAI's and Hugging Face's GPT-2, written as small pure functions (in the style of
+picoGPT) with the shape of every intermediate in a comment::
+
+    x = wte[tokens] + wpe[positions]                  # [T] -> [T, C]
+    for each block:                                   # pre-norm residual blocks
+        x = x + attn(ln_1(x))                         # causal multi-head attention
+        x = x + mlp(ln_2(x))                          # c_fc, GELU, c_proj
+    logits = ln_f(x) @ wte.T                          # [T, C] -> [T, V]  (tied head)
+
+Every matrix product is a *site* (:data:`~lampref.gpt2.plan.SITES`) run under the
+:class:`~lampref.accumulate.Accumulator` that the :class:`~lampref.gpt2.plan.PrecisionPlan` gives it, or
+in float32 BLAS (``None``). Everything else runs in float32, with every constant pinned to float32 so that
+nothing is silently promoted to float64; under :meth:`~lampref.gpt2.plan.PrecisionPlan.reference` every
+operation runs in float64.
+
+The score site follows the LAMP authors: ``s = matmul(q, k^T, acc)`` (accumulated and rounded by the
+accumulator), then ``s / sqrt(d)`` in float32, then ``s`` rounded again to the accumulator's format and
+mode. The causal mask sets the scores of future positions to :math:`-\infty` before a max-subtracted
+softmax. A linear site adds its bias to the accumulated product and rounds once more
+(:func:`lampref.linear`). Site results are float32 activations: an accumulator whose format is wider than
+float32 has its results rounded to float32.
+
+Bit-for-bit generation with a KV cache
+--------------------------------------
+A BLAS library does not promise that row ``t`` of ``A @ B`` has the same bits when ``A`` has a different
+number of rows (OpenBLAS changes its blocking, its thread split and its kernel with the shape). So every
+float32 (and float64) BLAS product here is computed in fixed-shape row blocks: the rows of a sequence are
+grouped by absolute position into blocks of ``row_block`` rows (``positions [kR, (k+1)R)``), a partial
+block is padded with zero rows, and row ``t`` always sits in slot ``t mod R`` of a ``[R, K] @ [K, N]``
+product. In attention, the rows of block ``c`` attend over exactly ``(c+1)R`` keys (zero keys beyond the
+sequence, masked), so that the score and value products of a row do not depend on the length of the
+sequence either. The cached path computes the new token's row in the same slot of the same-shaped
+products, and element-wise NumPy operations do not depend on the other rows; the accumulators of
+:mod:`lampref.accumulate` compute every element independently by construction. Hence the logits of
+:meth:`GPT2.generate` equal those of a full recomputation bit for bit (stochastic rounding excepted: it
+draws a different number of random words). The price is padding: a sequence shorter than ``row_block``
+costs a full block in the linear layers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..accumulate import Accumulator, matmul
+from ..accumulate import linear as acc_linear
+from ..errors import InputTypeError, InputValueError, PlanError
+from ..rounding import round_to
+from .config import GPT2Config
+from .plan import AttentionProbs, PrecisionPlan, ScoreRule
+from .weights import MLP, Attention, Block, GPT2Params, Linear, load
+
+__all__ = [
+    "GPT2",
+    "ROW_BLOCK",
+    "GPT2Trace",
+    "attention",
+    "attention_probs",
+    "attention_scores",
+    "block",
+    "causal_softmax",
+    "erf",
+    "erfc",
+    "gelu",
+    "layer_norm",
+    "linear",
+    "mha",
+    "mlp",
+    "softmax",
+]
+
+ROW_BLOCK = 128
+"""Default number of rows of every BLAS product (see "Bit-for-bit generation" above)."""
+
+Array = NDArray[Any]
+
+
+# ---------------------------------------------------------------------------------------- erf (Cody)
+# W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23 (1969), 631-637;
+# coefficients of his CALERF (netlib specfun), relative accuracy about 1e-16 in float64.
+_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02, 3.20937758913846947e03,
+      1.85777706184603153e-1)  # fmt: skip
+_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03, 2.84423683343917062e03)
+_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01, 2.98635138197400131e02,
+      8.81952221241769090e02, 1.71204761263407058e03, 2.05107837782607147e03, 1.23033935479799725e03,
+      2.15311535474403846e-8)  # fmt: skip
+_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02, 1.62138957456669019e03,
+      3.29079923573345963e03, 4.36261909014324716e03, 3.43936767414372164e03,
+      1.23033935480374942e03)  # fmt: skip
+_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1, 1.60837851487422766e-2,
+      6.58749161529837803e-4, 1.63153871373020978e-2)  # fmt: skip
+_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1, 6.05183413124413191e-2,
+      2.33520497626869185e-3)  # fmt: skip
+_SQRPI = 5.6418958354775628695e-1  # 1 / sqrt(pi)
+_THRESH = 0.46875
+
+
+def _erf_small(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """erf(x) for |x| <= 0.46875."""
+    z = x * x
+    num, den = _A[4] * z, z
+    for i in range(3):
+        num = (num + _A[i]) * z
+        den = (den + _B[i]) * z
+    return x * (num + _A[3]) / (den + _B[3])
+
+
+def _erfc_large(y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """erfc(y) for y > 0.46875."""
+    out = np.empty_like(y)
+    mid = y <= 4.0
+    ym = y[mid]
+    num, den = _C[8] * ym, ym
+    for i in range(7):
+        num = (num + _C[i]) * ym
+        den = (den + _D[i]) * ym
+    out[mid] = (num + _C[7]) / (den + _D[7])
+    yt = y[~mid]
+    z = 1.0 / (yt * yt)
+    num, den = _P[5] * z, z
+    for i in range(4):
+        num = (num + _P[i]) * z
+        den = (den + _Q[i]) * z
+    out[~mid] = (_SQRPI - z * (num + _P[4]) / (den + _Q[4])) / yt
+    # exp(-y^2) = exp(-ysq^2) * exp(-(y - ysq)(y + ysq)) with ysq = y rounded down to 1/16: no cancellation
+    ysq = np.trunc(y * 16.0) / 16.0
+    with np.errstate(under="ignore", invalid="ignore"):
+        r = np.exp(-ysq * ysq) * np.exp(-(y - ysq) * (y + ysq)) * out
+    r[np.isinf(y)] = 0.0
+    return r
+
+
+def erf(x: ArrayLike) -> NDArray[np.float64]:
+    r"""The error function in float64, by W. J. Cody's rational Chebyshev approximations.
+
+    .. math:: \operatorname{erf}(x) = \frac{2}{\sqrt\pi} \int_0^x e^{-t^2}\, dt
+
+    Three rational approximations: :math:`|x| \le 0.46875` (erf directly), :math:`0.46875 < |x| \le 4`
+    and :math:`|x| > 4` (erfc, times :math:`e^{-x^2}` evaluated without cancellation). The relative error is
+    about :math:`10^{-16}`; the tests compare with :func:`math.erf`.
+
+    References
+    ----------
+    W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23 (1969),
+    631-637 (the coefficients of netlib specfun's CALERF).
+
+    Examples
+    --------
+    >>> import math
+    >>> from lampref.gpt2.model import erf
+    >>> [abs(float(erf(v)) - math.erf(v)) <= 2e-16 * abs(math.erf(v)) for v in (0.1, 1.0, 3.0, -5.0)]
+    [True, True, True, True]
+    """
+    a = np.asarray(x, dtype=np.float64)
+    y = np.abs(a)
+    out = np.empty_like(a)
+    small = y <= _THRESH
+    out[small] = _erf_small(a[small])
+    big = ~small & ~np.isnan(a)
+    out[big] = np.copysign(1.0 - _erfc_large(y[big]), a[big])
+    out[np.isnan(a)] = np.nan
+    return out
+
+
+def erfc(x: ArrayLike) -> NDArray[np.float64]:
+    r"""The complementary error function :math:`1 - \operatorname{erf}(x)` in float64, without cancellation
+    for large positive ``x`` (Cody's approximations, as :func:`erf`).
+
+    Examples
+    --------
+    >>> import math
+    >>> from lampref.gpt2.model import erfc
+    >>> abs(float(erfc(6.0)) / math.erfc(6.0) - 1) < 1e-15
+    True
+    """
+    a = np.asarray(x, dtype=np.float64)
+    y = np.abs(a)
+    out = np.empty_like(a)
+    small = y <= _THRESH
+    out[small] = 1.0 - _erf_small(a[small])
+    big = ~small & ~np.isnan(a)
+    r = _erfc_large(y[big])
+    out[big] = np.where(a[big] > 0, r, 2.0 - r)
+    out[np.isnan(a)] = np.nan
+    return out
+
+
+# ------------------------------------------------------------------------------ element-wise pieces
+def layer_norm(x: Array, g: Array, b: Array, eps: float) -> Array:
+    r"""LayerNorm over the last axis, in the dtype of ``x``.
+
+    .. math:: y = g \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + b, \qquad
+              \mu = \operatorname{mean}(x), \ \sigma^2 = \operatorname{mean}((x - \mu)^2)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref.gpt2.model import layer_norm
+    >>> y = layer_norm(np.float32([[1, 2, 3, 4]]), np.ones(4, np.float32), np.zeros(4, np.float32), 1e-5)
+    >>> y.dtype, bool(abs(y.mean()) < 1e-7)
+    (dtype('float32'), True)
+    """
+    dt = x.dtype.type
+    mean = x.mean(axis=-1, keepdims=True)  # [n, C] -> [n, 1]
+    centred = x - mean  # [n, C]
+    var = np.square(centred).mean(axis=-1, keepdims=True)  # [n, 1]
+    y: Array = g * (centred / np.sqrt(var + dt(eps))) + b  # [n, C]
+    return y
+
+
+def gelu(x: Array, kind: str = "tanh") -> Array:
+    r"""GELU, in the dtype of ``x``: the tanh form GPT-2 uses (``kind="tanh"``, Hugging Face ``gelu_new``)
+    or the exact erf form (``kind="erf"``).
+
+    .. math:: \tfrac12 x\bigl(1 + \tanh\bigl(\sqrt{2/\pi}\,(x + 0.044715 x^3)\bigr)\bigr)
+              \quad\text{or}\quad \tfrac12 x \operatorname{erfc}(-x/\sqrt2)
+
+    The erf form is evaluated in float64 (:func:`erfc`) and rounded once to the dtype of ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref.gpt2.model import gelu
+    >>> gelu(np.float32([-1, 0, 1]))
+    array([-0.158808,  0.      ,  0.841192], dtype=float32)
+    >>> gelu(np.float32([-1, 0, 1]), "erf")
+    array([-0.15865526,  0.        ,  0.8413448 ], dtype=float32)
+    """
+    dt = x.dtype.type
+    if kind == "tanh":
+        c = dt(math.sqrt(2.0 / math.pi))
+        y: Array = dt(0.5) * x * (dt(1.0) + np.tanh(c * (x + dt(0.044715) * x * x * x)))
+        return y
+    if kind == "erf":
+        x64 = x.astype(np.float64)
+        return (0.5 * x64 * erfc(-x64 * math.sqrt(0.5))).astype(x.dtype)
+    raise InputValueError(f"gelu kind={kind!r} is not valid; expected 'tanh' or 'erf'")
+
+
+def softmax(x: Array) -> Array:
+    r"""Softmax over the last axis, max-subtracted, in the dtype of ``x``.
+
+    .. math:: \operatorname{softmax}(x)_j = \frac{e^{x_j - \max_i x_i}}{\sum_k e^{x_k - \max_i x_i}}
+
+    References
+    ----------
+    P. Blanchard, D. J. Higham and N. J. Higham, "Accurately computing the log-sum-exp and softmax
+    functions", IMA J. Numer. Anal. 41 (2021).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref.gpt2.model import softmax
+    >>> softmax(np.float32([[0, np.log(3)], [1000, -np.inf]]))
+    array([[0.25, 0.75],
+           [1.  , 0.  ]], dtype=float32)
+    """
+    e = np.exp(x - x.max(axis=-1, keepdims=True))  # [..., L]
+    p: Array = e / e.sum(axis=-1, keepdims=True)  # [..., L]
+    return p
+
+
+def causal_softmax(scores: Array, start: int) -> Array:
+    """Mask the scores of future positions with -inf and take the softmax of each row.
+
+    ``scores`` ``[H, n, L]`` holds query rows at absolute positions ``start .. start + n - 1``; row ``i``
+    keeps the keys ``j <= start + i``.
+    """
+    n, L = scores.shape[-2:]
+    future = np.arange(L)[None, :] > np.arange(start, start + n)[:, None]  # [n, L]
+    masked = np.where(future, scores.dtype.type(-np.inf), scores)  # [H, n, L]
+    return softmax(masked)
+
+
+# ------------------------------------------------------------------------------------- products
+@dataclass(frozen=True)
+class ForwardContext:
+    """What every site function needs besides its operands.
+
+    Attributes
+    ----------
+    plan : PrecisionPlan
+    config : GPT2Config
+    start : int
+        Absolute position of the first row the function receives.
+    row_block : int
+        Rows per BLAS product (module notes).
+    rng : numpy.random.Generator or None
+        Randomness for stochastic rounding modes.
+    """
+
+    plan: PrecisionPlan
+    config: GPT2Config
+    start: int  # absolute position of the first row
+    row_block: int
+    rng: np.random.Generator | None
+
+
+def _blas_rows(a: Array, b: Array, start: int, row_block: int) -> Array:
+    """``a @ b`` in BLAS, the rows of ``a`` (absolute positions ``start..``) in fixed-shape row blocks.
+
+    ``a`` is ``[..., n, K]``, ``b`` is ``[..., K, N]``. Row ``t`` is computed in slot ``t % R`` of a
+    ``[..., R, K] @ [..., K, N]`` product, whatever ``n`` and ``start`` are (module notes).
+    """
+    n, K = a.shape[-2:]
+    R = row_block
+    out = np.empty((*a.shape[:-1], b.shape[-1]), dtype=np.result_type(a.dtype, b.dtype))
+    pos, stop = start, start + n
+    while pos < stop:
+        c0 = pos - pos % R
+        hi = min(c0 + R, stop)
+        rows = slice(pos - start, hi - start)
+        if pos == c0 and hi == c0 + R:
+            chunk = np.ascontiguousarray(a[..., rows, :])
+        else:
+            chunk = np.zeros((*a.shape[:-2], R, K), dtype=a.dtype)
+            chunk[..., pos - c0 : hi - c0, :] = a[..., rows, :]
+        res = np.matmul(chunk, b)
+        out[..., rows, :] = res[..., pos - c0 : hi - c0, :]
+        pos = hi
+    return out
+
+
+def _site_matmul(a: Array, b: Array, acc: Accumulator | None, ctx: ForwardContext) -> Array:
+    """A product at a site: BLAS in row blocks, or :func:`lampref.matmul` under the accumulator."""
+    if acc is None:
+        return _blas_rows(a, b, ctx.start, ctx.row_block)
+    return np.asarray(matmul(a, b, acc, rng=ctx.rng), dtype=np.float32)
+
+
+def linear(x: Array, p: Linear, acc: Accumulator | None, ctx: ForwardContext) -> Array:
+    """A linear layer ``x @ w + b`` (``[n, in] -> [n, out]``); under an accumulator the bias is added to the
+    accumulated product and the sum rounded again (:func:`lampref.linear`)."""
+    if acc is None:
+        return _blas_rows(x, p.w, ctx.start, ctx.row_block) + p.b  # [n, in] @ [in, out] + [out]
+    return np.asarray(acc_linear(x, p.w, p.b, acc, rng=ctx.rng), dtype=np.float32)
+
+
+def attention_scores(q: Array, k: Array, acc: Accumulator | None, ctx: ForwardContext) -> Array:
+    r"""Scaled attention scores ``q k^T / sqrt(d)`` before the mask: ``[H, n, d], [H, L, d] -> [H, n, L]``.
+
+    Under an accumulator, as the LAMP authors do: the product accumulated and rounded by ``acc``, divided
+    by :math:`\sqrt d` in float32, and rounded again to ``acc.fmt`` with ``acc.mode``.
+    """
+    d = q.shape[-1]
+    kT = k.transpose(0, 2, 1)  # [H, L, d] -> [H, d, L]
+    s = _site_matmul(q, kT, acc, ctx)  # [H, n, d] @ [H, d, L] -> [H, n, L]
+    s = s / np.sqrt(s.dtype.type(d))  # [H, n, L]
+    if acc is not None:
+        s = np.asarray(round_to(s, acc.fmt, acc.mode, rng=ctx.rng), dtype=np.float32)
+    return s
+
+
+def attention_probs(q: Array, k: Array, spec: Any, layer: int, ctx: ForwardContext) -> AttentionProbs:
+    """The score step of attention for one block of query rows: scores, causal mask, softmax.
+
+    ``q`` ``[H, n, d]`` holds the rows at positions ``ctx.start .. ctx.start + n - 1``, ``k`` ``[H, N, d]``
+    the keys of positions ``0 .. N - 1`` (``N`` may exceed the sequence: zero keys, masked). ``spec`` is the
+    ``attn.score`` entry of the plan: an Accumulator, None, or a :class:`~lampref.gpt2.plan.ScoreRule`,
+    which then computes the probabilities itself. Returns scores and probabilities ``[H, n, N]``.
+    """
+    if isinstance(spec, ScoreRule):
+        return spec.attention_probs(q, k, start=ctx.start, layer=layer, rng=ctx.rng)
+    scores = attention_scores(q, k, spec, ctx)  # [H, n, d], [H, N, d] -> [H, n, N]
+    return AttentionProbs(scores, causal_softmax(scores, ctx.start), {})
+
+
+def _keys_upto(k: Array, N: int) -> Array:
+    """The first ``N`` keys (or values) ``[H, N, d]``, padded with zeros beyond the ones that exist."""
+    if k.shape[1] >= N:
+        return np.ascontiguousarray(k[:, :N])
+    out = np.zeros((k.shape[0], N, k.shape[2]), dtype=k.dtype)
+    out[:, : k.shape[1]] = k
+    return out
+
+
+def attention(
+    q: Array, k: Array, v: Array, layer: int, ctx: ForwardContext
+) -> tuple[Array, list[tuple[int, AttentionProbs]]]:
+    """Causal attention: ``[H, n, d], [H, L, d], [H, L, d] -> [H, n, d]`` (query rows at positions
+    ``ctx.start ..``, keys and values of positions ``0 .. L - 1``).
+
+    Query rows go in blocks of ``row_block`` positions, and the rows of block ``c`` (positions
+    ``[cR, (c+1)R)``) attend over exactly ``(c+1)R`` keys, the missing ones zero (and masked): so the products
+    of a row have the same shapes whatever the length of the sequence, and a cached generation step gives
+    the bits of a full recomputation. Returns the output and, per block, its first position and its
+    :class:`~lampref.gpt2.plan.AttentionProbs`.
+    """
+    R = ctx.row_block
+    n = q.shape[1]
+    score_spec = ctx.plan.get("attn.score", layer)
+    value_acc = ctx.plan.get("attn.value", layer)
+    out = np.empty_like(q)  # [H, n, d]
+    blocks: list[tuple[int, AttentionProbs]] = []
+    pos, stop = ctx.start, ctx.start + n
+    while pos < stop:
+        hi = min(pos - pos % R + R, stop)
+        N = pos - pos % R + R  # keys seen by this block of rows
+        sub = replace(ctx, start=pos)
+        rows = slice(pos - ctx.start, hi - ctx.start)
+        ap = attention_probs(np.ascontiguousarray(q[:, rows]), _keys_upto(k, N), score_spec, layer, sub)
+        out[:, rows] = _site_matmul(ap.probs, _keys_upto(v, N), value_acc, sub)  # [H, r, N] @ [H, N, d]
+        blocks.append((pos, ap))
+        pos = hi
+    return out, blocks
+
+
+@dataclass
+class _KVCache:
+    """Keys and values of the positions seen so far, per layer: ``[H, L, d]`` each."""
+
+    k: list[Array | None]
+    v: list[Array | None]
+
+
+def mha(
+    x: Array, p: Attention, layer: int, ctx: ForwardContext, cache: _KVCache | None = None
+) -> tuple[Array, list[tuple[int, AttentionProbs]]]:
+    """Multi-head causal self-attention, ``[n, C] -> [n, C]``; with a cache, the rows are new positions that
+    also attend over the cached keys and values (which the call extends). Returns the output and the
+    attention blocks of :func:`attention`."""
+    n, C = x.shape
+    H = ctx.config.n_head
+    d = C // H
+    qkv = linear(x, p.c_attn, ctx.plan.get("attn.qkv", layer), ctx)  # [n, C] -> [n, 3C]
+    q, k, v = (
+        np.ascontiguousarray(qkv[:, i * C : (i + 1) * C].reshape(n, H, d).transpose(1, 0, 2))
+        for i in range(3)
+    )  # [n, 3C] -> 3 x [H, n, d]
+    if cache is not None:
+        if cache.k[layer] is not None:
+            k = np.concatenate([cache.k[layer], k], axis=1)  # [H, L, d]
+            v = np.concatenate([cache.v[layer], v], axis=1)  # [H, L, d]
+        cache.k[layer], cache.v[layer] = k, v
+    out, blocks = attention(q, k, v, layer, ctx)  # [H, n, d]
+    merged = np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(n, C)  # [H, n, d] -> [n, C]
+    return linear(merged, p.c_proj, ctx.plan.get("attn.proj", layer), ctx), blocks  # [n, C] -> [n, C]
+
+
+def mlp(x: Array, p: MLP, layer: int, ctx: ForwardContext) -> Array:
+    """The MLP: ``c_proj(gelu(c_fc(x)))``, ``[n, C] -> [n, 4C] -> [n, C]``."""
+    h = gelu(linear(x, p.c_fc, ctx.plan.get("mlp.fc", layer), ctx), ctx.config.gelu)  # [n, C] -> [n, 4C]
+    return linear(h, p.c_proj, ctx.plan.get("mlp.proj", layer), ctx)  # [n, 4C] -> [n, C]
+
+
+def block(
+    x: Array, p: Block, layer: int, ctx: ForwardContext, cache: _KVCache | None = None
+) -> tuple[Array, Array, list[tuple[int, AttentionProbs]]]:
+    """One pre-norm transformer block, ``[n, C] -> [n, C]``; returns the block output, the residual stream
+    after attention, and the attention blocks of :func:`attention`."""
+    eps = ctx.config.layer_norm_epsilon
+    a, blocks = mha(layer_norm(x, p.ln_1.g, p.ln_1.b, eps), p.attn, layer, ctx, cache)  # [n, C]
+    mid = x + a  # [n, C]
+    out = mid + mlp(layer_norm(mid, p.ln_2.g, p.ln_2.b, eps), p.mlp, layer, ctx)  # [n, C]
+    return out, mid, blocks
+
+
+# ------------------------------------------------------------------------------------------ model
+@dataclass(frozen=True, eq=False)
+class GPT2Trace:
+    r"""Intermediates of one forward pass (one sequence of ``T`` tokens), from :meth:`GPT2.trace`.
+
+    Attributes
+    ----------
+    tokens : ndarray, shape (T,)
+    embedding : ndarray, shape (T, C)
+        ``wte[tokens] + wpe[:T]``, the input of block 0.
+    scores : tuple of ndarray, shape (H, T, T), one per layer
+        The scaled attention scores that enter the softmax: at and below the diagonal the scores as the
+        score site computed them, above it (future positions) :math:`-\infty`.
+    probs : tuple of ndarray, shape (H, T, T), one per layer
+        Attention probabilities (zero above the diagonal).
+    attn_residual : tuple of ndarray, shape (T, C), one per layer
+        The residual stream after the attention of each block: ``x + attn(ln_1(x))``.
+    hidden : tuple of ndarray, shape (T, C), one per layer
+        The residual stream after each block (the block outputs).
+    final : ndarray, shape (T, C)
+        ``ln_f`` of the last block's output (Hugging Face's last hidden state).
+    logits : ndarray, shape (T, V)
+    stats : tuple of dict, one per layer
+        What a :class:`~lampref.gpt2.plan.ScoreRule` reports per layer, summed over the blocks of query
+        rows (empty dicts otherwise).
+    """
+
+    tokens: NDArray[np.int64]
+    embedding: Array
+    scores: tuple[Array, ...]
+    probs: tuple[Array, ...]
+    attn_residual: tuple[Array, ...]
+    hidden: tuple[Array, ...]
+    final: Array
+    logits: Array
+    stats: tuple[dict[str, Any], ...]
+
+
+def _assemble(blocks: list[tuple[int, AttentionProbs]], T: int) -> tuple[Array, Array, dict[str, Any]]:
+    """Square ``[H, T, T]`` masked scores and probabilities of a sequence from its attention blocks, and the
+    blocks' statistics summed."""
+    H = blocks[0][1].scores.shape[0]
+    dtype = blocks[0][1].scores.dtype
+    scores = np.full((H, T, T), -np.inf, dtype=dtype)
+    probs = np.zeros((H, T, T), dtype=blocks[0][1].probs.dtype)
+    stats: dict[str, Any] = {}
+    for pos, ap in blocks:
+        r = ap.scores.shape[1]
+        N = min(ap.scores.shape[2], T)
+        future = np.arange(N)[None, :] > np.arange(pos, pos + r)[:, None]  # [r, N]
+        scores[:, pos : pos + r, :N] = np.where(future, dtype.type(-np.inf), ap.scores[:, :, :N])
+        probs[:, pos : pos + r, :N] = ap.probs[:, :, :N]
+        for key, value in ap.stats.items():
+            stats[key] = stats[key] + value if key in stats else value
+    return scores, probs, stats
+
+
+def _as_generator(rng: Any) -> np.random.Generator | None:
+    if rng is None or isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (int, np.integer)):
+        raise InputTypeError(f"rng must be a numpy.random.Generator, an integer seed or None, got {rng!r}")
+    return np.random.default_rng(int(rng))
+
+
+class GPT2:
+    r"""A GPT-2 model: parameters, configuration, and the forward pass under a precision plan.
+
+    Parameters
+    ----------
+    params : GPT2Params
+        Float32 parameters matching ``config`` (from :func:`~lampref.gpt2.weights.load` or
+        :func:`~lampref.gpt2.weights.random_params`).
+    config : GPT2Config
+    row_block : int, default :data:`ROW_BLOCK`
+        Rows per BLAS product (the module notes explain why products run in fixed-shape row blocks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref import Accumulator, fp32_mantissa
+    >>> from lampref.gpt2.config import GPT2Config
+    >>> from lampref.gpt2.model import GPT2
+    >>> from lampref.gpt2.plan import PrecisionPlan
+    >>> from lampref.gpt2.weights import random_params
+    >>> cfg = GPT2Config(n_layer=2, n_head=2, n_embd=16, n_positions=32, vocab_size=64)
+    >>> model = GPT2(random_params(cfg, rng=0, std=0.2), cfg)
+    >>> tokens = np.array([3, 14, 15, 9, 26])
+    >>> logits = model.logits(tokens)
+    >>> logits.shape, logits.dtype
+    ((5, 64), dtype('float32'))
+    >>> low = model.logits(tokens, PrecisionPlan.only("attn.score", Accumulator(fp32_mantissa(4))))
+    >>> bool(np.abs(low - logits).max() > 0)
+    True
+    >>> new, steps = model.generate(tokens, 3, return_logits=True)
+    >>> bool((steps[0] == logits[-1]).all())
+    True
+    """
+
+    def __init__(self, params: GPT2Params, config: GPT2Config, *, row_block: int = ROW_BLOCK) -> None:
+        if not isinstance(config, GPT2Config):
+            raise InputTypeError(f"config must be a GPT2Config, got {type(config).__name__}")
+        if not isinstance(params, GPT2Params):
+            raise InputTypeError(f"params must be a GPT2Params, got {type(params).__name__}")
+        if params.dtype != np.float32:
+            raise InputValueError(f"params have dtype {params.dtype}; expected float32")
+        params.check(config)
+        if isinstance(row_block, bool) or not isinstance(row_block, int) or row_block < 1:
+            raise InputValueError(f"row_block={row_block!r} is not valid; expected a positive integer")
+        self.params = params
+        self.config = config
+        self.row_block = row_block
+        self._params64: GPT2Params | None = None
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        n_head: int | None = None,
+        config: GPT2Config | None = None,
+        row_block: int = ROW_BLOCK,
+    ) -> GPT2:
+        """A model from a checkpoint (any format :func:`~lampref.gpt2.weights.load` reads)."""
+        params, cfg = load(path, n_head=n_head, config=config)
+        return cls(params, cfg, row_block=row_block)
+
+    def __repr__(self) -> str:
+        return f"GPT2({self.config!r}, row_block={self.row_block})"
+
+    # ------------------------------------------------------------------ arguments
+    def _tokens(
+        self, tokens: ArrayLike, name: str = "tokens", ndims: Sequence[int] = (1, 2)
+    ) -> NDArray[np.int64]:
+        arr = np.asarray(tokens)
+        if arr.size == 0:
+            raise InputValueError(f"{name} is empty (shape {arr.shape}); expected at least one token")
+        if arr.dtype.kind not in "iu":
+            raise InputTypeError(f"{name} has dtype {arr.dtype}; expected integer token ids")
+        if arr.ndim not in ndims:
+            raise InputValueError(
+                f"{name} has shape {arr.shape}; expected {' or '.join(f'{d}-D' for d in ndims)}"
+            )
+        V, P = self.config.vocab_size, self.config.n_positions
+        if arr.shape[-1] > P:
+            raise InputValueError(
+                f"{name} has {arr.shape[-1]} positions; the model's context is n_positions={P}"
+            )
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= V:
+            bad = lo if lo < 0 else hi
+            raise InputValueError(f"{name} holds the id {bad}; expected ids in 0..{V - 1} (vocab_size={V})")
+        return arr.astype(np.int64)
+
+    def _plan(self, plan: PrecisionPlan | None) -> PrecisionPlan:
+        if plan is None:
+            return PrecisionPlan()
+        if not isinstance(plan, PrecisionPlan):
+            raise PlanError(f"plan must be a PrecisionPlan or None, got {type(plan).__name__}")
+        plan.check_layers(self.config.n_layer)
+        return plan
+
+    def _weights(self, plan: PrecisionPlan) -> GPT2Params:
+        if not plan.is_reference:
+            return self.params
+        if self._params64 is None:
+            self._params64 = self.params.astype(np.float64)
+        return self._params64
+
+    # ------------------------------------------------------------------ forward
+    def _forward(
+        self,
+        tokens: NDArray[np.int64],
+        plan: PrecisionPlan,
+        rng: np.random.Generator | None,
+        *,
+        start: int = 0,
+        cache: _KVCache | None = None,
+        last_only: bool = False,
+        record: dict[str, list[Any]] | None = None,
+    ) -> Array:
+        """Logits of the rows at positions ``start .. start + len(tokens) - 1`` of one sequence."""
+        p = self._weights(plan)
+        ctx = ForwardContext(plan, self.config, start, self.row_block, rng)
+        n = tokens.shape[0]
+        x = p.wte[tokens] + p.wpe[start : start + n]  # [n] -> [n, C]
+        if record is not None:
+            record["embedding"].append(x)
+        for layer, blk in enumerate(p.h):
+            x, mid, blocks = block(x, blk, layer, ctx, cache)  # [n, C] -> [n, C]
+            if record is not None:
+                scores, probs, stats = _assemble(blocks, n)
+                for key, value in (("scores", scores), ("probs", probs), ("attn_residual", mid),
+                                   ("hidden", x), ("stats", stats)):  # fmt: skip
+                    record[key].append(value)
+        x = layer_norm(x, p.ln_f.g, p.ln_f.b, self.config.layer_norm_epsilon)  # [n, C]
+        if record is not None:
+            record["final"].append(x)
+        if last_only:
+            x = x[-1:]
+            ctx = ForwardContext(plan, self.config, start + n - 1, self.row_block, rng)
+        return _site_matmul(x, p.wte.T, plan.get("lm_head"), ctx)  # [n, C] @ [C, V] -> [n, V]
+
+    def logits(self, tokens: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None) -> Array:
+        """Next-token logits of every position.
+
+        Parameters
+        ----------
+        tokens : array_like of int, shape (T,) or (B, T)
+            Token ids, ``T <= n_positions``.
+        plan : PrecisionPlan, optional
+            Accumulation model of each GEMM site (default: float32 BLAS everywhere).
+        rng : numpy.random.Generator or int, optional
+            Randomness for stochastic rounding modes in the plan.
+
+        Returns
+        -------
+        ndarray, shape (T, V) or (B, T, V)
+            float32 (float64 under :meth:`~lampref.gpt2.plan.PrecisionPlan.reference`). Each sequence of a
+            batch is computed exactly as it would be alone.
+
+        Raises
+        ------
+        InputValueError, InputTypeError
+            Token ids out of range, too many positions, an empty or non-integer ``tokens``.
+        PlanError
+            A plan that sets a layer the model does not have.
+        """
+        toks = self._tokens(tokens)
+        pl = self._plan(plan)
+        gen = _as_generator(rng)
+        if toks.ndim == 1:
+            return self._forward(toks, pl, gen)
+        return np.stack([self._forward(row, pl, gen) for row in toks])
+
+    def trace(self, tokens: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None) -> GPT2Trace:
+        """The forward pass of one sequence with its intermediates (see :class:`GPT2Trace`).
+
+        The attention matrices take ``2 * n_layer * n_head * T**2`` values: about 1.2 GB in float32 for
+        the 124M model on 1024 tokens.
+        """
+        toks = self._tokens(tokens, ndims=(1,))
+        pl = self._plan(plan)
+        record: dict[str, list[Any]] = {
+            k: [] for k in ("embedding", "scores", "probs", "attn_residual", "hidden", "stats", "final")
+        }
+        logits = self._forward(toks, pl, _as_generator(rng), record=record)
+        return GPT2Trace(
+            tokens=toks,
+            embedding=record["embedding"][0],
+            scores=tuple(record["scores"]),
+            probs=tuple(record["probs"]),
+            attn_residual=tuple(record["attn_residual"]),
+            hidden=tuple(record["hidden"]),
+            final=record["final"][0],
+            logits=logits,
+            stats=tuple(record["stats"]),
+        )
+
+    @overload
+    def generate(
+        self,
+        tokens: ArrayLike,
+        n: int,
+        plan: PrecisionPlan | None = ...,
+        *,
+        rng: Any = ...,
+        return_logits: Literal[False] = ...,
+    ) -> NDArray[np.int64]: ...
+
+    @overload
+    def generate(
+        self,
+        tokens: ArrayLike,
+        n: int,
+        plan: PrecisionPlan | None = ...,
+        *,
+        rng: Any = ...,
+        return_logits: Literal[True],
+    ) -> tuple[NDArray[np.int64], Array]: ...
+
+    def generate(
+        self,
+        tokens: ArrayLike,
+        n: int,
+        plan: PrecisionPlan | None = None,
+        *,
+        rng: Any = None,
+        return_logits: bool = False,
+    ) -> NDArray[np.int64] | tuple[NDArray[np.int64], Array]:
+        """Greedy decoding of ``n`` tokens with a KV cache.
+
+        The logits of each step equal, bit for bit, ``logits(sequence so far)[-1]`` computed from scratch
+        (module notes). Ties go to the lowest token id.
+
+        Parameters
+        ----------
+        tokens : array_like of int, shape (T,) or (B, T)
+            The prompt(s).
+        n : int
+            Number of tokens to generate; ``T + n - 1 <= n_positions``.
+        plan, rng
+            As for :meth:`logits`.
+        return_logits : bool, default False
+            Also return the logits each new token was chosen from.
+
+        Returns
+        -------
+        new : ndarray of int64, shape (n,) or (B, n)
+        logits : ndarray, shape (n, V) or (B, n, V)
+            Only with ``return_logits=True``.
+        """
+        toks = self._tokens(tokens)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise InputValueError(f"n={n!r} is not valid; expected a non-negative integer")
+        n = int(n)
+        T = toks.shape[-1]
+        if n and T + n - 1 > self.config.n_positions:
+            raise InputValueError(
+                f"n={n}: a prompt of {T} tokens plus {n} new ones needs {T + n - 1} positions; the model's "
+                f"context is n_positions={self.config.n_positions}"
+            )
+        pl = self._plan(plan)
+        gen = _as_generator(rng)
+        if toks.ndim == 2:
+            outs = [self._generate(row, n, pl, gen) for row in toks]
+            new = np.stack([o[0] for o in outs])
+            return (new, np.stack([o[1] for o in outs])) if return_logits else new
+        new, steps = self._generate(toks, n, pl, gen)
+        return (new, steps) if return_logits else new
+
+    def _generate(
+        self, toks: NDArray[np.int64], n: int, plan: PrecisionPlan, rng: np.random.Generator | None
+    ) -> tuple[NDArray[np.int64], Array]:
+        V = self.config.vocab_size
+        dtype = np.float64 if plan.is_reference else np.float32
+        new = np.zeros(n, dtype=np.int64)
+        steps = np.zeros((n, V), dtype=dtype)
+        if n == 0:
+            return new, steps
+        cache = _KVCache([None] * self.config.n_layer, [None] * self.config.n_layer)
+        last = self._forward(toks, plan, rng, cache=cache, last_only=True)[-1]  # [V]
+        T = toks.shape[0]
+        for i in range(n):
+            steps[i] = last
+            new[i] = int(np.argmax(last))
+            if i + 1 < n:
+                last = self._forward(new[i : i + 1], plan, rng, start=T + i, cache=cache, last_only=True)[-1]
+        return new, steps
+
+    def loss(self, tokens: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None) -> float:
+        r"""Mean next-token cross-entropy (nats), in float64 from the logits.
+
+        .. math:: \mathcal L = -\frac{1}{B(T-1)} \sum_{b,t} \log \operatorname{softmax}(z_{b,t})_{x_{b,t+1}}
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from lampref.gpt2.config import GPT2Config
+        >>> from lampref.gpt2.model import GPT2
+        >>> from lampref.gpt2.weights import random_params
+        >>> cfg = GPT2Config(n_layer=1, n_head=1, n_embd=8, n_positions=8, vocab_size=16)
+        >>> m = GPT2(random_params(cfg, rng=0, std=0.0, ln_spread=0.0), cfg)  # uniform predictions
+        >>> bool(np.isclose(m.loss([1, 2, 3]), np.log(16))), bool(np.isclose(m.perplexity([1, 2, 3]), 16))
+        (True, True)
+        """
+        toks = self._tokens(tokens)
+        if toks.shape[-1] < 2:
+            raise InputValueError("tokens needs at least 2 positions for a next-token loss")
+        z = np.asarray(self.logits(toks, plan, rng=rng), dtype=np.float64)[..., :-1, :]  # [..., T-1, V]
+        m = z.max(axis=-1, keepdims=True)
+        lse = (m + np.log(np.exp(z - m).sum(axis=-1, keepdims=True)))[..., 0]  # [..., T-1]
+        target = np.take_along_axis(z, toks[..., 1:, None], axis=-1)[..., 0]  # [..., T-1]
+        return float(np.mean(lse - target))
+
+    def perplexity(self, tokens: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None) -> float:
+        """``exp(loss(tokens))``."""
+        return math.exp(self.loss(tokens, plan, rng=rng))

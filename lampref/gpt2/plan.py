@@ -1,0 +1,262 @@
+r"""Precision plans: which accumulation model each GEMM of the GPT-2 forward pass runs under.
+
+GPT-2's forward pass has seven matrix-product *sites* (:data:`SITES`), six in every block and the
+language-model head:
+
+=================  =============================================  ==========================
+site               product                                        shapes (one sequence)
+=================  =============================================  ==========================
+``attn.qkv``       ``ln_1(x) @ c_attn.w + c_attn.b``              ``[T, C] @ [C, 3C]``
+``attn.score``     ``q @ k^T`` per head, then ``/ sqrt(d)``       ``[H, T, d] @ [H, d, T]``
+``attn.value``     ``softmax(scores) @ v`` per head               ``[H, T, T] @ [H, T, d]``
+``attn.proj``      ``attn @ c_proj.w + c_proj.b``                 ``[T, C] @ [C, C]``
+``mlp.fc``         ``ln_2(x) @ c_fc.w + c_fc.b``                  ``[T, C] @ [C, 4C]``
+``mlp.proj``       ``gelu(h) @ c_proj.w + c_proj.b``              ``[T, 4C] @ [4C, C]``
+``lm_head``        ``ln_f(x) @ wte^T``                            ``[T, C] @ [C, V]``
+=================  =============================================  ==========================
+
+A :class:`PrecisionPlan` maps each site, optionally per layer, to an
+:class:`~lampref.accumulate.Accumulator` (or ``None``: float32 BLAS). Everything that is not a GEMM
+(embedding sums, LayerNorm, GELU, softmax, residual additions) runs in float32, or in float64 under
+:meth:`PrecisionPlan.reference`.
+
+The ``attn.score`` site may also hold a :class:`ScoreRule`: an object that computes the attention
+probabilities itself (the extension point for LAMP, which recomputes selected scores in higher precision).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from numpy.typing import NDArray
+
+from ..accumulate import Accumulator
+from ..errors import PlanError, expected_one_of
+
+__all__ = ["LAYER_SITES", "SITES", "AttentionProbs", "PrecisionPlan", "ScoreRule"]
+
+SITES: tuple[str, ...] = (
+    "attn.qkv",
+    "attn.score",
+    "attn.value",
+    "attn.proj",
+    "mlp.fc",
+    "mlp.proj",
+    "lm_head",
+)
+"""The GEMM sites of the forward pass, in execution order."""
+
+LAYER_SITES: tuple[str, ...] = SITES[:-1]
+"""The sites that occur once per block (and can be set per layer)."""
+
+
+class AttentionProbs(NamedTuple):
+    """What the score step of attention produces for a block of query rows.
+
+    Attributes
+    ----------
+    scores : ndarray, shape (H, n, L)
+        Scaled scores ``q k^T / sqrt(d)`` before the causal mask (entries of future positions included).
+    probs : ndarray, shape (H, n, L)
+        Attention probabilities after the mask and the softmax.
+    stats : dict
+        Per-layer statistics a :class:`ScoreRule` reports (for example how many scores it recomputed);
+        empty for an :class:`~lampref.accumulate.Accumulator`. :meth:`~lampref.gpt2.model.GPT2.trace`
+        returns them per layer.
+    """
+
+    scores: NDArray[Any]
+    probs: NDArray[Any]
+    stats: dict[str, Any]
+
+
+@runtime_checkable
+class ScoreRule(Protocol):
+    """A rule that computes attention probabilities at the ``attn.score`` site (the LAMP extension point).
+
+    ``attention_probs(q, k, *, start, layer, rng)`` receives the queries ``q`` ``[H, n, d]`` of one block of
+    rows, at absolute positions ``start .. start + n - 1``, and the keys ``k`` ``[H, N, d]`` of positions
+    ``0 .. N - 1``, float32, where ``N >= start + n`` is the end of the block of ``row_block`` positions
+    (keys beyond the sequence are zero); it returns :class:`AttentionProbs` of shape ``[H, n, N]``. It must
+    apply the causal mask (query row ``i`` sees keys ``j <= start + i``, as
+    :func:`~lampref.gpt2.model.causal_softmax` does) and treat every row independently of the others, so
+    that the cached generation path gives the same bits as a full recomputation. ``rng`` is the forward pass's
+    ``numpy.random.Generator`` (or None). Implementations must be hashable (frozen dataclasses) so that
+    plans stay hashable; statistics they return should be additive (counts), as the forward pass sums them
+    over the blocks of rows of a layer.
+    """
+
+    def attention_probs(
+        self, q: NDArray[Any], k: NDArray[Any], *, start: int, layer: int, rng: Any
+    ) -> AttentionProbs: ...
+
+
+def _check_site(site: object) -> str:
+    if site not in SITES:
+        raise PlanError(expected_one_of("site", site, SITES))
+    return str(site)
+
+
+def _check_spec(site: str, spec: object) -> Any:
+    if spec is None or isinstance(spec, Accumulator):
+        return spec
+    if site == "attn.score" and isinstance(spec, ScoreRule):
+        try:
+            hash(spec)
+        except TypeError:
+            raise PlanError(f"the score rule {spec!r} must be hashable (a frozen dataclass)") from None
+        return spec
+    what = "an Accumulator, a ScoreRule or None" if site == "attn.score" else "an Accumulator or None"
+    raise PlanError(f"site {site!r} was given {spec!r}; expected {what}")
+
+
+def _check_layers(site: str, layers: Iterable[int] | int | None) -> tuple[int | None, ...]:
+    if layers is None:
+        return (None,)
+    if site == "lm_head":
+        raise PlanError("site 'lm_head' occurs once, after the last block; it takes no layers")
+    if isinstance(layers, bool):
+        raise PlanError(
+            f"layers={layers!r} is not valid; expected a layer index, an iterable of them, or None"
+        )
+    if isinstance(layers, int):
+        layers = (layers,)
+    out = []
+    for layer in layers:
+        if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
+            raise PlanError(f"layers holds {layer!r}; expected non-negative integers")
+        out.append(layer)
+    if not out:
+        raise PlanError("layers is empty; pass None for every layer")
+    return tuple(sorted(set(out)))
+
+
+def _key(entry: tuple[str, int | None, Any]) -> tuple[int, int]:
+    site, layer, _ = entry
+    return (SITES.index(site), -1 if layer is None else layer)
+
+
+@dataclass(frozen=True, slots=True)
+class PrecisionPlan:
+    r"""The accumulation model of every GEMM site, optionally per layer (frozen and hashable).
+
+    Build plans with the constructors (:meth:`uniform`, :meth:`only`, :meth:`reference`) and refine them
+    with :meth:`set`; look a site up with :meth:`get`. A site not mentioned runs in float32 BLAS
+    (``None``). A per-layer setting overrides the site's setting for every layer.
+
+    Attributes
+    ----------
+    entries : tuple of (site, layer or None, spec)
+        The settings, in canonical order (site order, then layer).
+    is_reference : bool
+        True for the float64 reference: every operation of the forward pass in float64 (and no
+        accumulators).
+
+    Examples
+    --------
+    >>> from lampref import Accumulator, fp32_mantissa
+    >>> from lampref.gpt2.plan import PrecisionPlan
+    >>> acc = Accumulator(fp32_mantissa(10))
+    >>> plan = PrecisionPlan.only("attn.score", acc, layers=[0, 1])
+    >>> plan
+    PrecisionPlan(attn.score[0]=Accumulator(fmt=FloatFormat(fp32_m10: p=11, emax=127, emin=-126)),
+                  attn.score[1]=Accumulator(fmt=FloatFormat(fp32_m10: p=11, emax=127, emin=-126)))
+    >>> plan.get("attn.score", 1) is acc, plan.get("attn.score", 2), plan.get("mlp.fc", 0)
+    (True, None, None)
+    >>> PrecisionPlan.uniform(acc).get("lm_head") == acc
+    True
+    >>> PrecisionPlan.only("attn.scores", acc)
+    Traceback (most recent call last):
+    ...
+    lampref.errors.PlanError: site='attn.scores' is not valid; expected one of: 'attn.qkv', 'attn.score',
+    'attn.value', 'attn.proj', 'mlp.fc', 'mlp.proj', 'lm_head'
+    """
+
+    entries: tuple[tuple[str, int | None, Any], ...] = ()
+    is_reference: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.entries, tuple):
+            raise PlanError(
+                f"entries must be a tuple of (site, layer, spec), got {type(self.entries).__name__}"
+            )
+        seen: dict[tuple[str, int | None], Any] = {}
+        for entry in self.entries:
+            if not isinstance(entry, tuple) or len(entry) != 3:
+                raise PlanError(f"plan entry {entry!r} is not a (site, layer, spec) triple")
+            site, layer, spec = entry
+            _check_site(site)
+            (checked,) = _check_layers(site, layer)
+            _check_spec(site, spec)
+            if (site, checked) in seen:
+                raise PlanError(f"site {site!r}, layer {layer!r} is set twice")
+            seen[(site, checked)] = spec
+        if self.is_reference and any(spec is not None for spec in seen.values()):
+            raise PlanError("the reference plan runs every operation in float64; it takes no accumulators")
+        object.__setattr__(self, "entries", tuple(sorted(self.entries, key=_key)))
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def uniform(cls, acc: Accumulator | None) -> PrecisionPlan:
+        """Every site of every layer under the same accumulator."""
+        return cls(tuple((site, None, _check_spec(site, acc)) for site in SITES))
+
+    @classmethod
+    def only(cls, site: str, spec: Any, layers: Iterable[int] | int | None = None) -> PrecisionPlan:
+        """One site (optionally only in some layers) under ``spec``; every other product in float32 BLAS."""
+        return cls().set(site, spec, layers)
+
+    @classmethod
+    def reference(cls) -> PrecisionPlan:
+        """The float64 reference: every operation of the forward pass (GEMMs included) in float64."""
+        return cls((), is_reference=True)
+
+    def set(self, site: str, spec: Any, layers: Iterable[int] | int | None = None) -> PrecisionPlan:
+        """A new plan with ``site`` (in ``layers``, or for every layer) set to ``spec``.
+
+        Setting a site for every layer removes its per-layer settings.
+        """
+        _check_site(site)
+        spec = _check_spec(site, spec)
+        if self.is_reference:
+            raise PlanError("the reference plan runs every operation in float64; it takes no accumulators")
+        chosen = _check_layers(site, layers)
+        if chosen == (None,):
+            kept = [e for e in self.entries if e[0] != site]
+        else:
+            kept = [e for e in self.entries if not (e[0] == site and e[1] in chosen)]
+        return PrecisionPlan((*kept, *((site, layer, spec) for layer in chosen)))
+
+    # ---------------------------------------------------------------- lookup
+    def get(self, site: str, layer: int | None = None) -> Any:
+        """The spec of ``site`` in ``layer`` (None: float32 BLAS, or float64 under the reference plan)."""
+        _check_site(site)
+        default = None
+        for s, lay, spec in self.entries:
+            if s == site:
+                if lay is not None and lay == layer:
+                    return spec
+                if lay is None:
+                    default = spec
+        return default
+
+    def check_layers(self, n_layer: int) -> None:
+        """Raise :class:`~lampref.errors.PlanError` if a per-layer setting names a layer ``>= n_layer``."""
+        bad = sorted({(s, lay) for s, lay, _ in self.entries if lay is not None and lay >= n_layer})
+        if bad:
+            raise PlanError(f"the plan sets {bad} but the model has {n_layer} layers (0..{n_layer - 1})")
+
+    @property
+    def is_float32(self) -> bool:
+        """True when every product runs in float32 BLAS and everything else in float32."""
+        return not self.is_reference and all(spec is None for _, _, spec in self.entries)
+
+    def __repr__(self) -> str:
+        if self.is_reference:
+            return "PrecisionPlan.reference()"
+        if not self.entries:
+            return "PrecisionPlan()"
+        parts = [f"{s}{'' if lay is None else f'[{lay}]'}={spec!r}" for s, lay, spec in self.entries]
+        return f"PrecisionPlan({', '.join(parts)})"

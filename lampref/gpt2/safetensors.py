@@ -1,0 +1,379 @@
+r"""A small, strict reader and writer of the safetensors format, written from its specification.
+
+A safetensors file is
+
+1. 8 bytes: :math:`N`, an unsigned 64-bit little-endian integer;
+2. :math:`N` bytes: a UTF-8 JSON object. Each key is a tensor name mapped to
+   ``{"dtype": "F32", "shape": [d0, d1, ...], "data_offsets": [begin, end]}``; the optional key
+   ``"__metadata__"`` maps strings to strings. The header may end with spaces (padding);
+3. the data buffer: the tensors' bytes, little-endian, C order. ``data_offsets`` are relative to the start
+   of this buffer, and the tensors tile it exactly: no overlaps, no holes, nothing after the last one.
+
+Reading memory-maps the file (:class:`numpy.memmap`) and returns read-only views into it, so a float32
+tensor costs no copy. BF16 tensors are widened to float32 (exactly, by shifting the 16 bits into the top of
+a float32) and are the only ones copied; a tensor whose offset is not a multiple of its item size is copied
+to an aligned array. Every violation of the format raises :class:`~lampref.errors.WeightsError` naming the
+file, the tensor and what was expected; nothing is returned from a file that fails a check.
+
+References
+----------
+Hugging Face, "safetensors" format description, https://github.com/huggingface/safetensors (README,
+section "Format").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..errors import WeightsError, WeightsNotFoundError, expected_one_of
+
+__all__ = ["DTYPES", "MAX_HEADER_BYTES", "TensorInfo", "load_file", "read_header", "save_file"]
+
+DTYPES: dict[str, np.dtype[Any]] = {
+    "F64": np.dtype("<f8"),
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype("<u2"),  # stored as raw 16-bit patterns, widened to float32 on reading
+    "I64": np.dtype("<i8"),
+    "I32": np.dtype("<i4"),
+    "I16": np.dtype("<i2"),
+    "I8": np.dtype("i1"),
+    "U64": np.dtype("<u8"),
+    "U32": np.dtype("<u4"),
+    "U16": np.dtype("<u2"),
+    "U8": np.dtype("u1"),
+    "BOOL": np.dtype("?"),
+}
+"""The safetensors dtypes this module reads and writes, with their storage dtype."""
+
+MAX_HEADER_BYTES = 100_000_000
+"""Largest JSON header accepted (the reference implementation's limit)."""
+
+_NUMPY_TO_ST: dict[str, str] = {
+    "float64": "F64",
+    "float32": "F32",
+    "float16": "F16",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint64": "U64",
+    "uint32": "U32",
+    "uint16": "U16",
+    "uint8": "U8",
+    "bool": "BOOL",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """One entry of a safetensors header: ``dtype`` name, ``shape``, and byte range in the data buffer."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+
+def _fail(path: Path | str, message: str) -> WeightsError:
+    return WeightsError(f"{path}: {message}")
+
+
+def _no_duplicates(path: Path | str) -> Any:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise _fail(path, f"safetensors header has the key {key!r} twice")
+            out[key] = value
+        return out
+
+    return hook
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def read_header(path: str | Path) -> tuple[dict[str, TensorInfo], dict[str, str], int]:
+    """Read and validate the header of a safetensors file.
+
+    Returns
+    -------
+    tensors : dict of str to TensorInfo
+        The entries, in the order of the file's header.
+    metadata : dict of str to str
+        The ``__metadata__`` object (empty when absent).
+    data_start : int
+        Byte offset of the data buffer in the file (``8 + N``).
+
+    Raises
+    ------
+    WeightsNotFoundError
+        If the file does not exist.
+    WeightsError
+        If the header is malformed: a header size beyond the file, invalid UTF-8 or JSON, a key given twice,
+        an entry without ``dtype``/``shape``/``data_offsets``, an unknown dtype, offsets out of the data
+        buffer, overlapping or leaving holes, a byte count that is not ``prod(shape) * itemsize``, or a
+        data buffer longer or shorter than the tensors (a truncated file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{path}: no such file (expected a safetensors file)")
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise _fail(
+                path, f"file of {size} bytes is too short for a safetensors header (8-byte size first)"
+            )
+        n = int.from_bytes(head, "little")
+        if n > MAX_HEADER_BYTES:
+            raise _fail(path, f"header size {n} bytes exceeds the limit of {MAX_HEADER_BYTES} bytes")
+        if 8 + n > size:
+            raise _fail(path, f"header size {n} bytes runs beyond the end of the file ({size} bytes)")
+        raw = f.read(n)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(path, f"safetensors header is not valid UTF-8 ({exc})") from None
+    try:
+        header = json.loads(text, object_pairs_hook=_no_duplicates(path))
+    except json.JSONDecodeError as exc:
+        raise _fail(path, f"safetensors header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise _fail(path, f"safetensors header must be a JSON object, got {type(header).__name__}")
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise _fail(path, "__metadata__ must be an object mapping strings to strings")
+
+    buffer_len = size - 8 - n
+    tensors: dict[str, TensorInfo] = {}
+    for key, entry in header.items():
+        where = f"tensor {key!r}"
+        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
+            raise _fail(path, f"{where}: expected an object with 'dtype', 'shape' and 'data_offsets'")
+        extra = set(entry) - {"dtype", "shape", "data_offsets"}
+        if extra:
+            raise _fail(path, f"{where}: unexpected field(s) {sorted(extra)}")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype not in DTYPES:
+            raise _fail(path, f"{where}: {expected_one_of('dtype', dtype, tuple(DTYPES))}")
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+            raise _fail(path, f"{where}: shape={shape!r}; expected a list of non-negative integers")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(_is_int(o) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1]
+        ):
+            raise _fail(
+                path, f"{where}: data_offsets={offsets!r}; expected [begin, end] with 0 <= begin <= end"
+            )
+        begin, end = offsets
+        nbytes = math.prod(shape) * DTYPES[dtype].itemsize
+        if end - begin != nbytes:
+            raise _fail(
+                path,
+                f"{where}: data_offsets {offsets} span {end - begin} bytes; dtype {dtype} with shape "
+                f"{shape} needs {nbytes}",
+            )
+        tensors[key] = TensorInfo(dtype, tuple(shape), begin, end)
+
+    pos, prev = 0, None
+    for key, info in sorted(tensors.items(), key=lambda kv: (kv[1].begin, kv[1].end)):
+        if info.begin < pos:
+            raise _fail(path, f"tensor {key!r} (bytes {info.begin}..{info.end}) overlaps tensor {prev!r}")
+        if info.begin > pos:
+            raise _fail(path, f"hole in the data buffer: bytes {pos}..{info.begin} belong to no tensor")
+        if info.end > buffer_len:
+            raise _fail(
+                path,
+                f"tensor {key!r} needs bytes {info.begin}..{info.end} of the data buffer but the file "
+                "holds only "
+                f"{buffer_len} (truncated file?)",
+            )
+        pos, prev = info.end, key
+    if pos != buffer_len:
+        raise _fail(
+            path, f"{buffer_len - pos} trailing bytes after the last tensor (the data buffer must be tiled)"
+        )
+    return tensors, metadata, 8 + n
+
+
+def _bf16_to_float32(bits: NDArray[np.uint16]) -> NDArray[np.float32]:
+    """Widen bfloat16 bit patterns to float32 (exact: bf16 is the top half of a float32)."""
+    return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+def load_file(path: str | Path, *, mmap: bool = True) -> dict[str, NDArray[Any]]:
+    """Read every tensor of a safetensors file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    mmap : bool, default True
+        Memory-map the file and return read-only views (no copy for tensors stored in a NumPy dtype and
+        aligned to their item size). False: read everything into memory.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Tensors in NumPy dtypes; BF16 tensors as float32.
+
+    Raises
+    ------
+    WeightsError, WeightsNotFoundError
+        See :func:`read_header`.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from lampref.gpt2.safetensors import load_file, save_file
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.safetensors")
+    >>> save_file({"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, path)
+    >>> load_file(path)["w"]
+    array([[0., 1., 2.],
+           [3., 4., 5.]], dtype=float32)
+    """
+    path = Path(path)
+    tensors, _, start = read_header(path)
+    buffer_len = path.stat().st_size - start
+    data: NDArray[np.uint8]
+    if buffer_len == 0:
+        data = np.zeros(0, dtype=np.uint8)
+    elif mmap:
+        # a plain ndarray view of the map (the view keeps the map alive)
+        data = np.asarray(np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(buffer_len,)))
+    else:
+        with path.open("rb") as f:
+            f.seek(start)
+            data = np.frombuffer(f.read(buffer_len), dtype=np.uint8)
+            if data.size != buffer_len:
+                raise _fail(path, "file changed while it was read")
+    out: dict[str, NDArray[Any]] = {}
+    for key, info in tensors.items():
+        dt = DTYPES[info.dtype]
+        raw = data[info.begin : info.end]
+        if info.begin % dt.itemsize:
+            raw = np.array(raw)  # an aligned copy (BLAS and fast loops need aligned data)
+        arr = raw.view(dt).reshape(info.shape)
+        if info.dtype == "BF16":
+            arr = _bf16_to_float32(arr)
+        elif dt.byteorder not in ("=", "|") and not dt.isnative:
+            arr = arr.astype(dt.newbyteorder("="))
+        out[key] = arr
+    return out
+
+
+def _storage_bytes(arr: NDArray[Any], st: str) -> bytes:
+    """The little-endian bytes of a tensor in storage dtype ``st`` (BF16/F16: rounded to nearest-even)."""
+    if st in ("BF16", "F16"):
+        from ..rounding import round_to
+
+        r = np.asarray(round_to(arr, "bf16" if st == "BF16" else "fp16"), dtype=np.float32)
+        if st == "F16":
+            return r.astype("<f2").tobytes()
+        return (r.view(np.uint32) >> np.uint32(16)).astype("<u2").tobytes()
+    return np.ascontiguousarray(arr, dtype=DTYPES[st]).tobytes()
+
+
+def save_file(
+    tensors: Mapping[str, ArrayLike],
+    path: str | Path,
+    *,
+    metadata: Mapping[str, str] | None = None,
+    dtypes: Mapping[str, str] | None = None,
+) -> None:
+    """Write tensors to a safetensors file (atomically: a temporary file renamed into place).
+
+    Parameters
+    ----------
+    tensors : mapping of str to array_like
+        The tensors, in NumPy dtypes (float64/32/16, signed and unsigned integers, bool).
+    path : str or Path
+        Destination file.
+    metadata : mapping of str to str, optional
+        Written as ``__metadata__``.
+    dtypes : mapping of str to str, optional
+        A storage dtype per tensor name, for conversions: ``"BF16"`` or ``"F16"`` store a float tensor
+        rounded to nearest-even in that format. Other tensors are stored in their own dtype.
+
+    Notes
+    -----
+    Tensors are laid out by decreasing item size, then by name, so that every tensor starts at a multiple
+    of its item size; the header is padded with spaces to a multiple of 8 bytes.
+    """
+    path = Path(path)
+    if metadata is not None and not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise WeightsError("metadata must map strings to strings")
+    dtypes = dict(dtypes or {})
+    unknown = set(dtypes) - set(tensors)
+    if unknown:
+        raise WeightsError(f"dtypes names tensors that are not given: {sorted(unknown)}")
+    # First pass: storage dtype, shape and size of every tensor (nothing converted yet, so that writing a
+    # large checkpoint holds at most one converted tensor in memory).
+    plan: list[tuple[str, str, NDArray[Any]]] = []
+    for key, value in tensors.items():
+        if not isinstance(key, str) or key == "__metadata__":
+            raise WeightsError(
+                f"tensor name {key!r} is not valid; expected a string other than '__metadata__'"
+            )
+        arr = np.asarray(value)
+        st = dtypes.get(key)
+        if st is not None:
+            if st not in ("BF16", "F16"):
+                raise WeightsError(f"tensor {key!r}: {expected_one_of('storage dtype', st, ('BF16', 'F16'))}")
+            if arr.dtype.kind != "f":
+                raise WeightsError(
+                    f"tensor {key!r}: dtype {arr.dtype} cannot be stored as {st}; expected floats"
+                )
+        else:
+            name = _NUMPY_TO_ST.get(arr.dtype.name)
+            if name is None:
+                raise WeightsError(
+                    f"tensor {key!r} has dtype {arr.dtype}; expected one of {sorted(_NUMPY_TO_ST)}"
+                )
+            st = name
+        plan.append((key, st, arr))
+    plan.sort(key=lambda item: (-DTYPES[item[1]].itemsize, item[0]))
+    header: dict[str, Any] = {}
+    if metadata:
+        header["__metadata__"] = dict(metadata)
+    offset = 0
+    for key, st, arr in plan:
+        nbytes = arr.size * DTYPES[st].itemsize
+        header[key] = {"dtype": st, "shape": list(arr.shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    blob += b" " * (-len(blob) % 8)
+    directory = path.parent
+    if not directory.is_dir():
+        raise WeightsNotFoundError(f"{directory}: no such directory (writing {path.name})")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(len(blob).to_bytes(8, "little"))
+            f.write(blob)
+            for _, st, arr in plan:
+                f.write(_storage_bytes(arr, st))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
