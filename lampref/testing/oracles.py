@@ -117,35 +117,9 @@ def mpfr_round(x: ArrayLike, fmt: FloatFormat | str, mode: str = "nearest_even")
 
 
 def _mpfr_round_scalar(x: float, fmt: FloatFormat, mode: str) -> float:
-    gmpy2 = _gmpy2()
     if math.isnan(x) or math.isinf(x) or x == 0.0:
         return _special(x, fmt)
-    v = gmpy2.mpfr(x)
-    if mode in ("nearest_even", "toward_zero", "toward_pos", "toward_neg"):
-        rounding = {
-            "nearest_even": gmpy2.RoundToNearest,
-            "toward_zero": gmpy2.RoundToZero,
-            "toward_pos": gmpy2.RoundUp,
-            "toward_neg": gmpy2.RoundDown,
-        }[mode]
-        r = Fraction(*_context(fmt, rounding).plus(v).as_integer_ratio())
-    else:
-        exact = Fraction(x)
-        lo, hi = mpfr_neighbours(x, fmt)
-        if lo == hi:
-            r = lo
-        elif mode == "nearest_away":
-            below, above = exact - lo, hi - exact
-            if below < above:
-                r = lo
-            elif above < below:
-                r = hi
-            else:
-                r = hi if x > 0 else lo
-        else:  # odd: the truncation if its last bit is odd, else the other neighbour
-            trunc, away = (lo, hi) if x > 0 else (hi, lo)
-            r = trunc if trunc != 0 and _last_bit(trunc, fmt) == 1 else away
-    return _apply_overflow(r, x, fmt, mode)
+    return mpfr_round_fraction(Fraction(x), fmt, mode)
 
 
 def _special(x: float, fmt: FloatFormat) -> float:
