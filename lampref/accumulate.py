@@ -350,7 +350,7 @@ def _block_sum(
 ) -> NDArray[np.float64]:
     """The exact sum of the products of columns k0..k1-1, rounded once to the block format."""
     assert ctx.round_block is not None
-    a, b = A[:, k0:k1], B[k0:k1, :]
+    a, b = np.ascontiguousarray(A[:, k0:k1]), B[k0:k1, :]
     n = k1 - k0
     if ctx.round_prod is None and not ctx.round_block.stochastic:
         # certified fast path: float64 BLAS and a rigorous bound on its error
@@ -480,7 +480,8 @@ def _tiles(rows: int, cols: int) -> list[tuple[int, int]]:
 
 def _float32_mismatch(x: NDArray[Any]) -> NDArray[np.bool_]:
     with np.errstate(over="ignore", invalid="ignore"):
-        return ~((x.astype(np.float32).astype(x.dtype) == x) | np.isnan(x))
+        same: NDArray[np.bool_] = (x.astype(np.float32).astype(x.dtype) == x) | np.isnan(x)
+    return ~same
 
 
 def _are_float32_values(x: NDArray[Any]) -> bool:

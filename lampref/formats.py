@@ -185,7 +185,7 @@ class FloatFormat:
         >>> fp16.replace(subnormals=False).subnormals
         False
         """
-        params = {
+        params: dict[str, Any] = {
             "p": self.p,
             "emax": self.emax,
             "emin": self.emin,

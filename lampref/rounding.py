@@ -104,8 +104,8 @@ class _Container:
 
     def pattern(self, value: float) -> np.unsignedinteger[Any]:
         """Bit pattern of a non-negative float value of this container."""
-        out: np.unsignedinteger[Any] = np.array(value, dtype=self.dtype).view(self.udtype)[()]
-        return out
+        arr: NDArray[Any] = np.array(value, dtype=self.dtype).view(self.udtype)
+        return self.udtype.type(arr.item())  # type: ignore[no-any-return]
 
 
 _F32 = _Container(np.float32, np.uint32, 23)
@@ -339,8 +339,9 @@ def _parity(A: NDArray[Any], d: Any, mask: Any, plan: _Plan, variable: bool) -> 
     c = plan.c
     U = c.udtype.type
     if plan.shift == c.mb:  # p == 1: d == mb for every element
-        return (A >= (U(1) << U(c.mb))).astype(c.udtype)
-    lsb = (A >> d) & plan.one
+        implicit: NDArray[Any] = (A >= (U(1) << U(c.mb))).astype(c.udtype)
+        return implicit
+    lsb: NDArray[Any] = (A >> d) & plan.one
     if plan.shift == 0:
         lsb &= (mask != 0).astype(c.udtype)
     if variable:
