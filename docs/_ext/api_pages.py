@@ -28,6 +28,7 @@ API_MODULES = [
     "lampref",
     "lampref.analysis",
     "lampref.gpt2",
+    "lampref.lamp",
     "lampref.testing",
 ]
 

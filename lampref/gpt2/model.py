@@ -501,6 +501,15 @@ class GPT2Trace:
     stats: tuple[dict[str, Any], ...]
 
 
+def _sum_stats(blocks: list[tuple[int, AttentionProbs]]) -> dict[str, Any]:
+    """The statistics of a layer's attention blocks, summed (they are additive by the ScoreRule contract)."""
+    stats: dict[str, Any] = {}
+    for _, ap in blocks:
+        for key, value in ap.stats.items():
+            stats[key] = stats[key] + value if key in stats else value
+    return stats
+
+
 def _assemble(blocks: list[tuple[int, AttentionProbs]], T: int) -> tuple[Array, Array, dict[str, Any]]:
     """Square ``[H, T, T]`` masked scores and probabilities of a sequence from its attention blocks, and the
     blocks' statistics summed."""
@@ -508,16 +517,13 @@ def _assemble(blocks: list[tuple[int, AttentionProbs]], T: int) -> tuple[Array, 
     dtype = blocks[0][1].scores.dtype
     scores = np.full((H, T, T), -np.inf, dtype=dtype)
     probs = np.zeros((H, T, T), dtype=blocks[0][1].probs.dtype)
-    stats: dict[str, Any] = {}
     for pos, ap in blocks:
         r = ap.scores.shape[1]
         N = min(ap.scores.shape[2], T)
         future = np.arange(N)[None, :] > np.arange(pos, pos + r)[:, None]  # [r, N]
         scores[:, pos : pos + r, :N] = np.where(future, dtype.type(-np.inf), ap.scores[:, :, :N])
         probs[:, pos : pos + r, :N] = ap.probs[:, :, :N]
-        for key, value in ap.stats.items():
-            stats[key] = stats[key] + value if key in stats else value
-    return scores, probs, stats
+    return scores, probs, _sum_stats(blocks)
 
 
 def _as_generator(rng: Any) -> np.random.Generator | None:
@@ -649,17 +655,19 @@ class GPT2:
         ctx = ForwardContext(plan, self.config, start, self.row_block, rng)
         n = tokens.shape[0]
         x = p.wte[tokens] + p.wpe[start : start + n]  # [n] -> [n, C]
-        if record is not None:
+        if record is not None and "embedding" in record:
             record["embedding"].append(x)
         for layer, blk in enumerate(p.h):
             x, mid, blocks = block(x, blk, layer, ctx, cache)  # [n, C] -> [n, C]
-            if record is not None:
+            if record is not None and set(record) == {"stats"}:
+                record["stats"].append(_sum_stats(blocks))
+            elif record is not None:
                 scores, probs, stats = _assemble(blocks, n)
                 for key, value in (("scores", scores), ("probs", probs), ("attn_residual", mid),
                                    ("hidden", x), ("stats", stats)):  # fmt: skip
                     record[key].append(value)
         x = layer_norm(x, p.ln_f.g, p.ln_f.b, self.config.layer_norm_epsilon)  # [n, C]
-        if record is not None:
+        if record is not None and "final" in record:
             record["final"].append(x)
         if last_only:
             x = x[-1:]
@@ -697,6 +705,25 @@ class GPT2:
         if toks.ndim == 1:
             return self._forward(toks, pl, gen)
         return np.stack([self._forward(row, pl, gen) for row in toks])
+
+    def logits_and_stats(
+        self, tokens: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None
+    ) -> tuple[Array, tuple[dict[str, Any], ...]]:
+        """Logits of one sequence and the per-layer statistics its score rules report (for example LAMP's
+        recompute counts, :func:`lampref.lamp.recompute_fraction`), without keeping the attention matrices
+        that :meth:`trace` stores.
+
+        Returns
+        -------
+        logits : ndarray, shape (T, V)
+            As :meth:`logits`.
+        stats : tuple of dict
+            One dict per layer (empty where the ``attn.score`` site holds no score rule).
+        """
+        toks = self._tokens(tokens, ndims=(1,))
+        record: dict[str, list[Any]] = {"stats": []}
+        logits = self._forward(toks, self._plan(plan), _as_generator(rng), record=record)
+        return logits, tuple(record["stats"])
 
     def trace(self, tokens: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None) -> GPT2Trace:
         """The forward pass of one sequence with its intermediates (see :class:`GPT2Trace`).

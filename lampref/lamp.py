@@ -1,0 +1,362 @@
+r"""LAMP attention: low-precision scores, with the scores that matter recomputed in float32.
+
+LAMP (look-ahead mixed-precision inference, arXiv:2601.21623) computes the attention scores
+$z = q k^T / \sqrt d$ in low precision, takes the softmax, and recomputes in higher precision the scores
+of a small set $S$ of each row chosen so that the softmax's error amplification $\kappa(S)$ is at most
+$\tau$ (:func:`lampref.analysis.lamp_select`). The row is then masked and softmaxed again.
+
+:class:`LampConfig` is a :class:`~lampref.gpt2.plan.ScoreRule`: put it at the ``attn.score`` site of a
+:class:`~lampref.gpt2.plan.PrecisionPlan` and the GPT-2 forward pass (full, traced, or cached generation)
+runs LAMP attention. Per block of query rows it does:
+
+1. low-precision scores exactly as the score site does under an accumulator: ``matmul(q, k^T, score)``,
+   divided by $\sqrt d$ in float32, rounded again to ``score.fmt`` with ``score.mode``;
+2. the causal softmax of these scores (:func:`~lampref.gpt2.model.causal_softmax`);
+3. the selection (``lamp_select(probs, tau, valid=causal, rule=rule)``), or a random baseline with the same
+   number of entries per row;
+4. the selected scores recomputed: ``q.k`` in float32 (products and a pairwise sum in float32, per entry, so
+   the bits do not depend on the other rows), or under the ``recompute`` accumulator (then divided and
+   rounded as in step 1), divided by $\sqrt d$ in float32; they replace the low-precision scores;
+5. the causal softmax again.
+
+Statistics
+----------
+Per layer, summed over the blocks of rows by :meth:`~lampref.gpt2.model.GPT2.trace` and
+:meth:`~lampref.gpt2.model.GPT2.logits_and_stats`:
+
+``selected``
+    int64 ``[H]``: recomputed entries per head (valid entries only; a masked position the authors'
+    random baseline draws is not counted).
+``valid``
+    int64 ``[H]``: causal entries per head (``sum_t (t + 1)`` over the rows).
+``rows``
+    int64 ``[H]``: rows per head.
+``kappa_sum``
+    float64 ``[H]``: the sum over rows of the achieved $\kappa(S)$ (:func:`~lampref.analysis.softmax_kappa`
+    of the low-precision probabilities with the recomputed set).
+``kappa_hist``
+    int64 ``[H, len(KAPPA_BINS) - 1]``: a histogram of the achieved $\kappa(S)$ per row on the bins
+    :data:`KAPPA_BINS` (the upper edge of the last non-empty bin bounds the maximum).
+
+All are counts or sums, so they add over blocks of rows. :func:`recompute_fraction` turns them into
+recomputed fractions (selected / valid) per layer and per head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .accumulate import Accumulator, matmul
+from .analysis.softmax import lamp_select, softmax_kappa
+from .errors import AnalysisError, InputTypeError, expected_one_of
+from .gpt2.model import causal_softmax
+from .gpt2.plan import AttentionProbs
+from .rounding import round_to
+
+__all__ = ["BASELINES", "KAPPA_BINS", "RULES", "LampConfig", "RecomputeFraction", "recompute_fraction"]
+
+RULES: tuple[str, ...] = ("prefix", "optimal", "authors")
+"""Selection rules (see :func:`lampref.analysis.lamp_select`)."""
+
+BASELINES: tuple[str | None, ...] = (None, "random", "random_authors")
+"""None (LAMP) or a random baseline ("fake LAMP") with the same number of recomputed entries per row."""
+
+KAPPA_BINS: NDArray[np.float64] = np.linspace(0.0, 2.0, 41)
+"""Bin edges of the ``kappa_hist`` statistic: 40 bins of width 0.05 on [0, 2] (the last bin closed)."""
+
+Array = NDArray[Any]
+
+
+def _causal(start: int, n: int, N: int) -> NDArray[np.bool_]:
+    """``[n, N]``: row ``i`` (position ``start + i``) sees the keys ``j <= start + i``."""
+    return np.arange(N)[None, :] <= np.arange(start, start + n)[:, None]
+
+
+def _site_scores(q: Array, k: Array, acc: Accumulator, rng: Any) -> Array:
+    """The score site under an accumulator (as :func:`lampref.gpt2.model.attention_scores`)."""
+    d = q.shape[-1]
+    s = np.asarray(matmul(q, k.transpose(0, 2, 1), acc, rng=rng), dtype=np.float32)  # [H, n, N]
+    s = s / np.sqrt(np.float32(d))
+    return np.asarray(round_to(s, acc.fmt, acc.mode, rng=rng), dtype=np.float32)
+
+
+def _entry_scores(qs: Array, ks: Array, acc: Accumulator | None, rng: Any) -> Array:
+    """Scores of individual entries: ``qs``, ``ks`` ``[S, d]`` -> ``[S]``, each entry on its own."""
+    d = qs.shape[-1]
+    if acc is None:  # float32 products, float32 pairwise sum along the contiguous last axis
+        s = np.multiply(qs, ks, dtype=np.float32).sum(axis=-1, dtype=np.float32)
+        return np.asarray(s / np.sqrt(np.float32(d)), dtype=np.float32)
+    s = np.asarray(matmul(qs[:, None, :], ks[:, :, None], acc, rng=rng), dtype=np.float32)[:, 0, 0]
+    s = s / np.sqrt(np.float32(d))
+    return np.asarray(round_to(s, acc.fmt, acc.mode, rng=rng), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class LampConfig:
+    r"""LAMP attention at the ``attn.score`` site: a :class:`~lampref.gpt2.plan.ScoreRule` (frozen, hashable).
+
+    Parameters
+    ----------
+    score : Accumulator
+        The low-precision accumulation of ``q.k`` (for example ``Accumulator(fp32_mantissa(m))`` or
+        ``Accumulator.authors(m)``).
+    tau : float
+        Target amplification, $0 < \tau \le 2$: $\tau = 2$ recomputes nothing (plain low precision),
+        $\tau \to 1$ recomputes almost everything.
+    rule : {"prefix", "optimal", "authors"}, default "prefix"
+        The selection rule of :func:`~lampref.analysis.lamp_select`. ``"authors"`` runs over the whole
+        row, masked zeros included, with the ``"cpu"`` prefix-sum order (a float64 running sum rounded to
+        float32), which does not depend on the number of rows, so the cached path keeps its bits.
+    baseline : {None, "random", "random_authors"}, default None
+        None: LAMP. ``"random"``: in each row, recompute as many entries as LAMP selects, at positions
+        drawn uniformly among the row's valid (causal) entries. ``"random_authors"``: the authors' "fake
+        LAMP", which permutes all ``N`` positions of the row (masked ones included, whose recomputation
+        has no effect), so it recomputes fewer valid entries on average.
+    recompute : Accumulator, optional
+        How the selected scores are recomputed. None: float32 (products and sum in float32). An
+        accumulator: "higher but not full" precision; the result is divided by $\sqrt d$ and rounded
+        again, as at the score site.
+    seed : int, default 0
+        Seed of the random baselines when the forward pass has no ``rng``: row ``t`` of layer ``l`` uses
+        ``numpy.random.default_rng([seed, l, t])``, so a row draws the same positions whether it is computed
+        in a full pass or in a cached generation step. With the forward pass's ``rng`` the draws come from
+        it instead (and the cached path no longer reproduces the full pass's bits).
+
+    Raises
+    ------
+    AnalysisError
+        ``tau`` outside $(0, 2]$ or not a real number, an unknown ``rule`` or ``baseline``, a negative
+        ``seed``.
+    InputTypeError
+        ``score`` or ``recompute`` is not an :class:`~lampref.accumulate.Accumulator`.
+
+    Notes
+    -----
+    Rows of a block attend over ``N`` keys, ``N`` a multiple of the model's ``row_block``
+    (:mod:`lampref.gpt2.model`); keys beyond the sequence are zero and masked. They are part of "the whole
+    row" of ``rule="authors"`` and of ``baseline="random_authors"``, where the authors' rows have exactly
+    ``T`` entries: the two differ only in the last row of a sequence whose length is not a multiple of
+    ``row_block`` (authors' rule) and in how many draws land on masked positions (authors' baseline).
+
+    Statistics: see the module notes (``selected``, ``valid``, ``rows``, ``kappa_sum``, ``kappa_hist``).
+
+    References
+    ----------
+    Look-ahead mixed-precision inference (LAMP), arXiv:2601.21623, and the authors' code
+    (``get_lamp_softmax_mask``, the "fake LAMP" baseline).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref import Accumulator, fp32_mantissa
+    >>> from lampref.gpt2 import GPT2, GPT2Config, PrecisionPlan, random_params
+    >>> from lampref.lamp import LampConfig, recompute_fraction
+    >>> cfg = GPT2Config(n_layer=2, n_head=2, n_embd=16, n_positions=16, vocab_size=32)
+    >>> model = GPT2(random_params(cfg, rng=0, std=0.5), cfg, row_block=8)
+    >>> tokens = np.arange(12) % 32
+    >>> lamp = LampConfig(Accumulator(fp32_mantissa(4)), tau=1.2)
+    >>> tr = model.trace(tokens, PrecisionPlan.only("attn.score", lamp))
+    >>> frac = recompute_fraction(tr.stats)
+    >>> frac.per_layer.shape, frac.per_head.shape, bool(0 < frac.total < 1)
+    ((2,), (2, 2), True)
+    >>> nothing = LampConfig(Accumulator(fp32_mantissa(4)), tau=2.0)
+    >>> recompute_fraction(model.trace(tokens, PrecisionPlan.only("attn.score", nothing)).stats).total
+    0.0
+    >>> LampConfig(Accumulator(fp32_mantissa(4)), tau=2.5)
+    Traceback (most recent call last):
+    ...
+    lampref.errors.AnalysisError: tau=2.5 is out of range; expected 0 < tau <= 2 (tau = 2 recomputes nothing,
+    tau -> 1 recomputes almost everything)
+    """
+
+    score: Accumulator
+    tau: float
+    rule: str = "prefix"
+    baseline: str | None = None
+    recompute: Accumulator | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.score, Accumulator):
+            raise InputTypeError(f"score must be an Accumulator, got {type(self.score).__name__}")
+        if self.recompute is not None and not isinstance(self.recompute, Accumulator):
+            raise InputTypeError(
+                f"recompute must be an Accumulator or None, got {type(self.recompute).__name__}"
+            )
+        tau = self.tau
+        if isinstance(tau, (bool, np.bool_)) or not isinstance(tau, (int, float, np.integer, np.floating)):
+            raise AnalysisError(f"tau={tau!r} is not a real number; expected 0 < tau <= 2")
+        t = float(tau)
+        if not 0.0 < t <= 2.0:  # also rejects NaN
+            raise AnalysisError(
+                f"tau={tau!r} is out of range; expected 0 < tau <= 2 (tau = 2 recomputes nothing, "
+                "tau -> 1 recomputes almost everything)"
+            )
+        object.__setattr__(self, "tau", t)
+        if self.rule not in RULES:
+            raise AnalysisError(expected_one_of("rule", self.rule, RULES))
+        if self.baseline not in BASELINES:
+            raise AnalysisError(
+                expected_one_of("baseline", self.baseline, ("random", "random_authors")) + ", or None"
+            )
+        seed = self.seed
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise AnalysisError(f"seed={seed!r} is not valid; expected a non-negative integer")
+        object.__setattr__(self, "seed", int(seed))
+
+    # ------------------------------------------------------------------------------ selection
+    def _select(self, probs: Array, valid: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        if self.rule == "authors":
+            return lamp_select(probs, self.tau, valid=valid, rule="authors", scan="cpu")
+        return lamp_select(probs, self.tau, valid=valid, rule=self.rule)
+
+    def _random(
+        self, count: NDArray[np.intp], valid: NDArray[np.bool_], start: int, layer: int, rng: Any
+    ) -> NDArray[np.bool_]:
+        """``count`` ``[H, n]`` positions per row drawn uniformly (among valid ones for ``"random"``)."""
+        H, n, N = valid.shape
+        if rng is not None:
+            keys = rng.random((H, n, N))
+        else:
+            keys = np.empty((H, n, N))
+            for i in range(n):  # one generator per row: the same draws in a full pass and a cached step
+                keys[:, i, :] = np.random.default_rng([self.seed, layer, start + i]).random((H, N))
+        if self.baseline == "random":
+            keys = np.where(valid, keys, 2.0)  # invalid positions sort last
+        order = np.argsort(keys, axis=-1, kind="stable")  # a uniformly random permutation of each row
+        take = np.arange(N)[None, None, :] < count[..., None]  # the first `count` of the permutation
+        out = np.zeros(valid.shape, dtype=bool)
+        np.put_along_axis(out, order, take, axis=-1)
+        return out
+
+    # ------------------------------------------------------------------------------ ScoreRule
+    def select(
+        self, q: Array, k: Array, *, start: int, layer: int = 0, rng: Any = None
+    ) -> tuple[Array, Array, NDArray[np.bool_]]:
+        """Steps 1 to 3 of the module notes for a block of query rows: the low-precision scores, their
+        causal softmax, and the entries to recompute (LAMP's or the baseline's), all ``[H, n, N]``.
+
+        The returned mask covers valid (causal) entries only; with ``baseline="random_authors"`` the draws
+        that land on masked positions are dropped from it.
+        """
+        H, n, _ = q.shape
+        N = k.shape[1]
+        low = _site_scores(q, k, self.score, rng)  # [H, n, N]
+        probs_low = causal_softmax(low, start)  # [H, n, N]
+        valid = np.broadcast_to(_causal(start, n, N), (H, n, N))
+        sel = self._select(probs_low, valid)
+        if self.baseline is not None:
+            sel = self._random(sel.sum(axis=-1), valid, start, layer, rng) & valid
+        return low, probs_low, sel
+
+    def attention_probs(self, q: Array, k: Array, *, start: int, layer: int, rng: Any) -> AttentionProbs:
+        """Scores and probabilities ``[H, n, N]`` of a block of query rows (the ScoreRule protocol).
+
+        ``q`` ``[H, n, d]`` holds the rows at positions ``start .. start + n - 1``, ``k`` ``[H, N, d]`` the
+        keys of positions ``0 .. N - 1``. Returns the scores after recomputation (before the mask), the
+        probabilities, and the statistics of the module notes.
+        """
+        H, n, _ = q.shape
+        N = k.shape[1]
+        low, probs_low, sel = self.select(q, k, start=start, layer=layer, rng=rng)
+        valid = np.broadcast_to(_causal(start, n, N), (H, n, N))
+        scores = low
+        if sel.any():
+            h, i, j = np.nonzero(sel)
+            qs = np.ascontiguousarray(q[h, i])  # [S, d]
+            ks = np.ascontiguousarray(k[h, j])  # [S, d]
+            scores = low.copy()
+            scores[h, i, j] = _entry_scores(qs, ks, self.recompute, rng)
+        probs = causal_softmax(scores, start)  # [H, n, N]
+        kappa = np.asarray(softmax_kappa(probs_low, sel, valid=valid), dtype=np.float64).reshape(H, n)
+        hist = np.stack([np.histogram(kappa[hh], bins=KAPPA_BINS)[0] for hh in range(H)]).astype(np.int64)
+        stats = {
+            "selected": sel.sum(axis=(1, 2), dtype=np.int64),
+            "valid": valid.sum(axis=(1, 2), dtype=np.int64),
+            "rows": np.full(H, n, dtype=np.int64),
+            "kappa_sum": kappa.sum(axis=-1),
+            "kappa_hist": hist,
+        }
+        return AttentionProbs(scores, probs, stats)
+
+
+class RecomputeFraction(NamedTuple):
+    """Recomputed fractions (selected / valid entries) from :func:`recompute_fraction`.
+
+    Attributes
+    ----------
+    total : float
+        Over every layer that reports LAMP statistics.
+    per_layer : ndarray, shape (L,)
+        Per layer (NaN for a layer without LAMP statistics).
+    per_head : ndarray, shape (L, H)
+        Per layer and head (NaN rows for layers without LAMP statistics).
+    mean_kappa : ndarray, shape (L,)
+        Mean achieved kappa over the rows of each layer (NaN without statistics).
+    """
+
+    total: float
+    per_layer: NDArray[np.float64]
+    per_head: NDArray[np.float64]
+    mean_kappa: NDArray[np.float64]
+
+
+def recompute_fraction(stats: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> RecomputeFraction:
+    """Recomputed fractions per layer and per head from LAMP statistics.
+
+    Parameters
+    ----------
+    stats : sequence of dict, or dict
+        ``GPT2.trace(...).stats`` (one dict per layer; layers without LAMP give empty dicts), or one
+        layer's dict.
+
+    Returns
+    -------
+    RecomputeFraction
+        ``total``, ``per_layer`` ``[L]``, ``per_head`` ``[L, H]`` and ``mean_kappa`` ``[L]``; the reported
+        sparsity of the LAMP paper is ``per_layer`` (recomputed entries / causal entries).
+
+    Raises
+    ------
+    AnalysisError
+        No layer holds LAMP statistics, or the layers disagree on the number of heads.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref.lamp import recompute_fraction
+    >>> st = {"selected": np.array([1, 3]), "valid": np.array([10, 10]), "rows": np.array([4, 4]),
+    ...       "kappa_sum": np.array([4.0, 6.0])}
+    >>> f = recompute_fraction([st, {}])
+    >>> f.total, f.per_layer, f.mean_kappa
+    (0.2, array([0.2, nan]), array([1.25, nan]))
+    """
+    layers = [stats] if isinstance(stats, Mapping) else list(stats)
+    have = [i for i, s in enumerate(layers) if "selected" in s and "valid" in s]
+    if not have:
+        raise AnalysisError("stats holds no LAMP statistics ('selected', 'valid'); use a LampConfig plan")
+    heads = {np.asarray(layers[i]["valid"]).shape for i in have}
+    if len(heads) != 1:
+        raise AnalysisError(f"the layers' statistics have different numbers of heads: {sorted(heads)}")
+    (shape,) = heads
+    H = shape[0] if shape else 1
+    L = len(layers)
+    sel = np.full((L, H), np.nan)
+    val = np.full((L, H), np.nan)
+    kap = np.full(L, np.nan)
+    for i in have:
+        s = layers[i]
+        sel[i] = np.asarray(s["selected"], dtype=np.float64).reshape(H)
+        val[i] = np.asarray(s["valid"], dtype=np.float64).reshape(H)
+        if "kappa_sum" in s and "rows" in s:
+            kap[i] = float(np.sum(s["kappa_sum"])) / max(float(np.sum(s["rows"])), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_head = sel / val
+        per_layer = sel.sum(axis=1) / val.sum(axis=1)
+    total = float(np.nansum(sel) / np.nansum(val))
+    return RecomputeFraction(total, per_layer, per_head, kap)
