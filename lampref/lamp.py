@@ -34,6 +34,9 @@ Per layer, summed over the blocks of rows by :meth:`~lampref.gpt2.model.GPT2.tra
 ``kappa_sum``
     float64 ``[H]``: the sum over rows of the achieved $\kappa(S)$ (:func:`~lampref.analysis.softmax_kappa`
     of the low-precision probabilities with the recomputed set).
+``row_kappa``
+    float64 ``[H, rows]``: the achieved $\kappa(S)$ of every row (a row statistic: blocks of rows are
+    concatenated in position order, not summed).
 ``kappa_hist``
     int64 ``[H, len(KAPPA_BINS) - 1]``: a histogram of the achieved $\kappa(S)$ per row on the bins
     :data:`KAPPA_BINS` (the upper edge of the last non-empty bin bounds the maximum).
@@ -281,6 +284,7 @@ class LampConfig:
             "rows": np.full(H, n, dtype=np.int64),
             "kappa_sum": kappa.sum(axis=-1),
             "kappa_hist": hist,
+            "row_kappa": kappa,
         }
         return AttentionProbs(scores, probs, stats)
 

@@ -141,6 +141,9 @@ def test_stats(model: GPT2) -> None:
         assert st["kappa_hist"].sum(axis=1).tolist() == [T] * H
         assert not st["kappa_hist"][:, KAPPA_BINS[:-1] > tau + 1e-9].any()  # achieved kappa <= tau
         assert (st["kappa_sum"] <= tau * T + 1e-9).all()
+        assert st["row_kappa"].shape == (H, T)
+        assert (st["row_kappa"] <= tau + 1e-9).all()
+        np.testing.assert_allclose(st["row_kappa"].sum(axis=1), st["kappa_sum"])
     f = recompute_fraction(tr.stats)
     assert f.per_layer.shape == (CFG.n_layer,)
     assert f.per_head.shape == (CFG.n_layer, H)

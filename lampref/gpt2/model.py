@@ -502,11 +502,18 @@ class GPT2Trace:
 
 
 def _sum_stats(blocks: list[tuple[int, AttentionProbs]]) -> dict[str, Any]:
-    """The statistics of a layer's attention blocks, summed (they are additive by the ScoreRule contract)."""
+    """The statistics of a layer's attention blocks: summed (they are additive by the ScoreRule contract),
+    except row statistics (keys starting with ``row_``, shape ``[H, rows]``), which are concatenated along
+    the rows in position order."""
     stats: dict[str, Any] = {}
-    for _, ap in blocks:
+    for _, ap in sorted(blocks, key=lambda b: b[0]):
         for key, value in ap.stats.items():
-            stats[key] = stats[key] + value if key in stats else value
+            if key not in stats:
+                stats[key] = value
+            elif key.startswith("row_"):
+                stats[key] = np.concatenate([stats[key], value], axis=1)
+            else:
+                stats[key] = stats[key] + value
     return stats
 
 

@@ -62,7 +62,9 @@ class AttentionProbs(NamedTuple):
     probs : ndarray, shape (H, n, L)
         Attention probabilities after the mask and the softmax.
     stats : dict
-        Per-layer statistics a :class:`ScoreRule` reports (for example how many scores it recomputed);
+        Per-layer statistics a :class:`ScoreRule` reports (for example how many scores it recomputed):
+        additive arrays, summed over blocks of rows, and row statistics (keys starting with ``row_``,
+        ``[H, rows]``), concatenated in position order;
         empty for an :class:`~lampref.accumulate.Accumulator`. :meth:`~lampref.gpt2.model.GPT2.trace`
         returns them per layer.
     """
