@@ -43,7 +43,9 @@ def _format_table() -> str:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [
-        "  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True)))
+        "  ".join(
+            cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        )
         for r in rows
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -85,6 +87,118 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+QUICK = {"seq_len": 64, "sequences": 2, "m_bits": [4, 8], "tau": [2.0, 1.5, 1.1]}
+FULL = {
+    "seq_len": 256,
+    "sequences": 8,
+    "m_bits": [2, 4, 6, 8, 10, 12],
+    "tau": [2.0, 1.8, 1.6, 1.4, 1.2, 1.1, 1.05],
+}
+
+
+def _read_corpus(spec: str) -> tuple[str, str]:
+    """A corpus by bundled name, text file or folder (its .txt, .md, .py and .rst files, sorted)."""
+    from pathlib import Path
+
+    from .experiment import ExperimentError
+
+    bundled = Path(__file__).parent / "data" / "corpora" / f"{spec}.txt"
+    path = bundled if bundled.is_file() else Path(spec)
+    if path.is_dir():
+        files = sorted(
+            p for p in path.rglob("*") if p.suffix in (".txt", ".md", ".py", ".rst") and p.is_file()
+        )
+        if not files:
+            raise ExperimentError(f"corpus folder {path} holds no .txt, .md, .py or .rst file")
+        return path.name, "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
+    if path.is_file():
+        return path.stem, path.read_text(encoding="utf-8", errors="replace")
+    raise ExperimentError(f"corpus {spec!r} is neither a bundled corpus nor a file or folder")
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from .errors import LamprefError
+    from .experiment import grid, plot_results, run_experiment, summary_table
+    from .gpt2 import GPT2, Tokenizer
+
+    preset = QUICK if args.quick else FULL
+    seq_len = args.seq_len or preset["seq_len"]
+    sequences = args.sequences or preset["sequences"]
+    m_bits = args.m_bits or preset["m_bits"]
+    taus = args.tau or preset["tau"]
+    try:
+        if args.model is None:
+            raise SystemExit(
+                "lampref experiment: --model PATH is required (GPT-2 weights: HF directory, llm.c .bin)"
+            )
+        model = GPT2.load(args.model)
+        tok = Tokenizer()
+        corpora = {}
+        for spec in args.corpus:
+            name, text = _read_corpus(spec)
+            corpora[name] = np.asarray(tok.encode(text, disallowed_special=()), dtype=np.int64)
+        settings = grid(
+            m_bits, taus, baseline=args.baseline == "random", rule=args.rule, accumulation=args.accumulation
+        )
+        out = Path(args.out)
+        rows = run_experiment(
+            model,
+            corpora,
+            settings,
+            model_name=Path(args.model).name,
+            seq_len=seq_len,
+            sequences=sequences,
+            seed=args.seed,
+            shuffle=args.shuffle_tokens,
+            out=out / "results.csv",
+            progress=not args.no_progress,
+        )
+        print(summary_table(rows))
+        for p in plot_results(rows, out):
+            print(f"wrote {p}")
+        print(f"wrote {out / 'results.csv'}")
+    except LamprefError as err:
+        print(f"lampref experiment: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .errors import LamprefError
+    from .experiment import plot_results, read_results, summary_table
+
+    try:
+        rows = read_results(args.results)
+        out = Path(args.out) if args.out else Path(args.results).parent
+        print(summary_table(rows))
+        for p in plot_results(rows, out):
+            print(f"wrote {p}")
+    except LamprefError as err:
+        print(f"lampref plot: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lampref`` command."""
     parser = argparse.ArgumentParser(prog="lampref", description="Exact floating-point emulation and LAMP.")
@@ -93,12 +207,44 @@ def build_parser() -> argparse.ArgumentParser:
     p_formats.set_defaults(func=_cmd_formats)
     p_gen = sub.add_parser(
         "generate",
-        help="greedy continuation of a prompt with GPT-2 weights (HF directory, .safetensors, llm.c .bin, .npz)",
+        help="greedy continuation of a prompt with GPT-2 weights (HF directory, safetensors, llm.c, npz)",
     )
     p_gen.add_argument("prompt", help="the text to continue")
     p_gen.add_argument("--model", required=True, help="path to the weights")
     p_gen.add_argument("--tokens", type=int, default=20, help="number of tokens to generate (default 20)")
     p_gen.set_defaults(func=_cmd_generate)
+
+    p_exp = sub.add_parser("experiment", help="the LAMP study: KL and flip rate against float32 over a grid")
+    p_exp.add_argument("--model", help="GPT-2 weights (HF directory, .safetensors, llm.c .bin, .npz)")
+    p_exp.add_argument(
+        "--corpus",
+        nargs="+",
+        default=["prose", "code", "abstracts"],
+        help="bundled corpus names, text files or folders (default: the bundled three)",
+    )
+    p_exp.add_argument("--seq-len", type=int, help="tokens per sequence")
+    p_exp.add_argument("--sequences", type=int, help="sequences per corpus")
+    p_exp.add_argument("--m-bits", type=_ints, help="mantissa bits of the key-query products, e.g. 2,4,8")
+    p_exp.add_argument("--tau", type=_floats, help="LAMP thresholds in (0, 2], e.g. 2,1.5,1.1 (2: none)")
+    p_exp.add_argument(
+        "--baseline",
+        choices=["random", "none"],
+        default="random",
+        help="also run random recomputation of the same count (default)",
+    )
+    p_exp.add_argument("--rule", choices=["prefix", "optimal", "authors"], default="prefix")
+    p_exp.add_argument("--accumulation", choices=["strict", "blocked", "authors"], default="strict")
+    p_exp.add_argument("--shuffle-tokens", action="store_true", help="permute the tokens of each sequence")
+    p_exp.add_argument("--seed", type=int, default=42)
+    p_exp.add_argument("--out", default="lampref-results", help="output folder (CSV and PNG)")
+    p_exp.add_argument("--quick", action="store_true", help="a small grid that runs in a couple of minutes")
+    p_exp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p_exp.set_defaults(func=_cmd_experiment)
+
+    p_plot = sub.add_parser("plot", help="draw the figures and the summary of a results CSV")
+    p_plot.add_argument("results", help="results CSV (lampref's or the LAMP authors')")
+    p_plot.add_argument("--out", help="output folder (default: the CSV's folder)")
+    p_plot.set_defaults(func=_cmd_plot)
     return parser
 
 

@@ -30,7 +30,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-def test_generate_prints_the_greedy_continuation(tiny_model_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_generate_prints_the_greedy_continuation(
+    tiny_model_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     prompt = "Alan Turing theorized that"
     assert main(["generate", "--model", tiny_model_dir, "--tokens", "6", prompt]) == 0
     out = capsys.readouterr().out

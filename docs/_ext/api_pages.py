@@ -29,6 +29,8 @@ API_MODULES = [
     "lampref.analysis",
     "lampref.gpt2",
     "lampref.lamp",
+    "lampref.metrics",
+    "lampref.experiment",
     "lampref.testing",
 ]
 

@@ -1,0 +1,223 @@
+"""The LAMP study runner: resumable CSV, summary, plots, and the command line's error messages."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lampref.cli import main
+from lampref.experiment import (
+    CSV_COLUMNS,
+    ExperimentError,
+    grid,
+    plot_results,
+    read_results,
+    run_experiment,
+    summary_table,
+    windows,
+)
+from lampref.gpt2 import GPT2, GPT2Config, random_params, save
+
+CFG = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=128)
+
+
+@pytest.fixture(scope="module")
+def model() -> GPT2:
+    params = random_params(CFG, 0, std=0.2)
+    for blk in params.h:  # peaked attention
+        blk.attn.c_attn.w[:, : 2 * CFG.n_embd] *= np.float32(2.0)
+    return GPT2(params, CFG, row_block=16)
+
+
+CORPUS = {"toy": np.random.default_rng(1).integers(0, CFG.vocab_size, 400)}
+SETTINGS = grid([4, 8], [2.0, 1.2], baseline=True)
+
+
+class Interrupting:
+    """A model that raises after a number of LAMP forward passes (a run killed midway)."""
+
+    def __init__(self, model: GPT2, budget: int) -> None:
+        self.model, self.budget, self.calls = model, budget, 0
+
+    def logits(self, tokens: Any) -> Any:
+        return self.model.logits(tokens)
+
+    def logits_and_stats(self, tokens: Any, plan: Any) -> Any:
+        self.calls += 1
+        if self.calls > self.budget:
+            raise KeyboardInterrupt
+        return self.model.logits_and_stats(tokens, plan)
+
+
+def _run(m: Any, out: Path) -> list[dict[str, Any]]:
+    return run_experiment(
+        m, CORPUS, SETTINGS, model_name="toy", seq_len=32, sequences=2, out=out, progress=False
+    )
+
+
+def test_interrupted_run_resumes_without_recomputing(model: GPT2, tmp_path: Path) -> None:
+    full = _run(model, tmp_path / "full.csv")
+    out = tmp_path / "resumed.csv"
+    killed = Interrupting(model, budget=5)  # 2 sequences per row: 2 rows done, the third interrupted
+    with pytest.raises(KeyboardInterrupt):
+        _run(killed, out)
+    assert len(read_results(out)) == 2
+    again = Interrupting(model, budget=10**6)
+    rows = _run(again, out)
+    assert again.calls == 2 * (len(SETTINGS) - 2)  # finished rows are not recomputed
+    on_disk = read_results(out)
+    assert len(on_disk) == len(SETTINGS) == len(rows)
+    assert len({r["config_hash"] for r in on_disk}) == len(SETTINGS)
+    for a, b in zip(
+        sorted(on_disk, key=lambda r: r["config_hash"]),
+        sorted(read_results(tmp_path / "full.csv"), key=lambda r: r["config_hash"]),
+        strict=True,
+    ):
+        assert a == b
+    assert _run(Interrupting(model, budget=0), out) == rows  # a finished run is read back, nothing computed
+    assert full == rows
+
+
+def test_results_are_sane(model: GPT2, tmp_path: Path) -> None:
+    rows = _run(model, tmp_path / "r.csv")
+    with open(tmp_path / "r.csv", newline="") as f:
+        assert tuple(next(csv.reader(f))) == CSV_COLUMNS
+    by = {(r["m_bits"], r["tau"], r["fake_lamp"]): r for r in rows}
+    for m in (4, 8):
+        uniform, lamp, rnd = by[(m, 2.0, False)], by[(m, 1.2, False)], by[(m, 1.2, True)]
+        assert uniform["sparsity"] == 0.0
+        # same count per row as LAMP would select on the baseline's own forward pass: equal in layer 0, close
+        # afterwards (the layers below differ)
+        assert str(lamp["layer_sparsity"]).split(";")[0] == str(rnd["layer_sparsity"]).split(";")[0]
+        assert lamp["sparsity"] == pytest.approx(rnd["sparsity"], rel=0.2)
+        assert 0 < lamp["sparsity"] < 1
+        assert lamp["kl_div"] < uniform["kl_div"]
+        assert len(str(lamp["layer_sparsity"]).split(";")) == CFG.n_layer
+    assert by[(8, 2.0, False)]["kl_div"] < by[(4, 2.0, False)]["kl_div"]
+    table = summary_table(rows)
+    assert table.splitlines()[0].startswith("dataset")
+    assert len(table.splitlines()) == 3
+
+
+def test_plots_from_lampref_and_authors_csv(model: GPT2, tmp_path: Path) -> None:
+    rows = _run(model, tmp_path / "r.csv")
+    paths = plot_results(rows, tmp_path / "fig")
+    assert [p.name for p in paths] == [
+        "kl_vs_m.png",
+        "flip_vs_m.png",
+        "kl_vs_recomputed.png",
+        "layer_recomputed.png",
+    ]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    authors = tmp_path / "authors.csv"
+    cols = CSV_COLUMNS[:11]
+    with open(authors, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r[k] for k in cols})
+    assert main(["plot", str(authors), "--out", str(tmp_path / "fig2")]) == 0
+    assert (tmp_path / "fig2" / "kl_vs_m.png").exists()
+
+
+def test_windows_and_grid_validation() -> None:
+    w = windows(np.arange(100), 10, 3, seed=0, shuffle=True)
+    assert w.shape == (3, 10)
+    assert sorted(w[0].tolist()) == list(range(10))
+    with pytest.raises(ExperimentError, match="fewer than"):
+        windows(np.arange(20), 10, 3, seed=0)
+    with pytest.raises(ExperimentError, match="tau=3"):
+        grid([4], [3.0])
+    with pytest.raises(ExperimentError, match="m_bits=30"):
+        grid([30], [2.0])
+    with pytest.raises(ExperimentError, match="accumulation"):
+        grid([4], [2.0], accumulation="nope")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=50257)  # the tokenizer's ids
+    path = tmp_path_factory.mktemp("model")
+    save(random_params(cfg, 0, std=0.2), cfg, path)
+    return path
+
+
+def test_cli_experiment_runs_and_resumes(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("def f(x):\n    return x + 1\n" * 60)
+    args = [
+        "experiment",
+        "--model",
+        str(model_dir),
+        "--corpus",
+        str(corpus),
+        "--seq-len",
+        "32",
+        "--sequences",
+        "2",
+        "--m-bits",
+        "4",
+        "--tau",
+        "2,1.2",
+        "--out",
+        str(tmp_path / "out"),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "KL uniform" in out and "results.csv" in out
+    rows = read_results(tmp_path / "out" / "results.csv")
+    assert len(rows) == 3
+    assert main(args) == 0
+    assert len(read_results(tmp_path / "out" / "results.csv")) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tau", "3"], "tau=3"),
+        (["--m-bits", "40"], "m_bits=40"),
+        (["--corpus", "/nonexistent/corpus"], "neither a bundled corpus"),
+        (["--sequences", "1000"], "fewer than"),
+    ],
+)
+def test_cli_experiment_errors_are_messages(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("hello world " * 100)
+    base = [
+        "experiment",
+        "--model",
+        str(model_dir),
+        "--corpus",
+        str(corpus),
+        "--seq-len",
+        "32",
+        "--sequences",
+        "1",
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+    ]
+    assert main([*base, *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_bad_numbers_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["experiment", "--tau", "x"])
+    assert exc.value.code == 2
+    assert "expected numbers" in capsys.readouterr().err
+
+
+def test_cli_plot_of_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plot", str(tmp_path / "none.csv")]) == 1
+    assert "cannot read" in capsys.readouterr().err
