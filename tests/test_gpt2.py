@@ -941,3 +941,13 @@ def test_loss_and_perplexity(small_model: GPT2, small_ref: dict[str, np.ndarray]
     ref = float(np.mean(lse - np.take_along_axis(z, tokens[:, 1:, None], -1)[..., 0]))
     assert abs(small_model.loss(tokens) - ref) < 1e-5
     assert math.isclose(small_model.perplexity(tokens[0]), math.exp(small_model.loss(tokens[0])))
+
+
+def test_save_in_half_precision_restores_float32_exactly(tmp_path: Path, tiny_params: GPT2Params) -> None:
+    for dtype, fmt in (("F16", "fp16"), ("BF16", "bf16")):
+        save(tiny_params, TINY_CFG, tmp_path / dtype, dtype=dtype)
+        params, _ = load(tmp_path / dtype)
+        np.testing.assert_array_equal(params.wte, round_to(tiny_params.wte, fmt))
+        assert params.wte.dtype == np.float32
+    with pytest.raises(WeightsError, match="dtype"):
+        save(tiny_params, TINY_CFG, tmp_path / "x", dtype="F8")

@@ -686,8 +686,11 @@ def _check_writable(params: GPT2Params, config: GPT2Config) -> None:
     params.check(config)
 
 
-def save(params: GPT2Params, config: GPT2Config, path: str | Path) -> None:
+def save(params: GPT2Params, config: GPT2Config, path: str | Path, *, dtype: str = "F32") -> None:
     """Write a Hugging Face model directory: ``config.json`` and ``model.safetensors``.
+
+    ``dtype="F16"`` or ``"BF16"`` stores every tensor rounded to nearest-even in that format (half the
+    size; :func:`load` widens it back to float32 exactly).
 
     Keys carry the ``transformer.`` prefix and weights are stored in Conv1D layout, as
     ``GPT2LMHeadModel.save_pretrained`` writes them (the tied ``lm_head.weight`` is omitted, and the
@@ -699,7 +702,11 @@ def save(params: GPT2Params, config: GPT2Config, path: str | Path) -> None:
     if not path.parent.is_dir():
         raise WeightsNotFoundError(f"{path.parent}: no such directory")
     path.mkdir(exist_ok=True)
-    save_file(params.state_dict("transformer."), path / "model.safetensors", metadata={"format": "pt"})
+    if dtype not in ("F32", "F16", "BF16"):
+        raise WeightsError(f"dtype={dtype!r} is not valid; expected 'F32', 'F16' or 'BF16'")
+    tensors = params.state_dict("transformer.")
+    storage = {} if dtype == "F32" else dict.fromkeys(tensors, dtype)
+    save_file(tensors, path / "model.safetensors", metadata={"format": "pt"}, dtypes=storage)
     (path / "config.json").write_text(json.dumps(config.to_hf(), indent=2) + "\n", encoding="utf-8")
 
 
