@@ -87,12 +87,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --quick: a small grid for a first look. The default: the authors' grid (m = 2..22 step 2, tau down to
+# 1.02, 200 sequences of 1024 tokens) scaled to a CPU: m up to 16, 8 sequences of 256 tokens per corpus.
 QUICK = {"seq_len": 64, "sequences": 2, "m_bits": [4, 8], "tau": [2.0, 1.5, 1.1]}
 FULL = {
     "seq_len": 256,
     "sequences": 8,
-    "m_bits": [2, 4, 6, 8, 10, 12],
-    "tau": [2.0, 1.8, 1.6, 1.4, 1.2, 1.1, 1.05],
+    "m_bits": [2, 4, 6, 8, 10, 12, 14, 16],
+    "tau": [2.0, 1.9, 1.8, 1.6, 1.4, 1.2, 1.1, 1.06, 1.02],
 }
 
 
@@ -132,10 +134,11 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     taus = args.tau or preset["tau"]
     try:
         if args.model is None:
-            raise SystemExit(
-                "lampref experiment: --model PATH is required (GPT-2 weights: HF directory, llm.c .bin)"
-            )
-        model = GPT2.load(args.model)
+            from .gpt2 import default_model
+
+            model, model_name = default_model(), "lampref-default"
+        else:
+            model, model_name = GPT2.load(args.model), Path(args.model).name
         tok = Tokenizer()
         corpora = {}
         for spec in args.corpus:
@@ -149,7 +152,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             model,
             corpora,
             settings,
-            model_name=Path(args.model).name,
+            model_name=model_name,
             seq_len=seq_len,
             sequences=sequences,
             seed=args.seed,
@@ -215,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_gen.set_defaults(func=_cmd_generate)
 
     p_exp = sub.add_parser("experiment", help="the LAMP study: KL and flip rate against float32 over a grid")
-    p_exp.add_argument("--model", help="GPT-2 weights (HF directory, .safetensors, llm.c .bin, .npz)")
+    p_exp.add_argument(
+        "--model", help="GPT-2 weights (HF directory, safetensors, llm.c .bin, npz); default: embedded"
+    )
     p_exp.add_argument(
         "--corpus",
         nargs="+",

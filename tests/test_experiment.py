@@ -221,3 +221,16 @@ def test_cli_bad_numbers_are_argparse_errors(capsys: pytest.CaptureFixture[str])
 def test_cli_plot_of_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plot", str(tmp_path / "none.csv")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_default_model_missing_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import lampref.gpt2 as gpt2
+    from lampref.errors import WeightsNotFoundError
+
+    monkeypatch.setattr(gpt2, "DEFAULT_MODEL_DIR", tmp_path / "nothing")
+    with pytest.raises(WeightsNotFoundError, match="embedded model"):
+        gpt2.default_model()
+    assert main(["experiment", "--quick", "--out", str(tmp_path / "o"), "--no-progress"]) == 1
+    assert "embedded model" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """GPT-2 in NumPy: configuration, weights loaders, tokenizer, and a forward pass whose every matrix-product
 site runs under its own accumulation model (:class:`~lampref.gpt2.PrecisionPlan`)."""
 
+from pathlib import Path
+
 from .config import GPT2Config
 from .model import GPT2, GPT2Trace
 from .plan import SITES, AttentionProbs, PrecisionPlan, ScoreRule
@@ -18,6 +20,7 @@ __all__ = [
     "PrecisionPlan",
     "ScoreRule",
     "Tokenizer",
+    "default_model",
     "load",
     "load_llmc",
     "random_params",
@@ -25,3 +28,23 @@ __all__ = [
     "save_llmc",
     "save_npz",
 ]
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "data" / "default"
+"""Where the embedded default model lives (``config.json``, ``model.safetensors``, ``MODEL_CARD.md``)."""
+
+
+def default_model() -> GPT2:
+    """lampref's embedded model: a small GPT-2 with the real GPT-2 vocabulary, trained on the training split
+    of the bundled corpora (see ``MODEL_CARD.md`` in :data:`DEFAULT_MODEL_DIR`), stored in float16 and
+    widened exactly to float32.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        If the package was installed without its model data.
+    """
+    from ..errors import WeightsNotFoundError
+
+    if not (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
+        raise WeightsNotFoundError(f"{DEFAULT_MODEL_DIR}: the embedded model is missing from this install")
+    return GPT2.load(DEFAULT_MODEL_DIR)
