@@ -14,7 +14,8 @@ def test_formats_table_lists_every_preset(capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     for name in ("fp64", "fp32", "tf32", "bf16", "fp16", "e4m3", "e5m2", "e3m2", "e2m3", "e2m1"):
         assert f"\n{name} " in out
-    assert "448" in out and str(get_format("e4m3").p) in out
+    assert "448" in out
+    assert str(get_format("e4m3").p) in out
 
 
 def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,7 +48,8 @@ def test_generate_reports_a_missing_model_without_traceback(
 ) -> None:
     assert main(["generate", "--model", "/nonexistent/weights", "hi"]) == 1
     err = capsys.readouterr().err
-    assert "/nonexistent/weights" in err and "Traceback" not in err
+    assert "/nonexistent/weights" in err
+    assert "Traceback" not in err
 
 
 def test_generate_rejects_bad_token_counts(tiny_model_dir: str) -> None:

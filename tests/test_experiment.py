@@ -146,12 +146,11 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_cli_experiment_runs_and_resumes(
-    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _cli(model_dir: Path, tmp_path: Path, text: str, sequences: int, *extra: str) -> list[str]:
+    """An `experiment` command line on a one-file corpus holding ``text``."""
     corpus = tmp_path / "c.txt"
-    corpus.write_text("def f(x):\n    return x + 1\n" * 60)
-    args = [
+    corpus.write_text(text)
+    return [
         "experiment",
         "--model",
         str(model_dir),
@@ -160,18 +159,24 @@ def test_cli_experiment_runs_and_resumes(
         "--seq-len",
         "32",
         "--sequences",
-        "2",
-        "--m-bits",
-        "4",
-        "--tau",
-        "2,1.2",
+        str(sequences),
         "--out",
         str(tmp_path / "out"),
         "--no-progress",
+        *extra,
     ]
+
+
+def test_cli_experiment_runs_and_resumes(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _cli(
+        model_dir, tmp_path, "def f(x):\n    return x + 1\n" * 60, 2, "--m-bits", "4", "--tau", "2,1.2"
+    )
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "KL uniform" in out and "results.csv" in out
+    assert "KL uniform" in out
+    assert "results.csv" in out
     rows = read_results(tmp_path / "out" / "results.csv")
     assert len(rows) == 3
     assert main(args) == 0
@@ -190,25 +195,11 @@ def test_cli_experiment_runs_and_resumes(
 def test_cli_experiment_errors_are_messages(
     model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    corpus = tmp_path / "c.txt"
-    corpus.write_text("hello world " * 100)
-    base = [
-        "experiment",
-        "--model",
-        str(model_dir),
-        "--corpus",
-        str(corpus),
-        "--seq-len",
-        "32",
-        "--sequences",
-        "1",
-        "--out",
-        str(tmp_path / "o"),
-        "--no-progress",
-    ]
+    base = _cli(model_dir, tmp_path, "hello world " * 100, 1)
     assert main([*base, *args]) == 1
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert message in err
+    assert "Traceback" not in err
 
 
 def test_cli_bad_numbers_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> None:
