@@ -225,3 +225,17 @@ def test_default_model_missing_is_a_clear_error(
         gpt2.default_model()
     assert main(["experiment", "--quick", "--out", str(tmp_path / "o"), "--no-progress"]) == 1
     assert "embedded model" in capsys.readouterr().err
+
+
+def test_embedded_model_is_trained_and_loads() -> None:
+    import json
+
+    import lampref.gpt2 as gpt2
+
+    model = gpt2.default_model()
+    assert model.config.vocab_size == 50257
+    card = json.loads((gpt2.DEFAULT_MODEL_DIR / "training.json").read_text())
+    for domain, loss in card["held_out_loss_nats"].items():  # better than the unigram baseline
+        assert loss < card["unigram_baseline_nats"][domain]
+    ids = gpt2.Tokenizer().encode("def f(x):\n    return x")
+    assert model.logits(ids).shape == (len(ids), 50257)
