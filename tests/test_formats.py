@@ -20,6 +20,7 @@ import types
 import ml_dtypes
 import numpy as np
 import pytest
+from dtype_oracles import DTYPE_OF
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -45,18 +46,6 @@ from lampref import (
 )
 from lampref.testing import formats
 
-# The preset formats and the NumPy / ml_dtypes type that implements each (tf32 has none).
-DTYPE_OF = {
-    "fp64": np.float64,
-    "fp32": np.float32,
-    "fp16": np.float16,
-    "bf16": ml_dtypes.bfloat16,
-    "e4m3": ml_dtypes.float8_e4m3fn,
-    "e5m2": ml_dtypes.float8_e5m2,
-    "e3m2": ml_dtypes.float6_e3m2fn,
-    "e2m3": ml_dtypes.float6_e2m3fn,
-    "e2m1": ml_dtypes.float4_e2m1fn,
-}
 SMALL = ["fp16", "bf16", "e4m3", "e5m2", "e3m2", "e2m3", "e2m1"]  # at most 16 bits: values() enumerates
 
 # (p, emax, emin, subnormals, encoding, saturate): the parameters every preset must have.

@@ -36,9 +36,9 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 import pytest
+from dtype_oracles import CAST_TYPES
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -80,16 +80,6 @@ from lampref.testing import (
 SYMMETRIC_MODES = ("nearest_even", "nearest_away", "toward_zero", "odd")
 NEAREST_MODES = ("nearest_even", "nearest_away")
 
-# The formats with a NumPy / ml_dtypes type whose cast from float32 rounds to nearest even.
-CAST_TYPES = {
-    "fp16": np.float16,
-    "bf16": ml_dtypes.bfloat16,
-    "e4m3": ml_dtypes.float8_e4m3fn,
-    "e5m2": ml_dtypes.float8_e5m2,
-    "e3m2": ml_dtypes.float6_e3m2fn,
-    "e2m3": ml_dtypes.float6_e2m3fn,
-    "e2m1": ml_dtypes.float4_e2m1fn,
-}
 MX = ("e3m2", "e2m3", "e2m1")  # no inf, no NaN: ml_dtypes encodes a NaN input as a zero
 
 F32_SPECIALS = np.array(
