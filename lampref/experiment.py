@@ -101,6 +101,12 @@ ACCUMULATIONS: dict[str, Callable[[int], Accumulator]] = {
 exact 32-wide blocks, or the authors' float32-staged kernel after every product."""
 
 
+REF_CACHE_BYTES = 2 * 2**30
+"""The reference log-probabilities of a corpus (float64, sequences x seq_len x vocabulary) are computed
+once and kept when they fit in this many bytes; larger runs keep the float32 reference logits instead and
+recompute their log-softmax for every setting."""
+
+
 @dataclass(frozen=True)
 class Setting:
     """One point of the grid: the score site at ``m_bits``, LAMP at ``tau`` (2 = nothing recomputed)."""
@@ -235,6 +241,14 @@ def _append_row(path: Path, row: Mapping[str, Any]) -> None:
         os.close(fd)
 
 
+def _drop_partial_row(path: Path) -> None:
+    """Cut a results file back to its last complete line (a row cut short by a crash or power loss)."""
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 def _progress(total: int, enabled: bool) -> Any:
     if not enabled:
         return None
@@ -280,10 +294,12 @@ def run_experiment(
         One row per (corpus, setting), with the CSV's columns.
     """
     from .lamp import recompute_fraction
-    from .metrics import flip_rate, kl_divergence
+    from .metrics import _kl_from_log_probs, log_softmax
 
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        _drop_partial_row(path)
     done = {r.get("config_hash"): r for r in read_results(path)} if path.exists() else {}
     jobs = []
     for dataset, tokens in corpora.items():
@@ -300,22 +316,30 @@ def run_experiment(
             }
             jobs.append((dataset, batch, s, _config_hash(fields)))
     bar = _progress(sum(1 for j in jobs if j[3] not in done), progress)
-    refs: dict[str, list[NDArray[Any]]] = {}
+    refs: dict[str, list[tuple[NDArray[np.floating[Any]], NDArray[np.intp]]]] = {}
     rows: list[dict[str, Any]] = []
     try:
         for dataset, batch, s, h in jobs:
             if h in done:
                 rows.append(done[h])
                 continue
-            if dataset not in refs:
-                refs[dataset] = [model.logits(seq) for seq in batch]
+            if dataset not in refs:  # the reference of one corpus at a time (jobs are corpus-major)
+                refs.clear()
+                refs[dataset] = []
+                for seq in batch:
+                    ref = model.logits(seq)  # float32 [T, V]
+                    # float64 log-probabilities (8 bytes a logit) are kept when they fit in REF_CACHE_BYTES
+                    keep = ref.size * len(batch) * 8 <= REF_CACHE_BYTES
+                    refs[dataset].append((log_softmax(ref) if keep else ref, ref.argmax(axis=-1)))
             plan = s.plan(seed)
             kl_sum = flips = 0.0
             stats_all: list[tuple[dict[str, Any], ...]] = []
-            for seq, ref in zip(batch, refs[dataset], strict=True):
+            for seq, (ref_logp, ref_top) in zip(batch, refs[dataset], strict=True):
                 test, stats = model.logits_and_stats(seq, plan)
-                kl_sum += kl_divergence(ref, test) * len(seq)
-                flips += flip_rate(ref, test) * len(seq)
+                if ref_logp.dtype != np.float64:
+                    ref_logp = log_softmax(ref_logp)
+                kl_sum += float(_kl_from_log_probs(ref_logp, log_softmax(test), "mean")) * len(seq)
+                flips += float(np.count_nonzero(test.argmax(axis=-1) != ref_top))  # as flip_rate
                 stats_all.append(stats)
             positions = int(batch.size)
             layer_stats = [_merge([st[layer] for st in stats_all]) for layer in range(len(stats_all[0]))]

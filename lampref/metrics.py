@@ -206,8 +206,11 @@ def kl_divergence(ref_logits: ArrayLike, test_logits: ArrayLike, *, reduction: R
     if reduction not in _REDUCTIONS:
         raise InputValueError(expected_one_of("reduction", reduction, _REDUCTIONS))
     r, t = _pair(ref_logits, test_logits)
-    logp = _log_softmax(r)  # [..., V]
-    logq = _log_softmax(t)  # [..., V]
+    return _kl_from_log_probs(_log_softmax(r), _log_softmax(t), reduction)
+
+
+def _kl_from_log_probs(logp: NDArray[np.float64], logq: NDArray[np.float64], reduction: str) -> Any:
+    """:func:`kl_divergence` from float64 log-probabilities of equal shape (the reference's can be reused)."""
     support = logp > -np.inf  # p_i > 0
     with np.errstate(invalid="ignore", over="ignore"):
         d = np.where(support, logp - logq, 0.0)  # [..., V]; +inf where q_i = 0 < p_i

@@ -71,6 +71,12 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=10**9)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        help="continue training from an exported model directory (its training.json is carried over)",
+    )
+    parser.add_argument("--warmup", type=int, default=200, help="learning-rate warm-up steps")
     args = parser.parse_args()
 
     import torch
@@ -98,7 +104,14 @@ def main() -> None:
         embd_pdrop=0.0,
         attn_pdrop=0.0,
     )
-    model = GPT2LMHeadModel(hf).to(args.device)
+    previous: dict = {}
+    if args.init_from is not None:
+        model = GPT2LMHeadModel.from_pretrained(args.init_from, torch_dtype=torch.float32).to(args.device)
+        hf = model.config
+        meta = args.init_from / "training.json"
+        previous = json.loads(meta.read_text(encoding="utf-8")) if meta.exists() else {}
+    else:
+        model = GPT2LMHeadModel(hf).to(args.device)
     n_params = sum(p.numel() for p in model.parameters())
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -108,7 +121,7 @@ def main() -> None:
         betas=(0.9, 0.95),
     )
     budget = args.minutes * 60.0
-    warmup = 200
+    warmup = args.warmup
 
     def batch() -> torch.Tensor:
         rows = []
@@ -157,6 +170,20 @@ def main() -> None:
             log.append((step, round(time.time() - start, 1), float(loss.item())))
             print(f"step {step} {log[-1][1]:.0f}s loss {loss.item():.3f} lr {lr:.2e}", flush=True)
     train_seconds = time.time() - start
+    stages = [*previous.get("stages", []), *([_stage(previous)] if previous and "stages" not in previous else [])]
+    stages.append(
+        {
+            "steps": step,
+            "tokens_seen": step * args.batch * args.seq_len,
+            "training_seconds": round(train_seconds, 1),
+            "lr": args.lr,
+            "warmup": warmup,
+            "init_from": "previous stage" if args.init_from is not None else "random",
+        }
+    )
+    total_steps = sum(st["steps"] for st in stages)
+    total_tokens = sum(st["tokens_seen"] for st in stages)
+    total_seconds = sum(st["training_seconds"] for st in stages)
     held_loss = evaluate()
     unigram = {d: unigram_loss(np.concatenate(list(train.values())), held[d], 50257) for d in DOMAINS}
     print("held-out loss", held_loss, "unigram", unigram)
@@ -174,10 +201,11 @@ def main() -> None:
         "parameters": n_params,
         "storage": "float16 safetensors, widened exactly to float32 by lampref",
         "training_tokens_per_domain": sizes,
-        "tokens_seen": step * args.batch * args.seq_len,
+        "tokens_seen": total_tokens,
         "hyperparameters": {k: getattr(args, k) for k in ("seq_len", "batch", "lr", "weight_decay", "seed")},
-        "steps": step,
-        "training_seconds": round(train_seconds, 1),
+        "steps": total_steps,
+        "training_seconds": round(total_seconds, 1),
+        "stages": stages,
         "device": f"{args.device} ({platform.processor() or platform.machine()})",
         "torch": torch.__version__,
         "held_out_loss_nats": held_loss,
@@ -195,8 +223,9 @@ def main() -> None:
         "`lampref/data/corpora/README.md` (provenance and licences there); the bundled evaluation corpora",
         "are held out.",
         "",
-        f"- tokens seen: {card['tokens_seen']:,} in {step} steps",
-        f"- training time: {train_seconds / 60:.1f} min on {card['device']}",
+        f"- tokens seen: {total_tokens:,} in {total_steps} steps ({len(stages)} stage(s), each a cosine",
+        "  learning-rate schedule; a later stage continues from the weights of the one before)",
+        f"- training time: {total_seconds / 60:.1f} min on {card['device']}",
         f"- hyperparameters: {card['hyperparameters']}",
         "",
         "| domain | held-out loss (nats/token) | unigram baseline |",
@@ -206,6 +235,19 @@ def main() -> None:
     ]
     (args.out / "MODEL_CARD.md").write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {args.out}")
+
+
+def _stage(card: dict) -> dict:
+    """The single training stage recorded by a card written before stages were recorded."""
+    hyper = card.get("hyperparameters", {})
+    return {
+        "steps": card.get("steps", 0),
+        "tokens_seen": card.get("tokens_seen", 0),
+        "training_seconds": card.get("training_seconds", 0.0),
+        "lr": hyper.get("lr"),
+        "warmup": 200,
+        "init_from": "random",
+    }
 
 
 def _cuda() -> bool:

@@ -21,6 +21,7 @@ from lampref.experiment import (
     windows,
 )
 from lampref.gpt2 import GPT2, GPT2Config, random_params, save
+from lampref.metrics import flip_rate, kl_divergence
 
 CFG = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=128)
 
@@ -82,6 +83,18 @@ def test_interrupted_run_resumes_without_recomputing(model: GPT2, tmp_path: Path
     assert full == rows
 
 
+def test_a_row_cut_short_is_recomputed(model: GPT2, tmp_path: Path) -> None:
+    """A crash in the middle of writing a row leaves a partial last line: it is dropped and recomputed."""
+    out = tmp_path / "r.csv"
+    full = _run(model, out)
+    text = out.read_text(encoding="utf-8")
+    out.write_text(text[: text.rstrip("\n").rfind("\n") + 40], encoding="utf-8")  # 40 chars of the last row
+    again = Interrupting(model, budget=10**6)
+    assert _run(again, out) == full
+    assert again.calls == 2  # only the last row (2 sequences) is computed again
+    assert out.read_text(encoding="utf-8") == text
+
+
 def test_results_are_sane(model: GPT2, tmp_path: Path) -> None:
     rows = _run(model, tmp_path / "r.csv")
     with open(tmp_path / "r.csv", newline="") as f:
@@ -101,6 +114,26 @@ def test_results_are_sane(model: GPT2, tmp_path: Path) -> None:
     table = summary_table(rows)
     assert table.splitlines()[0].startswith("dataset")
     assert len(table.splitlines()) == 3
+
+
+@pytest.mark.parametrize("cache_bytes", [2**40, 0], ids=["cached-log-probs", "float32-reference"])
+def test_rows_match_the_public_metrics(
+    model: GPT2, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_bytes: int
+) -> None:
+    """kl_div and flip_rate of a row are the position-weighted means of metrics.kl_divergence and
+    metrics.flip_rate over the sequences, with or without the cached reference log-probabilities."""
+    import lampref.experiment as experiment
+
+    monkeypatch.setattr(experiment, "REF_CACHE_BYTES", cache_bytes)
+    rows = _run(model, tmp_path / "r.csv")
+    batch = windows(CORPUS["toy"], 32, 2, seed=42)
+    for s, row in zip(SETTINGS, rows, strict=True):
+        refs = [model.logits(seq) for seq in batch]
+        tests = [model.logits_and_stats(seq, s.plan(42))[0] for seq in batch]
+        kl = np.mean([kl_divergence(r, t) for r, t in zip(refs, tests, strict=True)])
+        flips = np.mean([flip_rate(r, t) for r, t in zip(refs, tests, strict=True)])
+        assert row["kl_div"] == pytest.approx(kl, rel=1e-12, abs=0)
+        assert row["flip_rate"] == pytest.approx(flips, rel=1e-12, abs=0)
 
 
 def test_plots_from_lampref_and_authors_csv(model: GPT2, tmp_path: Path) -> None:
