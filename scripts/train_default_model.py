@@ -170,7 +170,10 @@ def main() -> None:
             log.append((step, round(time.time() - start, 1), float(loss.item())))
             print(f"step {step} {log[-1][1]:.0f}s loss {loss.item():.3f} lr {lr:.2e}", flush=True)
     train_seconds = time.time() - start
-    stages = [*previous.get("stages", []), *([_stage(previous)] if previous and "stages" not in previous else [])]
+    stages = [
+        *previous.get("stages", []),
+        *([_stage(previous)] if previous and "stages" not in previous else []),
+    ]
     stages.append(
         {
             "steps": step,
@@ -217,7 +220,8 @@ def main() -> None:
         "# lampref's default model",
         "",
         "A GPT-2-architecture model with the real GPT-2 vocabulary:",
-        f"{config.n_layer} layers, {config.n_head} heads, width {config.n_embd}, context {config.n_positions},",
+        f"{config.n_layer} layers, {config.n_head} heads, width {config.n_embd},",
+        f"context {config.n_positions},",
         f"{n_params / 1e6:.1f} M parameters, stored in float16. Trained from scratch by",
         "`scripts/train_default_model.py` on the training split of the three corpora described in",
         "`lampref/data/corpora/README.md` (provenance and licences there); the bundled evaluation corpora",
