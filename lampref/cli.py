@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .formats import format_names, get_format
 
@@ -126,7 +127,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .errors import LamprefError
-    from .experiment import grid, plot_results, run_experiment, summary_table
+    from .experiment import grid, plot_results, run_experiment
     from .gpt2 import GPT2, Tokenizer
 
     preset = QUICK if args.quick else FULL
@@ -162,7 +163,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             out=out / "results.csv",
             progress=not args.no_progress,
         )
-        print(summary_table(rows))
+        _print_summary(rows, args)
         for p in plot_results(rows, out):
             print(f"wrote {p}")
         print(f"wrote {out / 'results.csv'}")
@@ -176,18 +177,38 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .errors import LamprefError
-    from .experiment import plot_results, read_results, summary_table
+    from .experiment import plot_results, read_results
 
     try:
         rows = read_results(args.results)
         out = Path(args.out) if args.out else Path(args.results).parent
-        print(summary_table(rows))
+        _print_summary(rows, args)
         for p in plot_results(rows, out):
             print(f"wrote {p}")
     except LamprefError as err:
         print(f"lampref plot: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """The summary table, and with --max-recomputed the one restricted to low recomputation rates."""
+    from .experiment import summary_table
+
+    print(summary_table(rows, markdown=args.markdown))
+    if args.max_recomputed is not None:
+        print(f"\nbest LAMP with at most {100 * args.max_recomputed:g}% of the scores recomputed:")
+        print(summary_table(rows, max_recomputed=args.max_recomputed, markdown=args.markdown))
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
+    return value
 
 
 def _floats(text: str) -> list[float]:
@@ -251,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_plot = sub.add_parser("plot", help="draw the figures and the summary of a results CSV")
     p_plot.add_argument("results", help="results CSV (lampref's or the LAMP authors')")
     p_plot.add_argument("--out", help="output folder (default: the CSV's folder)")
+    for p in (p_exp, p_plot):
+        p.add_argument(
+            "--max-recomputed",
+            type=_fraction,
+            metavar="FRACTION",
+            help="also print the best LAMP result among settings recomputing at most this fraction, e.g. 0.1",
+        )
+        p.add_argument("--markdown", action="store_true", help="print the summary as Markdown tables")
     p_plot.set_defaults(func=_cmd_plot)
     return parser
 

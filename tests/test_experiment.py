@@ -242,6 +242,31 @@ def test_cli_bad_numbers_are_argparse_errors(capsys: pytest.CaptureFixture[str])
     assert "expected numbers" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "x"])
+def test_cli_bad_fraction_is_an_argparse_error(capsys: pytest.CaptureFixture[str], value: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["plot", "results.csv", "--max-recomputed", value])
+    assert exc.value.code == 2
+    assert "expected a fraction between 0 and 1" in capsys.readouterr().err
+
+
+def test_cli_plot_summary_at_a_recomputation_budget(
+    model: GPT2, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = _run(model, tmp_path / "r.csv")
+    lamp = [r for r in rows if r["tau"] < 2.0 and not r["fake_lamp"]]
+    budget = max(r["sparsity"] for r in lamp)  # every LAMP row qualifies
+    assert main(["plot", str(tmp_path / "r.csv"), "--max-recomputed", f"{budget:.6f}", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    tables = [block for block in out.split("\n\n") if block.lstrip().startswith(("| dataset", "best LAMP"))]
+    assert len(tables) == 2
+    assert tables[0].splitlines()[1] == "|---|---|---|---|---|---|---|---|---|---|"
+    assert tables[1].splitlines()[0].startswith("best LAMP with at most")
+    assert main(["plot", str(tmp_path / "r.csv"), "--max-recomputed", "0"]) == 0
+    out = capsys.readouterr().out.split("best LAMP")[1]
+    assert "toy" not in out  # nothing recomputes 0% of the scores with tau < 2: no row
+
+
 def test_cli_plot_of_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plot", str(tmp_path / "none.csv")]) == 1
     assert "cannot read" in capsys.readouterr().err
