@@ -295,5 +295,12 @@ def test_embedded_model_is_trained_and_loads() -> None:
     card = json.loads((gpt2.DEFAULT_MODEL_DIR / "training.json").read_text())
     for domain, loss in card["held_out_loss_nats"].items():  # better than the unigram baseline
         assert loss < card["unigram_baseline_nats"][domain]
+    # lampref's own forward pass (not the trainer's) on the first 4 held-out windows of each corpus
+    corpora = Path(gpt2.__file__).parents[1] / "data" / "corpora"
+    tok = gpt2.Tokenizer()
+    for domain, unigram in card["unigram_baseline_nats"].items():
+        text = (corpora / f"{domain}.txt").read_text(encoding="utf-8")
+        ids = np.asarray(tok.encode(text, disallowed_special=())[: 4 * 257]).reshape(4, 257)
+        assert model.loss(ids) < unigram
     ids = gpt2.Tokenizer().encode("def f(x):\n    return x")
     assert model.logits(ids).shape == (len(ids), 50257)
