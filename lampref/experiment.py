@@ -413,6 +413,13 @@ def summary_table(
     markdown : bool, default False
         A Markdown table instead of aligned text.
 
+    Returns
+    -------
+    str
+        The table, one line per corpus and ``m``.
+
+    Examples
+    --------
     >>> row = dict(dataset="prose", m_bits=4)
     >>> rows = [dict(row, tau=2.0, fake_lamp=False, kl_div=1e-2, flip_rate=0.1, sparsity=0),
     ...         dict(row, tau=1.1, fake_lamp=False, kl_div=1e-4, flip_rate=0.01, sparsity=0.05),
