@@ -170,10 +170,7 @@ def main() -> None:
             log.append((step, round(time.time() - start, 1), float(loss.item())))
             print(f"step {step} {log[-1][1]:.0f}s loss {loss.item():.3f} lr {lr:.2e}", flush=True)
     train_seconds = time.time() - start
-    stages = [
-        *previous.get("stages", []),
-        *([_stage(previous)] if previous and "stages" not in previous else []),
-    ]
+    stages = list(previous.get("stages", []))
     stages.append(
         {
             "steps": step,
@@ -246,19 +243,6 @@ def main() -> None:
     ]
     (args.out / "MODEL_CARD.md").write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {args.out}")
-
-
-def _stage(card: dict) -> dict:
-    """The single training stage recorded by a card written before stages were recorded."""
-    hyper = card.get("hyperparameters", {})
-    return {
-        "steps": card.get("steps", 0),
-        "tokens_seen": card.get("tokens_seen", 0),
-        "training_seconds": card.get("training_seconds", 0.0),
-        "lr": hyper.get("lr"),
-        "warmup": 200,
-        "init_from": "random",
-    }
 
 
 def _cuda() -> bool:
