@@ -18,7 +18,8 @@ not know. Before the docstrings are parsed, this extension rewrites them:
   rounding modes) outside the numpydoc sections becomes a Markdown definition list (the ``def_list``
   extension).
 
-Math written ``$...$`` and ``$$...$$`` is rendered by ``pymdownx.arithmatex`` (MathJax).
+Math written ``$...$`` and ``$$...$$`` is marked up by ``pymdownx.arithmatex`` and typeset by the KaTeX
+shipped in ``docs/vendor/katex``.
 
 Configured in ``mkdocs.yml`` under the python handler's ``options.extensions``.
 """
