@@ -8,15 +8,21 @@ executed as a script.
 
 from __future__ import annotations
 
+import csv
 import doctest
+import hashlib
+import html
 import importlib.util
 import io
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -193,3 +199,293 @@ def test_no_restructuredtext_left_in_html(site: Path) -> None:
         if found:
             leftovers[str(page.relative_to(site))] = found[:5]
     assert not leftovers, f"reStructuredText roles rendered literally: {leftovers}"
+
+
+# ------------------------------------------------------------------- the built site, offline
+VENDOR_KATEX = DOCS / "vendor" / "katex"
+_TEX_IN_TEXT = re.compile(r"\\[(\[]|\\[A-Za-z]+|\$|arithmatex")
+
+
+class _Tags(HTMLParser):
+    """The start tags of an HTML page with their attributes, and the text of its headings."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.headings: list[str] = []
+        self._heading: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, {k: v or "" for k, v in attrs}))
+        if re.fullmatch(r"h[1-6]", tag):
+            self._heading = []
+        elif self._heading is not None and "arithmatex" in (dict(attrs).get("class") or ""):
+            self._heading.append("arithmatex")  # a formula in a heading
+
+    def handle_endtag(self, tag: str) -> None:
+        if re.fullmatch(r"h[1-6]", tag) and self._heading is not None:
+            self.headings.append("".join(self._heading).replace("¶", "").strip())
+            self._heading = None
+
+    def handle_data(self, data: str) -> None:
+        if self._heading is not None:
+            self._heading.append(data)
+
+
+def _parse(page: Path) -> _Tags:
+    parser = _Tags()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def _resolve(site: Path, page: Path, url: str) -> Path:
+    """The file of the built site that a relative URL of ``page`` names."""
+    path = url.split("#")[0].split("?")[0]
+    return (site / path.lstrip("/")) if path.startswith("/") else (page.parent / path).resolve()
+
+
+def _formulas(site: Path) -> list[tuple[str, str, str]]:
+    """(page, tag, text) of every element that pymdownx.arithmatex marks as a formula."""
+    found = []
+    pattern = re.compile(r'<(span|div) class="arithmatex">(.*?)</\1>', re.S)
+    for page in sorted(site.rglob("*.html")):
+        for tag, body in pattern.findall(page.read_text(encoding="utf-8")):
+            found.append((str(page.relative_to(site)), tag, html.unescape(body)))
+    return found
+
+
+def test_issue11_item17_site_loads_only_local_assets(site: Path) -> None:
+    """The built site fetches no script, stylesheet or font from a CDN: the math renderer ships with it."""
+    remote, missing = [], []
+    for page in sorted(site.rglob("*.html")):
+        for tag, attrs in _parse(page).tags:
+            url = attrs.get("src") if tag in ("script", "img") else None
+            if tag == "link" and set(attrs.get("rel", "").split()) & {"stylesheet", "preload", "preconnect"}:
+                url = attrs.get("href")
+            if not url:
+                continue
+            where = f"{page.relative_to(site)}: <{tag}> {url}"
+            if re.match(r"(?i)([a-z][a-z0-9+.-]*:|//)", url):
+                remote.append(where)
+            elif not _resolve(site, page, url).is_file():
+                missing.append(where)
+    assert not remote, "assets loaded from the network:\n" + "\n".join(sorted(set(remote))[:20])
+    assert not missing, "assets missing from the site:\n" + "\n".join(sorted(set(missing))[:20])
+
+    # every page with a formula loads the vendored KaTeX and the script that runs it
+    pages = sorted({page for page, _, _ in _formulas(site)})
+    assert pages, "no formula in the site: the arithmatex markup changed?"
+    needed = {"vendor/katex/katex.min.js", "vendor/katex/katex.min.css", "javascripts/katex.js"}
+    for name in pages:
+        page = site / name
+        loaded = {
+            _resolve(site, page, a.get("src") or a.get("href", "")).relative_to(site.resolve()).as_posix()
+            for t, a in _parse(page).tags
+            if (t == "script" and a.get("src")) or (t == "link" and a.get("href"))
+        }
+        assert needed <= loaded, f"{name} does not load {sorted(needed - loaded)}"
+
+    # the fonts named by KaTeX's stylesheet (the woff2 of each, the format browsers pick) are there
+    css = (site / "vendor" / "katex" / "katex.min.css").read_text(encoding="utf-8")
+    woff2 = set(re.findall(r"url\((fonts/[\w.-]+\.woff2)\)", css))
+    assert woff2, "katex.min.css names no woff2 font"
+    absent = sorted(f for f in woff2 if not (site / "vendor" / "katex" / f).is_file())
+    assert not absent, f"fonts missing from the site: {absent}"
+
+
+def test_issue11_item17_vendored_renderer_matches_its_pinned_sums() -> None:
+    """Every vendored KaTeX file is listed in SHA256SUMS with its sha256, and the licence ships with it."""
+    sums_file = VENDOR_KATEX / "SHA256SUMS"
+    assert sums_file.is_file(), f"{sums_file} is missing"
+    pinned = dict(
+        reversed(line.split(maxsplit=1)) for line in sums_file.read_text().splitlines() if line.strip()
+    )
+    shipped = {
+        p.relative_to(VENDOR_KATEX).as_posix()
+        for p in VENDOR_KATEX.rglob("*")
+        if p.is_file() and p.name not in ("SHA256SUMS", "README.md")
+    }
+    assert shipped == set(pinned), (
+        f"unlisted: {sorted(shipped - set(pinned))}, absent: {sorted(set(pinned) - shipped)}"
+    )
+    assert {"LICENSE", "katex.min.js", "katex.min.css"} <= shipped
+    wrong = [n for n, h in pinned.items() if hashlib.sha256((VENDOR_KATEX / n).read_bytes()).hexdigest() != h]
+    assert not wrong, f"files that differ from their pinned sha256: {wrong}"
+
+
+def _check_formula_markup(site: Path) -> None:
+    """Every formula is arithmatex markup with the delimiters katex.js expects; no raw TeX elsewhere."""
+    bad = [
+        (page, tag, text[:80])
+        for page, tag, text in _formulas(site)
+        if not (
+            (tag == "span" and text.startswith("\\(") and text.endswith("\\)"))
+            or (tag == "div" and text.strip().startswith("\\[") and text.strip().endswith("\\]"))
+        )
+    ]
+    assert not bad, f"formulas the renderer would not typeset: {bad[:10]}"
+    leftovers = []
+    for page in sorted(site.rglob("*.html")):
+        article = re.search(r"<article\b.*?</article>", page.read_text(encoding="utf-8"), re.S)
+        if not article:
+            continue
+        text = re.sub(r"<(pre|code)\b.*?</\1>", "", article.group(0), flags=re.S)
+        text = re.sub(r'<(span|div) class="arithmatex">.*?</\1>', "", text, flags=re.S)
+        text = re.sub(r"<[^>]+>", "", text)
+        for m in re.finditer(r".{0,40}(\\[(\[]|\$[^$\s][^$]*\$).{0,40}", html.unescape(text)):
+            leftovers.append(f"{page.relative_to(site)}: {m.group(0)!r}")
+    assert not leftovers, "TeX outside formula markup (shown raw):\n" + "\n".join(leftovers[:10])
+
+
+_KATEX_HARNESS = r"""
+// Runs docs/javascripts/katex.js on stand-ins for the page's arithmatex elements, with the vendored KaTeX.
+const fs = require("fs");
+const real = require(process.argv[2]);
+const items = JSON.parse(fs.readFileSync(0, "utf-8"));
+const errors = [];
+const els = items.map(([tag, text]) => ({
+  tagName: tag.toUpperCase(), textContent: text, attrs: {}, html: null,
+  setAttribute(k, v) { this.attrs[k] = v; },
+}));
+global.katex = {
+  render(tex, el, opts) {
+    try { el.html = real.renderToString(tex, { ...opts, throwOnError: true }); }
+    catch (e) { errors.push([el.textContent.slice(0, 120), String(e.message).slice(0, 200)]); el.html = ""; }
+  },
+};
+global.document = {
+  readyState: "complete",
+  body: { querySelectorAll: () => els.filter((e) => !("data-katex" in e.attrs)) },
+};
+require(process.argv[3]);
+const unrendered = els.filter((e) => e.html === null).length;
+const display = els.filter((e) => e.tagName === "DIV" && !(e.html || "").includes("katex-display")).length;
+process.stdout.write(JSON.stringify({ errors, unrendered, display, n: els.length }));
+"""
+
+
+def test_issue11_item17_local_katex_typesets_every_formula(site: Path, tmp_path: Path) -> None:
+    """The formulas are marked up for the shipped katex.js, which typesets each one without an error."""
+    _check_formula_markup(site)
+    renderer = [VENDOR_KATEX / "katex.min.js", DOCS / "javascripts" / "katex.js"]
+    assert all(p.is_file() for p in renderer), f"the renderer is not shipped: {renderer}"
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the formulas were checked but not typeset")
+    harness = tmp_path / "harness.js"
+    harness.write_text(_KATEX_HARNESS, encoding="utf-8")
+    formulas = [(tag, text) for _, tag, text in _formulas(site)]
+    proc = subprocess.run(
+        [node, str(harness), *map(str, renderer)],
+        input=json.dumps(formulas),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["n"] == len(formulas) > 0
+    assert result["unrendered"] == 0, f"{result['unrendered']} formulas left untouched by katex.js"
+    assert result["display"] == 0, f"{result['display']} display formulas typeset inline"
+    assert not result["errors"], f"KaTeX cannot typeset: {result['errors'][:10]}"
+
+
+def test_issue11_item17_no_raw_tex_in_headings(site: Path) -> None:
+    """Headings, and so the table of contents, navigation and search index, are plain text, never TeX."""
+    found = []
+    for page in sorted(site.rglob("*.html")):
+        parsed = _parse(page)
+        found += [f"{page.relative_to(site)}: {h!r}" for h in parsed.headings if _TEX_IN_TEXT.search(h)]
+        text = page.read_text(encoding="utf-8")
+        for link in re.findall(r'<a [^>]*class="md-nav__link[^"]*"[^>]*>(.*?)</a>', text, re.S):
+            label = " ".join(html.unescape(re.sub(r"<[^>]+>", "", link)).split())
+            if _TEX_IN_TEXT.search(label):
+                found.append(f"{page.relative_to(site)}: navigation {label!r}")
+    index = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    titles = [d["title"] for d in index["docs"]]
+    assert titles, "empty search index"
+    found += [f"search index: {t!r}" for t in titles if _TEX_IN_TEXT.search(html.unescape(t))]
+    assert not found, "TeX in headings:\n" + "\n".join(sorted(set(found))[:20])
+    for page in DOCS.rglob("*.md"):  # the source, for a clearer message
+        for line in page.read_text(encoding="utf-8").splitlines():
+            assert not (line.startswith("#") and _TEX_IN_TEXT.search(line)), f"{page.name}: {line}"
+
+
+def test_issue11_item17_long_signatures_are_wrapped(site: Path) -> None:
+    """The docs extra installs a code formatter, so mkdocstrings wraps long signatures at line_length."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    extra = re.search(r"^docs = \[(.*?)^\]", pyproject, re.M | re.S)
+    assert extra, "pyproject.toml has no docs extra"
+    requirements = re.findall(r'^\s*"([A-Za-z0-9_.-]+)', extra.group(1), re.M)
+    assert {"ruff", "black"} & {r.lower() for r in requirements}, (
+        f"the docs extra {requirements} has no formatter"
+    )
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert re.search(r"^\s+separate_signature: true$", config, re.M)
+    width = re.search(r"^\s+line_length: (\d+)$", config, re.M)
+    assert width, "mkdocs.yml sets no line_length for the signatures"
+    limit = int(width.group(1))
+
+    too_long, wrapped = [], 0
+    for page in sorted((site / "api").rglob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        for block in re.findall(r'<div class="doc-signature[^"]*"[^>]*>(.*?)</div>', text, re.S):
+            lines = html.unescape(re.sub(r"<[^>]+>", "", block)).strip("\n").splitlines()
+            too_long += [line for line in lines if len(line) > limit]
+            wrapped += len(" ".join(s.strip() for s in lines)) > limit and len(lines) > 1
+    assert wrapped >= 10, f"only {wrapped} long signatures are split over several lines"
+    assert not too_long, f"signature lines over {limit} characters: {too_long[:5]}"
+
+
+def test_issue11_item17_results_figures_and_tables_are_shown(site: Path) -> None:
+    """Every figure in docs/results is shown on a page; the study page has the summary tables of the CSV."""
+    shown: set[Path] = set()
+    for page in sorted(site.rglob("*.html")):
+        for tag, attrs in _parse(page).tags:
+            if tag == "img" and attrs.get("src"):
+                target = _resolve(site, page, attrs["src"])
+                assert target.is_file(), f"{page.relative_to(site)}: broken image {attrs['src']}"
+                shown.add(target.relative_to(site.resolve()))
+    figures = {p.relative_to(DOCS) for p in (DOCS / "results").rglob("*.png")}
+    assert figures, "no figure in docs/results"
+    assert not figures - shown, f"figures no page shows: {sorted(map(str, figures - shown))}"
+
+    # the uniform low-precision KL of each table row, from the CSV itself (tau = 2 recomputes nothing)
+    page = (site / "experiment" / "index.html").read_text(encoding="utf-8")
+    tables = re.findall(r"<table>(.*?)</table>", page, re.S)
+    assert tables, "docs/experiment.md shows no table"
+    with (DOCS / "results" / "results.csv").open(encoding="utf-8", newline="") as f:
+        uniform = {
+            (r["dataset"], int(r["m_bits"])): float(r["kl_div"])
+            for r in csv.DictReader(f)
+            if float(r["tau"]) == 2
+        }
+    rows = [
+        [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td>(.*?)</td>", tr, re.S)]
+        for tr in re.findall(r"<tr>(.*?)</tr>", tables[0], re.S)
+    ]
+    rows = [r for r in rows if r]
+    assert {(r[0], int(r[1])) for r in rows} == set(uniform), "the first table does not cover the CSV"
+    for r in rows:
+        assert float(r[2]) == pytest.approx(uniform[r[0], int(r[1])], rel=5e-3), r
+
+
+def test_issue11_item17_lamp_page_uses_the_library_metric_and_shows_outputs() -> None:
+    """docs/lamp.md measures with lampref.metrics.kl_divergence (no private copy) and shows what it prints."""
+    page = DOCS / "lamp.md"
+    blocks = [b for b in fenced_blocks(page.read_text(encoding="utf-8"), "lamp.md") if b.is_python]
+    code = "".join(b.code for b in blocks)
+    assert "from lampref.metrics import kl_divergence" in code
+    assert "kl_divergence(" in code
+    own = re.findall(r"^(?:\.\.\.)?\s*def (\w+)|lambda\b", code, re.M)
+    assert not own, f"the page defines its own functions: {own}"
+    parser = doctest.DocTestParser()
+    for block in blocks:
+        if block.is_session:
+            examples = parser.get_examples(block.code)
+            silent = [e.source for e in examples if "print(" in e.source and not e.want.strip()]
+            assert not silent, f"lamp.md:{block.line}: prints without showing the output: {silent}"
+        else:
+            assert "print(" not in block.code, f"lamp.md:{block.line}: output printed but never shown"
+    sessions = [b for b in blocks if b.is_session]
+    assert len(sessions) >= 3, "lamp.md shows no output"
