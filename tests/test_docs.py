@@ -4,6 +4,9 @@ Every fenced code block marked ``python``, ``py``, ``python3`` or ``pycon`` in `
 ``README.md`` (and any unmarked block that starts with ``>>>``) is executed. The blocks of one page run in
 order in one namespace; a block written as a ``>>>`` session is checked as a doctest, any other block is
 executed as a script.
+
+The built site is also checked to work offline (formulas typeset by the vendored KaTeX, no asset fetched from
+a CDN), to keep TeX out of its headings, to wrap long signatures, and to show the study's figures and tables.
 """
 
 from __future__ import annotations
