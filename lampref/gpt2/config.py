@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import reprlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, WeightsNotFoundError, expected_one_of
+from ..errors import ConfigError, LamprefError, WeightsNotFoundError, expected_one_of
 
-__all__ = ["GELU_KINDS", "HF_ACTIVATIONS", "GPT2Config"]
+__all__ = ["GELU_KINDS", "HF_ACTIVATIONS", "MAX_SIZE", "GPT2Config"]
+
+MAX_SIZE = 2**31 - 1
+"""Largest value of any size of a :class:`GPT2Config` (llm.c stores them as int32)."""
 
 GELU_KINDS: tuple[str, ...] = ("tanh", "erf")
 """The GELU variants: ``"tanh"`` (GPT-2's ``gelu_new``) and ``"erf"`` (the exact GELU)."""
@@ -35,13 +39,79 @@ _HF_FIXED: dict[str, Any] = {
 }
 
 
+# ------------------------------------------------------------------------------------- JSON fields
+# One validation layer for every JSON document the checkpoint loaders read (config.json, the safetensors
+# header, model.safetensors.index.json): parse errors and nesting too deep for the parser become lampref
+# errors, and each field is checked for its JSON type before it is used.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 80, 40, 2, 4, 4
+
+_JSON_KINDS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "string": ("a string", lambda v: isinstance(v, str)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "number": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    "object": ("an object", lambda v: isinstance(v, dict)),
+    "array": ("an array", lambda v: isinstance(v, list)),
+}
+
+
+def show(value: object) -> str:
+    """A repr of ``value`` short enough for an error message, whatever its size or nesting."""
+    return _SHORT.repr(value)
+
+
+_JSON_NOUNS = {str: "a string", bool: "a boolean", int: "an integer", float: "a number", dict: "an object"}
+_JSON_NOUNS.update({list: "an array", type(None): "null"})
+
+
+def _json_type(value: object) -> str:
+    return _JSON_NOUNS.get(type(value), type(value).__name__)
+
+
+def json_field(
+    where: str, key: str, value: object, kind: str, error: type[LamprefError] = ConfigError
+) -> Any:
+    """Return ``value`` if it has the JSON type ``kind``, else raise ``error`` naming ``where`` and ``key``.
+
+    ``kind`` is one of ``"string"``, ``"bool"``, ``"int"``, ``"number"``, ``"object"``, ``"array"``; a bool
+    is never an integer or a number, and a number in a string is not a number.
+    """
+    expected, test = _JSON_KINDS[kind]
+    if not test(value):
+        got = _json_type(value)
+        raise error(f"{where}: {key}={show(value)} is not valid; expected {expected}, got {got}")
+    return value
+
+
+def parse_json(
+    raw: bytes | str,
+    where: str,
+    what: str,
+    error: type[LamprefError] = ConfigError,
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
+) -> Any:
+    """Parse a JSON document; invalid UTF-8 or JSON, or nesting too deep to parse, raise ``error``."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return json.loads(text, object_pairs_hook=object_pairs_hook)
+    except UnicodeDecodeError as exc:
+        raise error(f"{where}: {what} is not valid UTF-8 ({exc})") from None
+    except RecursionError:
+        raise error(f"{where}: {what} is nested too deeply to be a valid document") from None
+    except ValueError as exc:  # JSONDecodeError, and integers beyond Python's digit limit
+        raise error(f"{where}: {what} is not valid JSON ({exc})") from None
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name}={value!r} is not valid; expected a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+        raise ConfigError(
+            f"{name}={show(value)} is not valid; expected a positive integer (at most {MAX_SIZE})"
+        )
     return value
 
 
@@ -133,8 +203,18 @@ class GPT2Config:
         pass in a way lampref does not model (cross attention, attention scaling by layer index or none at
         all, reordered upcast attention, an MLP width ``n_inner`` other than ``4 * n_embd``) raise
         :class:`~lampref.errors.ConfigError`.
+
+        Raises
+        ------
+        WeightsNotFoundError
+            If the file does not exist.
+        ConfigError
+            On a file that is not UTF-8 JSON (or is nested too deeply to parse), a field of the wrong JSON
+            type (a string, an array or a boolean where a number belongs, ...), a missing field, or a value
+            out of range or not modelled; the message names the file and the key.
         """
         where = "config"
+        data: object = source
         if isinstance(source, (str, Path)):
             path = Path(source)
             if path.is_dir():
@@ -142,19 +222,21 @@ class GPT2Config:
             where = str(path)
             if not path.is_file():
                 raise WeightsNotFoundError(f"{where}: no such file (expected a Hugging Face config.json)")
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ConfigError(f"{where}: not valid JSON ({exc})") from None
-        else:
-            data = source
+            data = parse_json(path.read_bytes(), where, "the configuration")
         if not isinstance(data, Mapping):
-            raise ConfigError(f"{where}: expected a JSON object, got {type(data).__name__}")
-        model_type = data.get("model_type", "gpt2")
+            raise ConfigError(f"{where}: expected a JSON object, got {_json_type(data)}")
+        return cls._from_hf_fields(data, where)
+
+    @classmethod
+    def _from_hf_fields(cls, data: Mapping[str, Any], where: str) -> GPT2Config:
+        def get(key: str, kind: str, default: Any = None) -> Any:
+            return default if key not in data else json_field(where, key, data[key], kind)
+
+        model_type = get("model_type", "string", "gpt2")
         if model_type != "gpt2":
-            raise ConfigError(f"{where}: model_type={model_type!r}; expected 'gpt2'")
+            raise ConfigError(f"{where}: model_type={show(model_type)}; expected 'gpt2'")
         for key, value in _HF_FIXED.items():
-            if key in data and data[key] != value:
+            if get(key, "bool", value) != value:
                 raise ConfigError(
                     f"{where}: {key}={data[key]!r} changes the forward pass in a way lampref does not model; "
                     f"expected {value!r}"
@@ -164,25 +246,28 @@ class GPT2Config:
             missing.append("n_positions")
         if missing:
             raise ConfigError(f"{where}: missing key(s) {', '.join(map(repr, missing))}")
-        n_inner = data.get("n_inner")
-        if n_inner is not None and not (_is_int(data["n_embd"]) and n_inner == 4 * data["n_embd"]):
+        position_key = "n_positions" if "n_positions" in data else "n_ctx"
+        sizes = {k: get(k, "int") for k in ("n_layer", "n_head", "n_embd", "vocab_size", position_key)}
+        n_inner = None if data.get("n_inner") is None else get("n_inner", "int")
+        if n_inner is not None and n_inner != 4 * sizes["n_embd"]:
             raise ConfigError(
-                f"{where}: n_inner={n_inner!r}; lampref models GPT-2's MLP width 4 * n_embd "
-                f"(= {4 * data['n_embd']!r}) or null"
+                f"{where}: n_inner={n_inner}; lampref models GPT-2's MLP width 4 * n_embd "
+                f"(= {4 * sizes['n_embd']}) or null"
             )
-        act = data.get("activation_function", "gelu_new")
+        act = get("activation_function", "string", "gelu_new")
         if act not in HF_ACTIVATIONS:
+            accepted = ", ".join(map(repr, HF_ACTIVATIONS))
             raise ConfigError(
-                f"{where}: {expected_one_of('activation_function', act, tuple(HF_ACTIVATIONS))}"
+                f"{where}: activation_function={show(act)} is not valid; expected one of: {accepted}"
             )
         try:
             return cls(
-                n_layer=data["n_layer"],
-                n_head=data["n_head"],
-                n_embd=data["n_embd"],
-                n_positions=data.get("n_positions", data.get("n_ctx")),
-                vocab_size=data["vocab_size"],
-                layer_norm_epsilon=data.get("layer_norm_epsilon", 1e-5),
+                n_layer=sizes["n_layer"],
+                n_head=sizes["n_head"],
+                n_embd=sizes["n_embd"],
+                n_positions=sizes[position_key],
+                vocab_size=sizes["vocab_size"],
+                layer_norm_epsilon=get("layer_norm_epsilon", "number", 1e-5),
                 gelu=HF_ACTIVATIONS[act],
             )
         except ConfigError as exc:

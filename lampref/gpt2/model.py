@@ -598,9 +598,14 @@ class GPT2:
         n_head: int | None = None,
         config: GPT2Config | None = None,
         row_block: int = ROW_BLOCK,
+        allow_nonfinite: bool = False,
     ) -> GPT2:
-        """A model from a checkpoint (any format :func:`~lampref.gpt2.weights.load` reads)."""
-        params, cfg = load(path, n_head=n_head, config=config)
+        """A model from a checkpoint (any format :func:`~lampref.gpt2.weights.load` reads).
+
+        ``n_head``, ``config`` and ``allow_nonfinite`` (load NaN or infinite weights instead of raising
+        :class:`~lampref.errors.WeightsError`) are passed to :func:`~lampref.gpt2.weights.load`.
+        """
+        params, cfg = load(path, n_head=n_head, config=config, allow_nonfinite=allow_nonfinite)
         return cls(params, cfg, row_block=row_block)
 
     def __repr__(self) -> str:

@@ -23,21 +23,31 @@ section "Format").
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
-import tempfile
-from collections.abc import Mapping
+import secrets
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import WeightsError, WeightsNotFoundError, expected_one_of
+from .config import json_field, parse_json, show
 
-__all__ = ["DTYPES", "MAX_HEADER_BYTES", "TensorInfo", "load_file", "read_header", "save_file"]
+__all__ = [
+    "DTYPES",
+    "MAX_HEADER_BYTES",
+    "MAX_NDIM",
+    "TensorInfo",
+    "atomic_output",
+    "load_file",
+    "read_header",
+    "save_file",
+]
 
 DTYPES: dict[str, np.dtype[Any]] = {
     "F64": np.dtype("<f8"),
@@ -58,6 +68,13 @@ DTYPES: dict[str, np.dtype[Any]] = {
 
 MAX_HEADER_BYTES = 100_000_000
 """Largest JSON header accepted (the reference implementation's limit)."""
+
+MAX_NDIM = 32
+"""Most dimensions a tensor may have (NumPy 1's limit)."""
+
+_MAX_ELEMENT_BYTES = 2**62
+"""Bound on ``itemsize`` times the product of the non-zero dimensions, so that NumPy can index any shape read
+(the dimensions of a zero-size tensor included)."""
 
 _NUMPY_TO_ST: dict[str, str] = {
     "float64": "F64",
@@ -94,19 +111,79 @@ def _no_duplicates(path: Path | str) -> Any:
         out: dict[str, Any] = {}
         for key, value in pairs:
             if key in out:
-                raise _fail(path, f"safetensors header has the key {key!r} twice")
+                raise _fail(path, f"safetensors header has the key {show(key)} twice")
             out[key] = value
         return out
 
     return hook
 
 
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def shape_nbytes(shape: tuple[int, ...] | list[int], itemsize: int) -> int | None:
+    """The byte count of an array of this shape, or None if NumPy cannot index such a shape.
+
+    ``shape`` must hold at most :data:`MAX_NDIM` non-negative integers (not bools) whose non-zero entries,
+    multiplied together and by ``itemsize``, stay under :math:`2^{62}`; the product is computed with an
+    early stop, so a hostile shape costs O(ndim) operations on small integers.
+    """
+    if len(shape) > MAX_NDIM or not all(type(d) is int and d >= 0 for d in shape):
+        return None
+    nbytes = itemsize
+    for d in shape:
+        nbytes *= d or 1
+        if nbytes > _MAX_ELEMENT_BYTES:
+            return None
+    return 0 if 0 in shape else nbytes
+
+
+def _header_entry(path: Path, key: str, value: object, buffer_len: int) -> TensorInfo:
+    """Check one header entry field by field, bounding every size by the data buffer before using it."""
+    where = f"{path}: tensor {show(key)}"
+    entry: dict[str, Any] = json_field(str(path), f"tensor {show(key)}", value, "object", WeightsError)
+    if not {"dtype", "shape", "data_offsets"} <= entry.keys():
+        raise WeightsError(f"{where}: expected an object with 'dtype', 'shape' and 'data_offsets'")
+    extra = set(entry) - {"dtype", "shape", "data_offsets"}
+    if extra:
+        raise WeightsError(f"{where}: unexpected field(s) {show(sorted(extra))}")
+    dtype = json_field(where, "dtype", entry["dtype"], "string", WeightsError)
+    if dtype not in DTYPES:
+        accepted = ", ".join(map(repr, DTYPES))
+        raise WeightsError(f"{where}: dtype={show(dtype)} is not valid; expected one of: {accepted}")
+    shape = json_field(where, "shape", entry["shape"], "array", WeightsError)
+    offsets = json_field(where, "data_offsets", entry["data_offsets"], "array", WeightsError)
+    if len(shape) > MAX_NDIM or not all(type(d) is int and d >= 0 for d in shape):
+        raise WeightsError(
+            f"{where}: shape={show(shape)}; expected a list of at most {MAX_NDIM} non-negative integers"
+        )
+    if (
+        len(offsets) != 2
+        or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+        or not 0 <= offsets[0] <= offsets[1]
+    ):
+        raise WeightsError(
+            f"{where}: data_offsets={show(offsets)}; expected [begin, end] with 0 <= begin <= end"
+        )
+    begin, end = offsets
+    if end > buffer_len:
+        raise WeightsError(
+            f"{where}: needs bytes {begin}..{end} of the data buffer but the file holds only {buffer_len} "
+            "(truncated file?)"
+        )
+    nbytes = shape_nbytes(shape, DTYPES[dtype].itemsize)
+    if nbytes is None:
+        raise WeightsError(f"{where}: shape={show(shape)} is too large for NumPy to index")
+    if end - begin != nbytes:
+        raise WeightsError(
+            f"{where}: data_offsets {offsets} span {end - begin} bytes; dtype {dtype} with shape "
+            f"{shape} needs {nbytes}"
+        )
+    return TensorInfo(dtype, tuple(shape), begin, end)
 
 
 def read_header(path: str | Path) -> tuple[dict[str, TensorInfo], dict[str, str], int]:
     """Read and validate the header of a safetensors file.
+
+    Every size is checked against the file's size before anything is allocated from it, so a small file
+    costs little time and memory whatever its header claims.
 
     Returns
     -------
@@ -122,10 +199,11 @@ def read_header(path: str | Path) -> tuple[dict[str, TensorInfo], dict[str, str]
     WeightsNotFoundError
         If the file does not exist.
     WeightsError
-        If the header is malformed: a header size beyond the file, invalid UTF-8 or JSON, a key given twice,
-        an entry without ``dtype``/``shape``/``data_offsets``, an unknown dtype, offsets out of the data
-        buffer, overlapping or leaving holes, a byte count that is not ``prod(shape) * itemsize``, or a
-        data buffer longer or shorter than the tensors (a truncated file).
+        If the header is malformed: a header size beyond the file, invalid UTF-8 or JSON (or JSON nested
+        too deeply to parse), a key given twice, an entry without ``dtype``/``shape``/``data_offsets`` or
+        with a field of the wrong JSON type, an unknown dtype, more than :data:`MAX_NDIM` dimensions,
+        offsets out of the data buffer, overlapping or leaving holes, a byte count that is not
+        ``prod(shape) * itemsize``, or a data buffer longer or shorter than the tensors (a truncated file).
     """
     path = Path(path)
     if not path.is_file():
@@ -143,14 +221,7 @@ def read_header(path: str | Path) -> tuple[dict[str, TensorInfo], dict[str, str]
         if 8 + n > size:
             raise _fail(path, f"header size {n} bytes runs beyond the end of the file ({size} bytes)")
         raw = f.read(n)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _fail(path, f"safetensors header is not valid UTF-8 ({exc})") from None
-    try:
-        header = json.loads(text, object_pairs_hook=_no_duplicates(path))
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"safetensors header is not valid JSON ({exc})") from None
+    header = parse_json(raw, str(path), "the safetensors header", WeightsError, _no_duplicates(path))
     if not isinstance(header, dict):
         raise _fail(path, f"safetensors header must be a JSON object, got {type(header).__name__}")
     metadata = header.pop("__metadata__", {})
@@ -160,51 +231,15 @@ def read_header(path: str | Path) -> tuple[dict[str, TensorInfo], dict[str, str]
         raise _fail(path, "__metadata__ must be an object mapping strings to strings")
 
     buffer_len = size - 8 - n
-    tensors: dict[str, TensorInfo] = {}
-    for key, entry in header.items():
-        where = f"tensor {key!r}"
-        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
-            raise _fail(path, f"{where}: expected an object with 'dtype', 'shape' and 'data_offsets'")
-        extra = set(entry) - {"dtype", "shape", "data_offsets"}
-        if extra:
-            raise _fail(path, f"{where}: unexpected field(s) {sorted(extra)}")
-        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in DTYPES:
-            raise _fail(path, f"{where}: {expected_one_of('dtype', dtype, tuple(DTYPES))}")
-        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-            raise _fail(path, f"{where}: shape={shape!r}; expected a list of non-negative integers")
-        if (
-            not isinstance(offsets, list)
-            or len(offsets) != 2
-            or not all(_is_int(o) for o in offsets)
-            or not 0 <= offsets[0] <= offsets[1]
-        ):
-            raise _fail(
-                path, f"{where}: data_offsets={offsets!r}; expected [begin, end] with 0 <= begin <= end"
-            )
-        begin, end = offsets
-        nbytes = math.prod(shape) * DTYPES[dtype].itemsize
-        if end - begin != nbytes:
-            raise _fail(
-                path,
-                f"{where}: data_offsets {offsets} span {end - begin} bytes; dtype {dtype} with shape "
-                f"{shape} needs {nbytes}",
-            )
-        tensors[key] = TensorInfo(dtype, tuple(shape), begin, end)
-
+    tensors = {key: _header_entry(path, key, entry, buffer_len) for key, entry in header.items()}
     pos, prev = 0, None
     for key, info in sorted(tensors.items(), key=lambda kv: (kv[1].begin, kv[1].end)):
         if info.begin < pos:
-            raise _fail(path, f"tensor {key!r} (bytes {info.begin}..{info.end}) overlaps tensor {prev!r}")
+            raise _fail(
+                path, f"tensor {show(key)} (bytes {info.begin}..{info.end}) overlaps tensor {show(prev)}"
+            )
         if info.begin > pos:
             raise _fail(path, f"hole in the data buffer: bytes {pos}..{info.begin} belong to no tensor")
-        if info.end > buffer_len:
-            raise _fail(
-                path,
-                f"tensor {key!r} needs bytes {info.begin}..{info.end} of the data buffer but the file "
-                "holds only "
-                f"{buffer_len} (truncated file?)",
-            )
         pos, prev = info.end, key
     if pos != buffer_len:
         raise _fail(
@@ -365,15 +400,35 @@ def save_file(
     directory = path.parent
     if not directory.is_dir():
         raise WeightsNotFoundError(f"{directory}: no such directory (writing {path.name})")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    with atomic_output(path) as f:
+        f.write(len(blob).to_bytes(8, "little"))
+        f.write(blob)
+        for _, st, arr in plan:
+            f.write(_storage_bytes(arr, st))
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[IO[bytes]]:
+    """Write a file atomically: yield a new temporary file beside ``path``, renamed onto it on success.
+
+    The temporary file is created as :func:`open` creates files, with the permissions ``0o666`` less the
+    process umask, so every file lampref writes gets the same mode. On any exception the temporary file is
+    removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:  # pragma: no cover - a 64-bit random name already taken
+            continue
+        break
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(len(blob).to_bytes(8, "little"))
-            f.write(blob)
-            for _, st, arr in plan:
-                f.write(_storage_bytes(arr, st))
+            yield f
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise

@@ -27,22 +27,31 @@ once; float16 tensors are widened (exactly) one by one.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
+import warnings
+import zipfile
+import zlib
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import ConfigError, WeightsError, WeightsNotFoundError, expected_one_of
-from .config import GPT2Config
-from .safetensors import load_file, save_file
+from ..errors import (
+    ConfigError,
+    InputTypeError,
+    LamprefError,
+    WeightsError,
+    WeightsNotFoundError,
+    expected_one_of,
+)
+from .config import GPT2Config, json_field, parse_json, show
+from .safetensors import MAX_NDIM, atomic_output, load_file, save_file, shape_nbytes
 
 __all__ = [
     "LLMC_HEADER_INTS",
@@ -72,8 +81,9 @@ RANDOM_PARAMS_VERSION = 1
 """Version of the draw order and distributions of :func:`random_params`; bump it on any change."""
 
 F32 = NDArray[np.float32]
-_IGNORED = re.compile(r"^h\.\d+\.attn\.(bias|masked_bias)$")
-_LAYER_KEY = re.compile(r"^h\.(\d+)\.")
+_IGNORED = re.compile(r"h\.[0-9]+\.attn\.(bias|masked_bias)")  # full matches only
+_LAYER_KEY = re.compile(r"^h\.([0-9]+)\.")
+_BLOCK_KEY = re.compile(r"h\.(0|[1-9][0-9]{0,17})\.(.+)", re.DOTALL)  # full matches only
 
 
 def _param(value: Any, name: str) -> F32:
@@ -237,49 +247,54 @@ class GPT2Params(_Params):
         return _build(lambda name: state[name], n_layer)
 
 
+_BLOCK_SUFFIXES = (
+    "ln_1.weight",
+    "ln_1.bias",
+    "attn.c_attn.weight",
+    "attn.c_attn.bias",
+    "attn.c_proj.weight",
+    "attn.c_proj.bias",
+    "ln_2.weight",
+    "ln_2.bias",
+    "mlp.c_fc.weight",
+    "mlp.c_fc.bias",
+    "mlp.c_proj.weight",
+    "mlp.c_proj.bias",
+)
+_OUTER_NAMES = ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias")
+
+
 def _names(n_layer: int) -> list[str]:
-    names = ["wte.weight", "wpe.weight"]
+    return [name for name, _ in _iter_shapes(1, 1, 1, n_layer)]
+
+
+def _n_tensors(n_layer: int) -> int:
+    """How many tensors a GPT-2 of ``n_layer`` blocks has (12 per block, 4 outside)."""
+    return len(_BLOCK_SUFFIXES) * n_layer + len(_OUTER_NAMES)
+
+
+def _iter_shapes(C: int, V: int, P: int, n_layer: int) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """Yield the Hugging Face names and shapes in checkpoint order, lazily (so a caller may stop early)."""
+    attn = [(C,), (C,), (C, 3 * C), (3 * C,), (C, C), (C,)]  # ln_1, attn.c_attn, attn.c_proj
+    mlp = [(C,), (C,), (C, 4 * C), (4 * C,), (4 * C, C), (C,)]  # ln_2, mlp.c_fc, mlp.c_proj
+    per = dict(zip(_BLOCK_SUFFIXES, attn + mlp, strict=True))
+    yield from (("wte.weight", (V, C)), ("wpe.weight", (P, C)))
     for i in range(n_layer):
-        for sub in (
-            "ln_1.weight",
-            "ln_1.bias",
-            "attn.c_attn.weight",
-            "attn.c_attn.bias",
-            "attn.c_proj.weight",
-            "attn.c_proj.bias",
-            "ln_2.weight",
-            "ln_2.bias",
-            "mlp.c_fc.weight",
-            "mlp.c_fc.bias",
-            "mlp.c_proj.weight",
-            "mlp.c_proj.bias",
-        ):
-            names.append(f"h.{i}.{sub}")
-    return [*names, "ln_f.weight", "ln_f.bias"]
+        yield from ((f"h.{i}.{k}", v) for k, v in per.items())
+    yield from (("ln_f.weight", (C,)), ("ln_f.bias", (C,)))
+
+
+def _is_param_name(name: str, n_layer: int) -> bool:
+    """Whether ``name`` is one of the parameters of a GPT-2 of ``n_layer`` blocks (no enumeration)."""
+    if name in _OUTER_NAMES:
+        return True
+    m = _BLOCK_KEY.fullmatch(name)
+    return m is not None and m.group(2) in _BLOCK_SUFFIXES and int(m.group(1)) < n_layer
 
 
 def hf_shapes(config: GPT2Config) -> dict[str, tuple[int, ...]]:
     """Hugging Face parameter names (no prefix, in checkpoint order) and their Conv1D-layout shapes."""
-    C, V, P = config.n_embd, config.vocab_size, config.n_positions
-    per = {
-        "ln_1.weight": (C,),
-        "ln_1.bias": (C,),
-        "attn.c_attn.weight": (C, 3 * C),
-        "attn.c_attn.bias": (3 * C,),
-        "attn.c_proj.weight": (C, C),
-        "attn.c_proj.bias": (C,),
-        "ln_2.weight": (C,),
-        "ln_2.bias": (C,),
-        "mlp.c_fc.weight": (C, 4 * C),
-        "mlp.c_fc.bias": (4 * C,),
-        "mlp.c_proj.weight": (4 * C, C),
-        "mlp.c_proj.bias": (C,),
-    }
-    out: dict[str, tuple[int, ...]] = {"wte.weight": (V, C), "wpe.weight": (P, C)}
-    for i in range(config.n_layer):
-        out.update({f"h.{i}.{k}": v for k, v in per.items()})
-    out.update({"ln_f.weight": (C,), "ln_f.bias": (C,)})
-    return out
+    return dict(_iter_shapes(config.n_embd, config.vocab_size, config.n_positions, config.n_layer))
 
 
 def _build(get: Any, n_layer: int) -> GPT2Params:
@@ -347,30 +362,82 @@ def random_params(
 
 
 # ------------------------------------------------------------------------------------------- loading
+# Every loader checks sizes against what the file holds before it allocates anything from them: the
+# safetensors header against the file size (safetensors.read_header), the llm.c header against the file
+# size, a configuration's tensor count against the tensors present (a config.json claiming 10**7 blocks
+# is refused without enumerating 12 * 10**7 names), a .npz member against its declared size.
+def _float_dtype_ok(dtype: np.dtype[Any]) -> bool:
+    """float32 or float16 in any byte order: the dtypes widened to native float32 exactly."""
+    return dtype.kind == "f" and dtype.itemsize in (2, 4)
+
+
+def _check_dtype(dtype: np.dtype[Any], source: str, key: str) -> None:
+    if not _float_dtype_ok(dtype):
+        raise WeightsError(
+            f"{source}: tensor {key!r} has dtype {dtype}; expected float32, float16 or bfloat16 (lampref "
+            "does not round weights implicitly: convert the checkpoint explicitly if that is intended)"
+        )
+
+
 def _as_float32(arr: NDArray[Any], source: str, key: str) -> F32:
-    if arr.dtype == np.float32:
+    """``arr`` as native float32, exactly: float32 as it is, float16 or another byte order converted."""
+    _check_dtype(arr.dtype, source, key)
+    if arr.dtype == np.float32 and arr.dtype.isnative:
         return arr
-    if arr.dtype == np.float16:
-        return arr.astype(np.float32)  # exact
-    raise WeightsError(
-        f"{source}: tensor {key!r} has dtype {arr.dtype}; expected float32, float16 or bfloat16 (lampref "
-        "does not round weights implicitly: convert the checkpoint explicitly if that is intended)"
-    )
+    return arr.astype(np.float32)  # exact: widening float16, or swapping bytes
 
 
-def _infer_config(tensors: Mapping[str, NDArray[Any]], source: str, n_head: int | None) -> GPT2Config:
+def _check_finite(params: GPT2Params, source: str) -> None:
+    """Raise a WeightsError naming the first tensor that holds a NaN or an infinity."""
+    for name, arr in params.named_arrays():
+        finite = np.isfinite(arr)
+        if not finite.all():
+            where = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite)), arr.shape))
+            count = arr.size - int(np.count_nonzero(finite))
+            raise WeightsError(
+                f"{source}: tensor {name!r} holds {arr[where]} at index {where} ({count} non-finite "
+                "values); pass allow_nonfinite=True to load such a checkpoint anyway"
+            )
+
+
+def _check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InputTypeError(f"{name}={show(value)} is not valid; expected True or False")
+    return value
+
+
+def _layer_count(names: Collection[str], source: str) -> int:
+    """The number of blocks the ``h.<i>.`` keys name, bounded by how many blocks the keys can hold."""
+    most = max(0, (len(names) - len(_OUTER_NAMES)) // len(_BLOCK_SUFFIXES))
+    top = -1
+    for key in names:
+        m = _LAYER_KEY.match(key)
+        if m is None:
+            continue
+        digits = m.group(1)
+        index = int(digits) if len(digits) <= 18 else most  # (bounded: int() of a huge string is slow)
+        if index >= most:
+            raise WeightsError(
+                f"{source}: tensor {show(key)} names block {show(digits)}, but the file's {len(names)} "
+                f"tensors hold at most {most} complete blocks ({len(_BLOCK_SUFFIXES)} tensors per block)"
+            )
+        top = max(top, index)
+    if top < 0:
+        raise WeightsError(f"{source}: no transformer blocks (no keys 'h.<i>.*')")
+    return top + 1
+
+
+def _infer_config(tensors: Mapping[str, Any], source: str, n_head: int | None) -> GPT2Config:
     for key in ("wte.weight", "wpe.weight"):
         if key not in tensors:
             raise WeightsError(f"{source}: missing tensor {key!r} (needed to infer the configuration)")
-        if tensors[key].ndim != 2:
+        if len(tensors[key].shape) != 2:
             raise WeightsError(
                 f"{source}: tensor {key!r} has shape {tensors[key].shape}; expected 2 dimensions"
             )
     V, C = tensors["wte.weight"].shape
     P = tensors["wpe.weight"].shape[0]
-    layers = {int(m.group(1)) for k in tensors if (m := _LAYER_KEY.match(k))}
-    if not layers:
-        raise WeightsError(f"{source}: no transformer blocks (no keys 'h.<i>.*')")
+    n_layer = _layer_count(tensors.keys(), source)
     if n_head is None:
         if C % 64:
             raise WeightsError(
@@ -379,48 +446,71 @@ def _infer_config(tensors: Mapping[str, NDArray[Any]], source: str, n_head: int 
             )
         n_head = C // 64
     try:
-        return GPT2Config(n_layer=max(layers) + 1, n_head=n_head, n_embd=C, n_positions=P, vocab_size=V)
+        return GPT2Config(n_layer=n_layer, n_head=n_head, n_embd=C, n_positions=P, vocab_size=V)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
 
+def _check_names(state: Mapping[str, Any], config: GPT2Config, source: str) -> None:
+    """Missing or unexpected tensors, found in time proportional to the tensors present."""
+    L = config.n_layer
+    n_missing = _n_tensors(L) - sum(1 for k in state if _is_param_name(k, L))
+    if n_missing:
+        shapes = _iter_shapes(1, 1, 1, L)  # stops after the first five missing names
+        missing = list(itertools.islice((k for k, _ in shapes if k not in state), 5))
+        more = f" and {n_missing - 5} more" if n_missing > 5 else ""
+        raise WeightsError(f"{source}: missing tensor(s) {missing}{more} (for {config})")
+    extra = sorted(k for k in state if not _is_param_name(k, L))
+    if extra:
+        more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""
+        shown = [show(k) for k in extra[:5]]
+        raise WeightsError(f"{source}: unexpected tensor(s) {shown}{more} (for {config})")
+
+
 def _from_hf_tensors(
-    tensors: Mapping[str, NDArray[Any]], config: GPT2Config | None, source: str, n_head: int | None = None
+    tensors: Mapping[str, Any],
+    config: GPT2Config | None,
+    source: str,
+    n_head: int | None = None,
+    *,
+    allow_nonfinite: bool = False,
 ) -> Checkpoint:
-    """Normalise Hugging Face keys, check them against the configuration, and build the parameters."""
-    state: dict[str, NDArray[Any]] = {}
+    """Normalise Hugging Face keys, check them against the configuration, and build the parameters.
+
+    ``tensors`` maps names to arrays, or to :class:`_NpyMember` (read only once every name, shape and dtype
+    has been checked).
+    """
+    state: dict[str, Any] = {}
     for key, arr in tensors.items():
         name = key[len("transformer.") :] if key.startswith("transformer.") else key
         if name in state:
             raise WeightsError(
-                f"{source}: tensor {name!r} appears both with and without the 'transformer.' prefix"
+                f"{source}: tensor {show(name)} appears both with and without the 'transformer.' prefix"
             )
-        state[name] = arr
-    for key in [k for k in state if _IGNORED.match(k)]:
-        del state[key]
+        if not _IGNORED.fullmatch(name):
+            state[name] = arr
     lm_head = state.pop("lm_head.weight", None)
     if config is None:
         config = _infer_config(state, source, n_head)
-    expected = hf_shapes(config)
-    missing = [k for k in expected if k not in state]
-    if missing:
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise WeightsError(f"{source}: missing tensor(s) {missing[:5]}{more} (for {config})")
-    extra = sorted(set(state) - set(expected))
-    if extra:
-        more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""
-        raise WeightsError(f"{source}: unexpected tensor(s) {extra[:5]}{more} (for {config})")
+    _check_names(state, config, source)
+    expected = hf_shapes(config)  # as many entries as the file holds tensors (checked just above)
     for key, shape in expected.items():
         if state[key].shape != shape:
             raise WeightsError(f"{source}: tensor {key!r} has shape {state[key].shape}; expected {shape}")
-    converted = {k: _as_float32(state[k], source, k) for k in expected}
+        _check_dtype(state[key].dtype, source, key)
     if lm_head is not None:
-        lm = _as_float32(lm_head, source, "lm_head.weight")
+        _check_dtype(lm_head.dtype, source, "lm_head.weight")
+    converted = {k: _as_float32(_read(state[k]), source, k) for k in expected}
+    if lm_head is not None:
+        lm = _as_float32(_read(lm_head), source, "lm_head.weight")
         if lm.shape != expected["wte.weight"] or not np.array_equal(lm, converted["wte.weight"]):
             raise WeightsError(
                 f"{source}: lm_head.weight differs from wte.weight; lampref models GPT-2's tied head only"
             )
-    return Checkpoint(_build(converted.__getitem__, config.n_layer), config)
+    params = _build(converted.__getitem__, config.n_layer)
+    if not allow_nonfinite:
+        _check_finite(params, source)
+    return Checkpoint(params, config)
 
 
 def _check_n_head(config: GPT2Config, n_head: int | None, source: str) -> None:
@@ -428,7 +518,44 @@ def _check_n_head(config: GPT2Config, n_head: int | None, source: str) -> None:
         raise ConfigError(f"{source}: n_head={n_head} contradicts the checkpoint's n_head={config.n_head}")
 
 
-def _load_hf_dir(path: Path, config: GPT2Config | None, n_head: int | None) -> Checkpoint:
+def _shard_path(folder: Path, index: Path, key: str, shard: object) -> Path:
+    """The file of one shard: a relative path that stays inside the model folder."""
+    name: str = json_field(f"{index}: weight_map", show(key), shard, "string", WeightsError)
+    parts = PurePath(name).parts
+    if not name or "\0" in name or PurePath(name).is_absolute() or PurePath(name).anchor or ".." in parts:
+        raise WeightsError(
+            f"{index}: weight_map[{show(key)}]={show(name)} is not valid; expected a file name relative to "
+            f"the model folder {folder}, inside it"
+        )
+    return folder / name
+
+
+def _load_sharded(path: Path, index: Path, config: GPT2Config, allow_nonfinite: bool) -> Checkpoint:
+    data = parse_json(index.read_bytes(), str(index), "the shard index", WeightsError)
+    if not isinstance(data, dict) or "weight_map" not in data:
+        raise WeightsError(f"{index}: expected a JSON object with a 'weight_map' object")
+    weight_map = json_field(str(index), "weight_map", data["weight_map"], "object", WeightsError)
+    shards = {key: _shard_path(path, index, key, shard) for key, shard in weight_map.items()}
+    tensors: dict[str, NDArray[Any]] = {}
+    for shard_path in sorted(set(shards.values())):
+        part = load_file(shard_path)
+        for key, arr in part.items():
+            if shards.get(key) != shard_path:
+                raise WeightsError(
+                    f"{shard_path}: tensor {show(key)} is not mapped to this shard in {index.name}"
+                )
+            tensors[key] = arr
+    absent = sorted(set(weight_map) - set(tensors))
+    if absent:
+        raise WeightsError(
+            f"{index}: tensor(s) {[show(k) for k in absent[:5]]} are mapped but absent from their shard"
+        )
+    return _from_hf_tensors(tensors, config, str(index), allow_nonfinite=allow_nonfinite)
+
+
+def _load_hf_dir(
+    path: Path, config: GPT2Config | None, n_head: int | None, allow_nonfinite: bool
+) -> Checkpoint:
     cfg_path = path / "config.json"
     if config is None:
         if not cfg_path.is_file():
@@ -438,28 +565,9 @@ def _load_hf_dir(path: Path, config: GPT2Config | None, n_head: int | None) -> C
     single = path / "model.safetensors"
     index = path / "model.safetensors.index.json"
     if single.is_file():
-        return _from_hf_tensors(load_file(single), config, str(single))
+        return _from_hf_tensors(load_file(single), config, str(single), allow_nonfinite=allow_nonfinite)
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            if not isinstance(weight_map, dict):
-                raise TypeError
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
-            raise WeightsError(f"{index}: expected a JSON object with a 'weight_map' object") from None
-        tensors: dict[str, NDArray[Any]] = {}
-        for shard in sorted(set(weight_map.values())):
-            shard_path = path / str(shard)
-            part = load_file(shard_path)
-            for key, arr in part.items():
-                if weight_map.get(key) != shard:
-                    raise WeightsError(
-                        f"{shard_path}: tensor {key!r} is not mapped to this shard in {index.name}"
-                    )
-                tensors[key] = arr
-        absent = sorted(set(weight_map) - set(tensors))
-        if absent:
-            raise WeightsError(f"{index}: tensor(s) {absent[:5]} are mapped but absent from their shard")
-        return _from_hf_tensors(tensors, config, str(index))
+        return _load_sharded(path, index, config, allow_nonfinite)
     if any((path / n).exists() for n in ("pytorch_model.bin", "model.bin")):
         raise WeightsError(
             f"{path}: only a pickle-based checkpoint (pytorch_model.bin) is present; lampref never "
@@ -470,22 +578,138 @@ def _load_hf_dir(path: Path, config: GPT2Config | None, n_head: int | None) -> C
     )
 
 
-def _load_npz(path: Path, config: GPT2Config | None, n_head: int | None) -> Checkpoint:
-    import zipfile
+NPZ_MAX_RATIO = 100
+"""A ``.npz`` archive may decompress to at most this many times its size (or :data:`NPZ_FREE_BYTES`)."""
+NPZ_FREE_BYTES = 2**26
+"""Bytes any ``.npz`` archive may decompress to, whatever its size (64 MiB)."""
+_NPY_HEADER_MAX = 10_000  # numpy's own bound on a .npy header
+_CHUNK = 2**20
 
-    try:
-        # np.load leaves its file open when the archive is corrupt: open (and close) it here
-        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
-            tensors = {k: npz[k] for k in npz.files}
-    except zipfile.BadZipFile as exc:
-        raise WeightsError(f"{path}: not a valid .npz archive ({exc})") from None
-    except ValueError as exc:  # object arrays (which would need pickle), corrupt members
-        raise WeightsError(f"{path}: cannot be read without pickle or is corrupt ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise WeightsError(f"{path}: cannot be read ({exc})") from None
+
+class _NpyMember:
+    """One ``<name>.npy`` member of a ``.npz`` archive: its header is read on demand (a few bytes
+    decompressed), its data only by :meth:`read`, after the declared sizes have been checked."""
+
+    def __init__(self, archive: _NpzArchive, key: str, info: zipfile.ZipInfo) -> None:
+        self.archive, self.key, self.info = archive, key, info
+        self._header: tuple[tuple[int, ...], bool, np.dtype[Any], int] | None = None
+
+    def _fail(self, message: str) -> WeightsError:
+        return WeightsError(f"{self.archive.path}: member {show(self.info.filename)}: {message}")
+
+    @property
+    def header(self) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
+        """``(shape, fortran_order, dtype, data_offset)``, each checked against the member's size."""
+        if self._header is None:
+            self._header = self._read_header()
+        return self._header
+
+    def _read_header(self) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
+        fmt = np.lib.format
+        try:
+            with self.archive.zf.open(self.info) as f, warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # a header written by Python 2, still parsed
+                version = fmt.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise self._fail(f".npy format version {version}; expected 1.0 or 2.0")
+                read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, fortran, dtype = read(f, max_header_size=_NPY_HEADER_MAX)
+                offset = f.tell()
+        except (ValueError, SyntaxError, RecursionError, MemoryError, EOFError) as exc:
+            raise self._fail(f"not a valid .npy header ({show(str(exc))})") from None
+        if dtype.hasobject:
+            raise self._fail(f"dtype {dtype} holds Python objects, which would need pickle (never used)")
+        nbytes = shape_nbytes(shape, dtype.itemsize)
+        if nbytes is None:
+            raise self._fail(f"shape={show(shape)}; expected at most {MAX_NDIM} non-negative integers")
+        if offset + nbytes != self.info.file_size:
+            raise self._fail(
+                f"the zip directory declares {self.info.file_size} bytes, but the .npy header ({offset} "
+                f"bytes, shape {show(shape)}, dtype {dtype}) means {offset + nbytes}"
+            )
+        return tuple(shape), bool(fortran), dtype, offset
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.header[0]
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.header[2]
+
+    def read(self) -> NDArray[Any]:
+        """The array, decompressed in chunks into one buffer of exactly the declared size."""
+        shape, fortran, dtype, offset = self.header
+        self.archive.spend(self.info.file_size, self.info.filename)
+        buf = np.empty(self.info.file_size - offset, dtype=np.uint8)
+        try:
+            with self.archive.zf.open(self.info) as f:
+                f.seek(offset)
+                pos = 0
+                while pos < buf.size:
+                    chunk = f.read(min(_CHUNK, buf.size - pos))
+                    if not chunk:
+                        raise self._fail(f"ends after {pos} of its {buf.size} data bytes")
+                    buf[pos : pos + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+                    pos += len(chunk)
+                f.read(1)  # at the end of the member: zipfile checks the CRC
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
+            raise self._fail(f"cannot be read ({exc})") from None
+        arr = buf.view(dtype)
+        return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+
+
+class _NpzArchive:
+    """The ``.npy`` members of a ``.npz`` (zip) archive, listed from its central directory alone."""
+
+    def __init__(self, path: Path, zf: zipfile.ZipFile) -> None:
+        self.path, self.zf = path, zf
+        size = path.stat().st_size
+        self.budget, self.spent = max(NPZ_FREE_BYTES, NPZ_MAX_RATIO * size), 0
+        self.members: dict[str, _NpyMember] = {}
+        for info in zf.infolist():
+            name = info.filename
+            if not name.endswith(".npy"):
+                raise WeightsError(f"{path}: member {show(name)} is not a '<name>.npy' array")
+            if name[:-4] in self.members:
+                raise WeightsError(f"{path}: member {show(name)} appears twice")
+            if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+                raise WeightsError(
+                    f"{path}: member {show(name)} is stored uncompressed but declares {info.file_size} "
+                    f"bytes for {info.compress_size} stored bytes"
+                )
+            self.members[name[:-4]] = _NpyMember(self, name[:-4], info)
+
+    def spend(self, nbytes: int, name: str) -> None:
+        """Account for ``nbytes`` about to be decompressed; refuse an archive that inflates too much."""
+        self.spent += nbytes
+        if self.spent > self.budget:
+            raise WeightsError(
+                f"{self.path}: member {show(name)} would bring the decompressed size to {self.spent} bytes, "
+                f"more than {NPZ_MAX_RATIO} times the archive's {self.path.stat().st_size} bytes (and more "
+                f"than {NPZ_FREE_BYTES}); store the weights uncompressed (numpy.savez) to load them"
+            )
+
+
+def _read(tensor: Any) -> NDArray[Any]:
+    return tensor.read() if isinstance(tensor, _NpyMember) else np.asarray(tensor)
+
+
+def _load_npz(
+    path: Path, config: GPT2Config | None, n_head: int | None, allow_nonfinite: bool
+) -> Checkpoint:
     if config is not None:
         _check_n_head(config, n_head, str(path))
-    return _from_hf_tensors(tensors, config, str(path), n_head)
+    try:
+        with path.open("rb") as fh, zipfile.ZipFile(fh) as zf:
+            members = _NpzArchive(path, zf).members
+            return _from_hf_tensors(members, config, str(path), n_head, allow_nonfinite=allow_nonfinite)
+    except LamprefError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise WeightsError(f"{path}: not a valid .npz archive ({exc})") from None
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot be read ({exc})") from None
 
 
 def _llmc_sizes(V: int, Vp: int, maxT: int, L: int, C: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -509,20 +733,30 @@ def _llmc_sizes(V: int, Vp: int, maxT: int, L: int, C: int) -> list[tuple[str, t
     ]
 
 
-def load_llmc(path: str | Path) -> Checkpoint:
+def load_llmc(path: str | Path, *, allow_nonfinite: bool = False) -> Checkpoint:
     r"""Read an llm.c checkpoint (``gpt2_124M.bin``, float32 version 3 or bfloat16 version 5).
 
     The header is 256 little-endian int32: ``[20240326, version, maxT, V, L, NH, C, Vp, 0, ...]``; then the
     16 parameter groups of :func:`save_llmc`. Weights are stored ``(out, in)`` and returned as transposed
     views (Conv1D layout), the token embedding without its padding rows ``V..Vp``. A float32 file is
-    memory-mapped (no copy); a bfloat16 file is widened to float32 once.
+    memory-mapped (no copy); a bfloat16 file is widened to float32 once. The header's sizes are checked
+    against the file's size before anything is read or allocated from them.
+
+    Parameters
+    ----------
+    path : str or Path
+        The checkpoint.
+    allow_nonfinite : bool, default False
+        Load parameters that hold NaN or infinities (for studying such files) instead of raising.
 
     Raises
     ------
     WeightsError
-        On a bad magic number or version, a nonsensical header, or a file whose size does not match the
-        header (truncated or with trailing bytes).
+        On a bad magic number or version, a nonsensical header, a file whose size does not match the
+        header (truncated or with trailing bytes), or (unless ``allow_nonfinite``) a NaN or an infinity
+        in a parameter, naming the tensor.
     """
+    _check_flag("allow_nonfinite", allow_nonfinite)
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"{path}: no such file (expected an llm.c checkpoint)")
@@ -600,10 +834,19 @@ def load_llmc(path: str | Path) -> Checkpoint:
             }
         )
     state.update({"ln_f.weight": g["lnfw"], "ln_f.bias": g["lnfb"]})
-    return Checkpoint(_build(state.__getitem__, L), config)
+    params = _build(state.__getitem__, L)
+    if not allow_nonfinite:
+        _check_finite(params, str(path))
+    return Checkpoint(params, config)
 
 
-def load(path: str | Path, *, n_head: int | None = None, config: GPT2Config | None = None) -> Checkpoint:
+def load(
+    path: str | Path,
+    *,
+    n_head: int | None = None,
+    config: GPT2Config | None = None,
+    allow_nonfinite: bool = False,
+) -> Checkpoint:
     r"""Load GPT-2 parameters and configuration from a checkpoint, never unpickling.
 
     Parameters
@@ -617,6 +860,8 @@ def load(path: str | Path, *, n_head: int | None = None, config: GPT2Config | No
     config : GPT2Config, optional
         Use this configuration instead of reading or inferring one (for example to choose the erf GELU for a
         bare file); the tensors must match it.
+    allow_nonfinite : bool, default False
+        Load parameters that hold NaN or infinities (for studying such files) instead of raising.
 
     Returns
     -------
@@ -628,10 +873,20 @@ def load(path: str | Path, *, n_head: int | None = None, config: GPT2Config | No
     WeightsNotFoundError
         If the path, or a file a directory must contain, does not exist.
     WeightsError
-        On a malformed or truncated file, missing or unexpected tensors, a wrong shape or dtype, or an
-        untied language-model head; the message names the file and the key.
+        On a malformed or truncated file, sizes the file cannot hold, missing or unexpected tensors, a wrong
+        shape or dtype, an untied language-model head, or (unless ``allow_nonfinite``) a NaN or an infinity
+        in a parameter; the message names the file and the key.
     ConfigError
         On an invalid or unsupported configuration.
+
+    Notes
+    -----
+    Time and memory stay proportional to the tensors the file really holds: every size a header or a
+    configuration declares is checked against the file before anything is allocated from it. A ``.npz``
+    archive is read member by member, only the members needed, each after its declared size has been
+    checked against its ``.npy`` header; an archive that would decompress to more than
+    :data:`NPZ_MAX_RATIO` times its size (and more than :data:`NPZ_FREE_BYTES`) is refused. float16 and
+    byte-swapped float32 tensors are converted exactly; other dtypes are refused rather than rounded.
 
     Examples
     --------
@@ -648,21 +903,23 @@ def load(path: str | Path, *, n_head: int | None = None, config: GPT2Config | No
     >>> cfg3 == cfg, bool((p3.h[1].mlp.c_fc.w == params.h[1].mlp.c_fc.w).all())
     (True, True)
     """
+    _check_flag("allow_nonfinite", allow_nonfinite)
     path = Path(path)
     if not path.exists():
         raise WeightsNotFoundError(f"{path}: no such file or directory")
     if path.is_dir():
-        ckpt = _load_hf_dir(path, config, n_head)
+        ckpt = _load_hf_dir(path, config, n_head, allow_nonfinite)
     else:
         suffix = path.suffix.lower()
         if suffix == ".safetensors":
             if config is not None:
                 _check_n_head(config, n_head, str(path))
-            ckpt = _from_hf_tensors(load_file(path), config, str(path), n_head)
+            tensors = load_file(path)
+            ckpt = _from_hf_tensors(tensors, config, str(path), n_head, allow_nonfinite=allow_nonfinite)
         elif suffix == ".npz":
-            ckpt = _load_npz(path, config, n_head)
+            ckpt = _load_npz(path, config, n_head, allow_nonfinite)
         elif suffix == ".bin":
-            ckpt = load_llmc(path)
+            ckpt = load_llmc(path, allow_nonfinite=allow_nonfinite)
             _check_n_head(ckpt.config, n_head, str(path))
             if config is not None:
                 _check_n_head(ckpt.config, config.n_head, str(path))
@@ -707,15 +964,26 @@ def save(params: GPT2Params, config: GPT2Config, path: str | Path, *, dtype: str
     tensors = params.state_dict("transformer.")
     storage = {} if dtype == "F32" else dict.fromkeys(tensors, dtype)
     save_file(tensors, path / "model.safetensors", metadata={"format": "pt"}, dtypes=storage)
-    (path / "config.json").write_text(json.dumps(config.to_hf(), indent=2) + "\n", encoding="utf-8")
+    with atomic_output(path / "config.json") as f:
+        f.write((json.dumps(config.to_hf(), indent=2) + "\n").encode("utf-8"))
 
 
 def save_npz(params: GPT2Params, path: str | Path) -> None:
-    """Write the parameters to an uncompressed ``.npz`` archive under Hugging Face names (no pickle)."""
+    """Write the parameters to an uncompressed ``.npz`` archive under Hugging Face names (no pickle).
+
+    As :func:`numpy.savez`, ``.npz`` is appended to a file name without it. The file is written atomically,
+    with the permissions :func:`open` gives (``0o666`` less the umask), as every lampref writer does.
+    """
     if not isinstance(params, GPT2Params):
         raise WeightsError(f"params must be a GPT2Params, got {type(params).__name__}")
+    path = Path(path)
+    if not path.name.endswith(".npz"):
+        path = path.with_name(path.name + ".npz")
+    if not path.parent.is_dir():
+        raise WeightsNotFoundError(f"{path.parent}: no such directory")
     arrays = {k: np.ascontiguousarray(v) for k, v in params.state_dict().items()}
-    np.savez(Path(path), **arrays)  # type: ignore[arg-type]
+    with atomic_output(path) as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
 def save_llmc(
@@ -790,20 +1058,13 @@ def save_llmc(
     path = Path(path)
     if not path.parent.is_dir():
         raise WeightsNotFoundError(f"{path.parent}: no such directory")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header.tobytes())
-            f.write(encode(params.wte))
-            f.write(encode(np.zeros((Vp - V, C), dtype=np.float32)))
-            f.write(encode(params.wpe))
-            for get in per_layer:
-                for block in h:
-                    f.write(encode(get(block)))
-            f.write(encode(params.ln_f.g))
-            f.write(encode(params.ln_f.b))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as f:
+        f.write(header.tobytes())
+        f.write(encode(params.wte))
+        f.write(encode(np.zeros((Vp - V, C), dtype=np.float32)))
+        f.write(encode(params.wpe))
+        for get in per_layer:
+            for block in h:
+                f.write(encode(get(block)))
+        f.write(encode(params.ln_f.g))
+        f.write(encode(params.ln_f.b))
