@@ -1,15 +1,32 @@
-"""The ``lampref`` command line (also ``python -m lampref``)."""
+"""The ``lampref`` command line (also ``python -m lampref``).
+
+Every failure a user can cause (a bad option value, a missing or unreadable file, an output folder that
+cannot be written, a checkpoint or results file lampref refuses) ends the command with one line on stderr,
+``lampref <command>: <what is wrong>``, and a non-zero exit status: 2 for an invalid option value, 1 for
+everything else, 130 for an interrupted run. What can be checked before the model is loaded (option values,
+corpora, the output folder and the results file) is checked first.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import os
+import re
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
 
+from .errors import LamprefError
 from .formats import format_names, get_format
 
 __all__ = ["main"]
+
+
+class _CommandError(LamprefError, ValueError):
+    """A command line that cannot run as given (the message says what to change)."""
 
 
 def _format_table() -> str:
@@ -62,29 +79,21 @@ def _cmd_formats(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .errors import LamprefError
     from .gpt2 import GPT2, Tokenizer
 
-    if args.tokens < 1:
-        raise SystemExit("lampref generate: --tokens must be at least 1")
-    try:
-        model = GPT2.load(args.model)
-        tok = Tokenizer()
-        prompt = tok.encode(args.prompt, allowed_special="all")
-        if not prompt:
-            raise SystemExit("lampref generate: the prompt is empty")
-        n = min(args.tokens, model.config.n_positions - len(prompt))
-        if n < 1:
-            raise SystemExit(
-                f"lampref generate: the prompt has {len(prompt)} tokens, the model's limit is "
-                f"{model.config.n_positions}"
-            )
-        out = model.generate(prompt, n)
-    except LamprefError as err:
-        print(f"lampref generate: {err}", file=sys.stderr)
-        return 1
-    new = [int(t) for t in out[len(prompt) :]] if out.ndim == 1 else [int(t) for t in out[0, len(prompt) :]]
-    print(args.prompt + tok.decode(new))
+    tok = Tokenizer()
+    prompt = tok.encode(args.prompt, allowed_special="all")
+    if not prompt:
+        raise _CommandError("the prompt is empty; give the text to continue")
+    model = GPT2.load(args.model)
+    needed = len(prompt) + args.tokens - 1  # the last new token is predicted, never fed back
+    if needed > model.config.n_positions:
+        raise _CommandError(
+            f"--tokens {args.tokens} after a prompt of {len(prompt)} tokens needs {needed} positions; the "
+            f"model's context is n_positions={model.config.n_positions}"
+        )
+    new = model.generate(prompt, args.tokens)  # the new ids only, shape (tokens,)
+    print(args.prompt + tok.decode([int(t) for t in new]))
     return 0
 
 
@@ -92,102 +101,198 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 # (m = 2..22 step 2, tau = 2, 1.9, ..., 1.1, 1.08, ..., 1.02, 200 sequences of 1024 tokens) scaled to a CPU:
 # m up to 12, tau = 2, 1.9, 1.8, 1.6, 1.4, 1.2, 1.1, 1.05, 1.02, and 4 sequences of 256 tokens per corpus
 # (306 rows, about 45 minutes on 2 cores with the embedded model).
-QUICK = {"seq_len": 64, "sequences": 2, "m_bits": [4, 8], "tau": [2.0, 1.5, 1.1]}
-FULL = {
-    "seq_len": 256,
-    "sequences": 4,
-    "m_bits": [2, 4, 6, 8, 10, 12],
-    "tau": [2.0, 1.9, 1.8, 1.6, 1.4, 1.2, 1.1, 1.05, 1.02],
-}
+@dataclass(frozen=True)
+class _Preset:
+    seq_len: int
+    sequences: int
+    m_bits: tuple[int, ...]
+    tau: tuple[float, ...]
 
 
-def _read_corpus(spec: str) -> tuple[str, str]:
-    """A corpus by bundled name, text file or folder (its .txt, .md, .py and .rst files, sorted)."""
-    from pathlib import Path
+QUICK = _Preset(seq_len=64, sequences=2, m_bits=(4, 8), tau=(2.0, 1.5, 1.1))
+FULL = _Preset(
+    seq_len=256, sequences=4, m_bits=(2, 4, 6, 8, 10, 12), tau=(2.0, 1.9, 1.8, 1.6, 1.4, 1.2, 1.1, 1.05, 1.02)
+)
 
-    from .experiment import ExperimentError
+BUNDLED_CORPORA = Path(__file__).parent / "data" / "corpora"
+CORPUS_SUFFIXES = (".txt", ".md", ".py", ".rst")
 
-    bundled = Path(__file__).parent / "data" / "corpora" / f"{spec}.txt"
-    path = bundled if bundled.is_file() else Path(spec)
-    if path.is_dir():
-        files = sorted(
-            p for p in path.rglob("*") if p.suffix in (".txt", ".md", ".py", ".rst") and p.is_file()
+
+def _bundled_corpora() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(BUNDLED_CORPORA.glob("*.txt"))}
+
+
+def _resolve_corpus(spec: str, bundled: dict[str, Path]) -> tuple[str, Path]:
+    """The corpus name (the ``dataset`` column) and the file or folder a ``--corpus`` spec names.
+
+    A spec equal to a bundled corpus name is that corpus; any other spec is a path. A bundled name that is
+    also an existing path here is refused as ambiguous.
+    """
+    path = Path(spec)
+    if spec in bundled:
+        if path.exists():
+            raise _CommandError(
+                f"--corpus {spec!r} names both the bundled corpus {spec!r} and the local "
+                f"{'folder' if path.is_dir() else 'file'} {path.resolve()}: write ./{spec} for the local "
+                f"one, or {bundled[spec]} for the bundled one"
+            )
+        return spec, bundled[spec]
+    if not path.exists():
+        raise _CommandError(
+            f"--corpus {spec!r} is neither a bundled corpus ({', '.join(bundled)}) nor an existing file "
+            "or folder"
         )
+    name = path.resolve().name if path.is_dir() else path.stem
+    if not name:
+        raise _CommandError(f"--corpus {spec!r}: the root folder gives no corpus name; name a subfolder")
+    return name, path
+
+
+def _resolve_corpora(specs: Sequence[str] | None) -> dict[str, Path]:
+    """Corpus name -> file or folder for every ``--corpus`` spec (default: the bundled corpora)."""
+    bundled = _bundled_corpora()
+    if specs is None:
+        return bundled
+    out: dict[str, Path] = {}
+    given: dict[str, str] = {}
+    for spec in specs:
+        name, path = _resolve_corpus(spec, bundled)
+        if name in out:
+            raise _CommandError(
+                f"--corpus {given[name]!r} and {spec!r} both give the corpus name {name!r} (the dataset "
+                "column of the results); rename one, or pass each corpus once"
+            )
+        out[name], given[name] = path, spec
+    return out
+
+
+def _read_corpus(path: Path) -> str:
+    """The text of a corpus file, or of a folder's .txt, .md, .py and .rst files (sorted, concatenated)."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in CORPUS_SUFFIXES and p.is_file())
         if not files:
-            raise ExperimentError(f"corpus folder {path} holds no .txt, .md, .py or .rst file")
-        return path.name, "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
-    if path.is_file():
-        return path.stem, path.read_text(encoding="utf-8", errors="replace")
-    raise ExperimentError(f"corpus {spec!r} is neither a bundled corpus nor a file or folder")
+            raise _CommandError(f"corpus folder {path} holds no {', '.join(CORPUS_SUFFIXES)} file")
+        return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def _check_output_folder(folder: Path, option: str) -> None:
+    """Refuse, before any work, an output folder that is a file or cannot be created or written."""
+    import tempfile
+
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == folder else f"cannot be created: {existing} is a file"
+        raise _CommandError(f"{option} {folder} {where}; expected a folder (the figures are written there)")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".lampref-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise _CommandError(
+            f"{option} {folder}: cannot write in {existing} ({err.strerror}); choose another {option}"
+        ) from None
+
+
+def _check_results_file(path: Path) -> None:
+    """Refuse, before any work, a results file that is not a regular file or cannot be appended to."""
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise _CommandError(f"{path} is not a file; expected the results CSV of a previous run or nothing")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        os.close(fd)
+        data = path.read_bytes()
+    except OSError as err:
+        raise _CommandError(
+            f"cannot append to {path} ({err.strerror}); choose another --out, or summarise it with "
+            f"`lampref plot {path} --out FOLDER`"
+        ) from None
+    try:  # complete lines only: a row cut short by a crash is dropped and recomputed by the run
+        data[: data.rfind(b"\n") + 1].decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _CommandError(
+            f"{path} is not a results CSV: byte {err.start} is not UTF-8 text; choose another --out"
+        ) from None
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise _CommandError("the figures need matplotlib: pip install 'lampref[plot]'") from None
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import numpy as np
 
-    from .errors import LamprefError
     from .experiment import grid, plot_results, run_experiment
     from .gpt2 import GPT2, Tokenizer
 
     preset = QUICK if args.quick else FULL
-    seq_len = args.seq_len or preset["seq_len"]
-    sequences = args.sequences or preset["sequences"]
-    m_bits = args.m_bits or preset["m_bits"]
-    taus = args.tau or preset["tau"]
-    try:
-        if args.model is None:
-            from .gpt2 import default_model
+    seq_len: int = preset.seq_len if args.seq_len is None else args.seq_len
+    sequences: int = preset.sequences if args.sequences is None else args.sequences
+    m_bits: Sequence[int] = preset.m_bits if args.m_bits is None else args.m_bits
+    taus: Sequence[float] = preset.tau if args.tau is None else args.tau
+    baseline = None if args.baseline == "none" else args.baseline
+    settings = grid(m_bits, taus, baseline=baseline, rule=args.rule, accumulation=args.accumulation)
+    sources = _resolve_corpora(args.corpus)
+    out = Path(args.out)
+    _check_output_folder(out, "--out")
+    _check_results_file(out / "results.csv")
+    _require_matplotlib()
+    if args.model is None:
+        from .gpt2 import default_model
 
-            model, model_name = default_model(), "lampref-default"
-        else:
-            model, model_name = GPT2.load(args.model), Path(args.model).name
-        tok = Tokenizer()
-        corpora = {}
-        for spec in args.corpus:
-            name, text = _read_corpus(spec)
-            corpora[name] = np.asarray(tok.encode(text, disallowed_special=()), dtype=np.int64)
-        settings = grid(
-            m_bits, taus, baseline=args.baseline == "random", rule=args.rule, accumulation=args.accumulation
+        model, model_name = default_model(), "lampref-default"
+    else:
+        model, model_name = GPT2.load(args.model), Path(args.model).name
+    if seq_len > model.config.n_positions:
+        raise _CommandError(
+            f"--seq-len {seq_len} exceeds the model's context, n_positions={model.config.n_positions}"
         )
-        out = Path(args.out)
-        rows = run_experiment(
-            model,
-            corpora,
-            settings,
-            model_name=model_name,
-            seq_len=seq_len,
-            sequences=sequences,
-            seed=args.seed,
-            shuffle=args.shuffle_tokens,
-            out=out / "results.csv",
-            progress=not args.no_progress,
-        )
-        _print_summary(rows, args)
-        for p in plot_results(rows, out):
-            print(f"wrote {p}")
-        print(f"wrote {out / 'results.csv'}")
-    except LamprefError as err:
-        print(f"lampref experiment: {err}", file=sys.stderr)
-        return 1
+    tok = Tokenizer()
+    corpora = {
+        name: np.asarray(tok.encode(_read_corpus(path), disallowed_special=()), dtype=np.int64)
+        for name, path in sources.items()
+    }
+    rows = run_experiment(
+        model,
+        corpora,
+        settings,
+        model_name=model_name,
+        seq_len=seq_len,
+        sequences=sequences,
+        seed=args.seed,
+        shuffle=args.shuffle_tokens,
+        out=out / "results.csv",
+        progress=not args.no_progress,
+    )
+    _print_summary(rows, args)
+    for p in plot_results(rows, out):
+        print(f"wrote {p}")
+    print(f"wrote {out / 'results.csv'}")
     return 0
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .errors import LamprefError
     from .experiment import plot_results, read_results
 
-    try:
-        rows = read_results(args.results)
-        out = Path(args.out) if args.out else Path(args.results).parent
-        _print_summary(rows, args)
-        for p in plot_results(rows, out):
-            print(f"wrote {p}")
-    except LamprefError as err:
-        print(f"lampref plot: {err}", file=sys.stderr)
-        return 1
+    results = Path(args.results)
+    if not results.exists():
+        raise _CommandError(f"results file {results} does not exist")
+    if not results.is_file():
+        raise _CommandError(f"{results} is not a file; expected a results CSV")
+    out = Path(args.out) if args.out else results.parent
+    _check_output_folder(out, "--out" if args.out else "the CSV's folder (no --out)")
+    _require_matplotlib()
+    rows = read_results(results)
+    _print_summary(rows, args)
+    for p in plot_results(rows, out):
+        print(f"wrote {p}")
     return 0
 
 
@@ -201,33 +306,71 @@ def _print_summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> None
         print(summary_table(rows, max_recomputed=args.max_recomputed, markdown=args.markdown))
 
 
+# Option values: ASCII decimal numbers only (Python's int() and float() also take other scripts' digits,
+# underscores, "nan" and "inf").
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
+    value = float(text) if _FLOAT.fullmatch(text.strip()) else float("nan")
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
     return value
 
 
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low``."""
+
+    def parse(text: str) -> int:
+        if not _INT.fullmatch(text.strip()) or int(text) < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return int(text)
+
+    return parse
+
+
+def _items(text: str, what: str) -> list[str]:
+    items = [v.strip() for v in text.split(",")] if "," in text else text.split() or [""]
+    if items == [""]:
+        raise argparse.ArgumentTypeError(f"expected {what} separated by commas, got nothing ({text!r})")
+    return items
+
+
+def _unique(values: list[Any], text: str) -> None:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"{', '.join(map(str, repeated))} given twice in {text!r}")
+
+
 def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    items = _items(text, "numbers")
+    if not all(_FLOAT.fullmatch(v) for v in items):
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
+    values = [float(v) for v in items]
+    _unique(values, text)
+    return values
 
 
 def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+    items = _items(text, "integers")
+    if not all(_INT.fullmatch(v) for v in items):
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+    values = [int(v) for v in items]
+    _unique(values, text)
+    return values
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``<prog>: <message>``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lampref`` command."""
-    parser = argparse.ArgumentParser(prog="lampref", description="Exact floating-point emulation and LAMP.")
+    parser = _Parser(prog="lampref", description="Exact floating-point emulation and LAMP.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_formats = sub.add_parser("formats", help="print the table of preset formats")
     p_formats.set_defaults(func=_cmd_formats)
@@ -237,9 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_gen.add_argument("prompt", help="the text to continue")
     p_gen.add_argument("--model", required=True, help="path to the weights")
-    p_gen.add_argument("--tokens", type=int, default=20, help="number of tokens to generate (default 20)")
+    p_gen.add_argument(
+        "--tokens", type=_int_at_least(1), default=20, help="number of tokens to generate (default 20)"
+    )
     p_gen.set_defaults(func=_cmd_generate)
 
+    bundled = ", ".join(_bundled_corpora())
     p_exp = sub.add_parser("experiment", help="the LAMP study: KL and flip rate against float32 over a grid")
     p_exp.add_argument(
         "--model", help="GPT-2 weights (HF directory, safetensors, llm.c .bin, npz); default: embedded"
@@ -247,23 +393,38 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp.add_argument(
         "--corpus",
         nargs="+",
-        default=["prose", "code", "abstracts"],
-        help="bundled corpus names, text files or folders (default: the bundled three)",
+        metavar="CORPUS",
+        help=f"bundled corpus names ({bundled}), text files or folders (their {', '.join(CORPUS_SUFFIXES)} "
+        "files, sorted). A bundled name means the bundled corpus, anything else is a path: write ./NAME for "
+        "a local file or folder with a bundled name (a bare bundled name that also exists here is refused "
+        "as ambiguous). A corpus is named by its file stem or folder name (the dataset column); names must "
+        "be unique. Default: the bundled corpora",
     )
-    p_exp.add_argument("--seq-len", type=int, help="tokens per sequence")
-    p_exp.add_argument("--sequences", type=int, help="sequences per corpus")
-    p_exp.add_argument("--m-bits", type=_ints, help="mantissa bits of the key-query products, e.g. 2,4,8")
+    p_exp.add_argument(
+        "--seq-len", type=_int_at_least(2), help="tokens per sequence (default: 256; --quick: 64)"
+    )
+    p_exp.add_argument(
+        "--sequences", type=_int_at_least(1), help="sequences per corpus (default: 4; --quick: 2)"
+    )
+    p_exp.add_argument(
+        "--m-bits", type=_ints, help="mantissa bits of the key-query products in 0..23, e.g. 2,4,8"
+    )
     p_exp.add_argument("--tau", type=_floats, help="LAMP thresholds in (0, 2], e.g. 2,1.5,1.1 (2: none)")
     p_exp.add_argument(
         "--baseline",
-        choices=["random", "none"],
+        choices=["random", "authors", "none"],
         default="random",
-        help="also run random recomputation of the same count (default)",
+        help="the random recomputation baseline run at every tau < 2, recomputing as many scores per row "
+        "as LAMP: random (default) draws them among the valid causal entries; authors is the LAMP authors' "
+        "'fake LAMP', a random permutation over all T positions of the row, masked ones included (so some "
+        "draws are wasted); none runs no baseline",
     )
     p_exp.add_argument("--rule", choices=["prefix", "optimal", "authors"], default="prefix")
     p_exp.add_argument("--accumulation", choices=["strict", "blocked", "authors"], default="strict")
     p_exp.add_argument("--shuffle-tokens", action="store_true", help="permute the tokens of each sequence")
-    p_exp.add_argument("--seed", type=int, default=42)
+    p_exp.add_argument(
+        "--seed", type=_int_at_least(0), default=42, help="seed of the shuffles and baselines (default 42)"
+    )
     p_exp.add_argument("--out", default="lampref-results", help="output folder (CSV and PNG)")
     p_exp.add_argument("--quick", action="store_true", help="a small grid that runs in a couple of minutes")
     p_exp.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -284,6 +445,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(err: BaseException) -> str:
+    """One line describing an expected failure."""
+    if isinstance(err, OSError) and not isinstance(err, LamprefError) and err.strerror:
+        text = err.strerror
+        if err.filename is not None:
+            text += f": {err.filename}"
+        if err.filename2 is not None:
+            text += f" -> {err.filename2}"
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+# Failures caused by the input or the environment, never by lampref's own code: lampref's errors, the file
+# system's, undecodable text and malformed CSV. Anything else is a bug and keeps its traceback.
+_EXPECTED = (LamprefError, OSError, UnicodeError, csv.Error)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
@@ -291,5 +470,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    status: int = args.func(args)
+    try:
+        status: int = args.func(args)
+    except _EXPECTED as err:
+        print(f"lampref {args.command}: {_message(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"lampref {args.command}: interrupted", file=sys.stderr)
+        return 130
     return status
