@@ -389,6 +389,8 @@ def _parse_row(header: Sequence[str], fields: Sequence[str], where: str) -> dict
     row: dict[str, Any] = {}
     for key, text in zip(header, fields, strict=True):
         parse, what = _PARSERS.get(key, (str, "text"))
+        if any(c < " " or c == "\x7f" for c in text):
+            raise ExperimentError(f"{where}, column {key}: {text[:40]!r} holds a control character")
         if text == "" and key in _PARSERS and key not in _NEEDED:
             row[key] = None  # an optional number the writer left out
             continue
@@ -986,6 +988,13 @@ def _table(rows: Sequence[Mapping[str, Any]], max_recomputed: float | None, mark
     )
 
 
+_PLOT_KINDS = (
+    ("none", "o", "-", "LAMP"),
+    ("random", "x", ":", "random"),
+    ("authors", "+", "--", "random (authors)"),
+)
+
+
 def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list[Path]:
     """Draw the study's figures as PNG files in ``out_dir`` and return their paths.
 
@@ -1007,11 +1016,29 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
     if not rows:
         raise ExperimentError("no rows to plot")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    fix = "choose another output folder"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ExperimentError(
+            f"cannot create the figures folder {out}: {err.strerror or err}; {fix}"
+        ) from None
+    paths: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        paths.append(out / name)
+        try:
+            fig.savefig(paths[-1], dpi=120)
+        except OSError as err:
+            raise ExperimentError(
+                f"cannot write the figure {paths[-1]}: {err.strerror or err}; {fix}"
+            ) from None
+        finally:
+            plt.close(fig)
+
     datasets = sorted({str(r["dataset"]) for r in rows})
     taus = sorted({float(r["tau"]) for r in rows}, reverse=True)
     cmap = plt.get_cmap("viridis")
-    paths = []
 
     def panels(title: str) -> tuple[Any, Any]:
         fig, axes = plt.subplots(
@@ -1057,23 +1084,21 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
             ax.grid(True, which="both", alpha=0.3)
         axes[-1].legend(fontsize=7, ncol=2)
         fig.tight_layout()
-        paths.append(out / name)
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        save(fig, name)
 
     fig, axes = panels("KL vs recomputed fraction: LAMP and random")
     for ax, dataset in zip(axes, datasets, strict=True):
         ms = sorted({int(r["m_bits"]) for r in rows if r["dataset"] == dataset})
         for j, m in enumerate(ms):
             color = cmap(j / max(len(ms) - 1, 1))
-            for fake, marker, ls in ((False, "o", "-"), (True, "x", ":")):
+            for kind, marker, ls, name in _PLOT_KINDS:
                 sel = sorted(
                     (
                         r
                         for r in rows
                         if r["dataset"] == dataset
                         and int(r["m_bits"]) == m
-                        and bool(r["fake_lamp"]) == fake
+                        and _baseline_of(r) == kind
                         and float(r["tau"]) < 2.0
                     ),
                     key=lambda r: float(r["sparsity"]),
@@ -1086,7 +1111,7 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
                         ls=ls,
                         color=color,
                         ms=3,
-                        label=f"m={m} {'random' if fake else 'LAMP'}",
+                        label=f"m={m} {name}",
                     )
         ax.set_yscale("log")
         ax.set_xlabel("recomputed scores (% of causal entries)")
@@ -1095,9 +1120,7 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
         ax.grid(True, which="both", alpha=0.3)
     axes[-1].legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    paths.append(out / "kl_vs_recomputed.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    save(fig, "kl_vs_recomputed.png")
 
     layered = [r for r in rows if r.get("layer_sparsity") and not r["fake_lamp"] and float(r["tau"]) < 2.0]
     if layered:
@@ -1121,7 +1144,5 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
             ax.grid(True, alpha=0.3)
         axes[-1].legend(fontsize=7)
         fig.tight_layout()
-        paths.append(out / "layer_recomputed.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        save(fig, "layer_recomputed.png")
     return paths

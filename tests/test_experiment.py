@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from lampref.cli import main
 from lampref.experiment import (
+    AUTHORS_COLUMNS,
     CSV_COLUMNS,
+    CSV_COLUMNS_V1,
     ExperimentError,
     grid,
     plot_results,
@@ -20,7 +29,7 @@ from lampref.experiment import (
     summary_table,
     windows,
 )
-from lampref.gpt2 import GPT2, GPT2Config, random_params, save
+from lampref.gpt2 import GPT2, GPT2Config, GPT2Params, random_params, save
 from lampref.metrics import flip_rate, kl_divergence
 
 CFG = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=128)
@@ -308,3 +317,488 @@ def test_embedded_model_is_trained_and_loads() -> None:
         assert model.loss(ids) < unigram
     ids = gpt2.Tokenizer().encode("def f(x):\n    return x")
     assert model.logits(ids).shape == (len(ids), 50257)
+
+
+# ------------------------------------------------------------------ the results folder and its identity
+def _copy(model: GPT2, change: Callable[[dict[str, Any]], None] | None = None) -> GPT2:
+    """A model with a copy of ``model``'s weights, changed in place by ``change``."""
+    state = {k: np.array(v, copy=True) for k, v in model.params.named_arrays()}
+    if change is not None:
+        change(state)
+    return GPT2(GPT2Params.from_state_dict(state, CFG.n_layer), model.config, row_block=model.row_block)
+
+
+class NoCompute(Interrupting):
+    """A model that refuses every forward pass: the run must stop (or finish) before computing anything."""
+
+    def __init__(self, model: GPT2) -> None:
+        super().__init__(model, budget=0)
+
+    def logits(self, tokens: Any) -> Any:
+        raise AssertionError("the reference forward pass ran")
+
+
+@pytest.fixture(scope="module")
+def finished(model: GPT2, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    """A finished run of SETTINGS on CORPUS with the fixture model (read-only: copy it before use)."""
+    path = tmp_path_factory.mktemp("finished") / "results.csv"
+    return path, _run(model, path)
+
+
+def _refused(m: Any, out: Path, match: str, **kw: Any) -> None:
+    """The run raises ExperimentError matching ``match``, computes nothing and leaves ``out`` as it was."""
+    before = out.read_bytes() if out.is_file() else None
+    args: dict[str, Any] = {"model_name": "toy", "seq_len": 32, "sequences": 2, "out": out, "progress": False}
+    with pytest.raises(ExperimentError, match=match):
+        run_experiment(
+            NoCompute(m), kw.pop("corpora", CORPUS), kw.pop("settings", SETTINGS), **{**args, **kw}
+        )
+    if before is not None:
+        assert out.read_bytes() == before
+
+
+@settings(max_examples=25)
+@given(data=st.data())
+@example(data=None)
+def test_issue11_item07_other_weights_under_the_same_name_are_refused(
+    model: GPT2, finished: tuple[Path, list[dict[str, Any]]], data: Any
+) -> None:
+    """Resume trusted the model's name: other weights (one ulp anywhere) under the same name got A's rows."""
+    names = [name for name, _ in model.params.named_arrays()]
+    name = names[0] if data is None else data.draw(st.sampled_from(names), label="tensor")
+    size = dict(model.params.named_arrays())[name].size
+    index = 0 if data is None else data.draw(st.integers(0, size - 1), label="element")
+
+    def nudge(state: dict[str, Any]) -> None:
+        flat = state[name].reshape(-1)
+        flat[index] = np.nextafter(flat[index], np.float32(np.inf))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.csv"
+        shutil.copy(finished[0], out)
+        _refused(_copy(model, nudge), out, "other model weights")
+
+
+def test_issue11_item07_same_weights_resume_and_other_config_is_refused(
+    model: GPT2, finished: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """The identity is the content: a copy of the weights resumes (label aside); another config is refused."""
+    out = tmp_path / "results.csv"
+    shutil.copy(finished[0], out)
+    rows = run_experiment(
+        NoCompute(_copy(model)),
+        CORPUS,
+        SETTINGS,
+        model_name="renamed",
+        seq_len=32,
+        sequences=2,
+        out=out,
+        progress=False,
+    )
+    assert rows == finished[1]
+    eps = GPT2(model.params, dataclasses.replace(CFG, layer_norm_epsilon=1e-3), row_block=model.row_block)
+    _refused(eps, out, "other model weights or configuration")
+
+
+# the windows of CORPUS actually used (seq_len 32, 2 sequences, 400 tokens: 12 windows, every 6th is taken)
+USED = set(range(32)) | set(range(192, 224))
+
+
+@settings(max_examples=40)
+@given(position=st.integers(0, 399), shift=st.integers(1, CFG.vocab_size - 1))
+@example(position=5, shift=1)
+@example(position=100, shift=1)
+def test_issue11_item07_a_corpus_edited_in_place_is_not_reported_as_done(
+    model: GPT2, finished: tuple[Path, list[dict[str, Any]]], position: int, shift: int
+) -> None:
+    """A corpus edited in place under the same name was reported from the old rows; only tokens in the
+    windows used determine the numbers, so an edit outside them keeps the rows."""
+    tokens = CORPUS["toy"].copy()
+    tokens[position] = (tokens[position] + shift) % CFG.vocab_size
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.csv"
+        shutil.copy(finished[0], out)
+        if position in USED:
+            _refused(model, out, "the corpus 'toy' is not the one", corpora={"toy": tokens})
+        else:
+            rows = run_experiment(
+                NoCompute(model),
+                {"toy": tokens},
+                SETTINGS,
+                model_name="toy",
+                seq_len=32,
+                sequences=2,
+                out=out,
+                progress=False,
+            )
+            assert rows == finished[1]
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"seed": 7}, "another seed"),
+        ({"shuffle": True}, "another shuffle"),
+        ({"seq_len": 16}, "another sequence length"),
+        ({"sequences": 1}, "another number of sequences"),
+    ],
+)
+def test_issue11_item08_rows_of_another_run_are_refused(
+    model: GPT2,
+    finished: tuple[Path, list[dict[str, Any]]],
+    tmp_path: Path,
+    change: dict[str, Any],
+    match: str,
+) -> None:
+    """Rows of seed 7 and of seed 42 (or other sizes, or shuffled) were mixed in one file."""
+    out = tmp_path / "results.csv"
+    shutil.copy(finished[0], out)
+    _refused(model, out, match, **change)
+
+
+def test_issue11_item08_new_corpora_and_settings_join_a_run(
+    model: GPT2, finished: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """Adding a corpus or a setting to a run's file is allowed: only the new rows are computed."""
+    out = tmp_path / "results.csv"
+    shutil.copy(finished[0], out)
+    more = {**CORPUS, "other": np.random.default_rng(2).integers(0, CFG.vocab_size, 100)}
+    counting = Interrupting(model, budget=10**6)
+    rows = run_experiment(
+        counting, more, SETTINGS, model_name="toy", seq_len=32, sequences=2, out=out, progress=False
+    )
+    assert counting.calls == 2 * len(SETTINGS)  # the new corpus only
+    assert rows[: len(SETTINGS)] == finished[1]
+    assert [r["dataset"] for r in read_results(out)] == ["toy"] * len(SETTINGS) + ["other"] * len(SETTINGS)
+
+
+def _header_file(path: Path, header: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(header), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in header})
+
+
+@settings(max_examples=30)
+@given(order=st.permutations(CSV_COLUMNS).filter(lambda p: tuple(p) != CSV_COLUMNS))
+@example(order=list(AUTHORS_COLUMNS))
+@example(order=list(CSV_COLUMNS_V1))
+@example(order=["a", "b"])
+@example(order=[*CSV_COLUMNS, "extra"])
+def test_issue11_item08_rows_are_never_appended_under_another_header(
+    model: GPT2, finished: tuple[Path, list[dict[str, Any]]], order: list[str]
+) -> None:
+    """Rows were appended under the authors' 11 columns, a reordered or an earlier lampref header."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.csv"
+        _header_file(out, order, finished[1][:3])
+        _refused(model, out, r"another output folder")
+
+
+def test_issue11_item08_the_committed_results_are_read_and_never_appended_to(
+    model: GPT2, tmp_path: Path
+) -> None:
+    """lampref's earlier 17-column CSVs (docs/results) stay readable; appending to them is refused."""
+    results = Path(__file__).parents[1] / "docs" / "results"
+    for path, count in ((results / "results.csv", 306), (results / "shuffled" / "results.csv", 34)):
+        rows = read_results(path)
+        assert len(rows) == count
+        with open(path, newline="", encoding="utf-8") as f:
+            assert tuple(next(csv.reader(f))) == CSV_COLUMNS_V1
+        assert {r["baseline"] for r in rows if r["fake_lamp"]} == {"random"}  # lampref's baseline then
+        assert {r["baseline"] for r in rows if not r["fake_lamp"]} == {"none"}
+    out = tmp_path / "results.csv"
+    out.write_bytes(b"".join((results / "results.csv").read_bytes().splitlines(keepends=True)[:4]))
+    _refused(model, out, "earlier lampref")
+
+
+def test_issue11_item08_summary_never_averages_two_runs(
+    finished: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    """plot summarised rows of seed 7 and seed 42 in one table without a word."""
+    seven = [dict(r, seed=7, kl_div=2 * r["kl_div"]) for r in finished[1]]
+    text = summary_table(seven + finished[1])
+    assert text.startswith("these rows come from 2 runs that differ in seed")
+    blocks = text.split("\n\n")
+    assert blocks[1] == "seed=7:"
+    assert blocks[4] == "seed=42:"
+    assert blocks[2] == summary_table(seven).split("\n\n")[0]  # each table is its run's own
+    assert blocks[5] == summary_table(finished[1]).split("\n\n")[0]
+    other = [dict(r, corpus_digest="0" * 16) for r in finished[1]]  # the same name, another corpus
+    lines = summary_table(other + finished[1]).splitlines()
+    assert {line.split()[0] for line in lines[1:] if line.startswith("toy")} == {
+        "toy@00000000",
+        f"toy@{finished[1][0]['corpus_digest'][:8]}",
+    }
+
+
+# ------------------------------------------------------------------ errors before any compute
+@pytest.mark.parametrize(
+    "case",
+    [
+        "out-is-a-folder",
+        "parent-is-a-file",
+        "not-utf8",
+        "garbage-line",
+        "bad-number",
+        "bad-bool",
+        "nul-byte",
+        "folder-not-writable",
+        "complete-csv-not-writable",
+        "seed-negative",
+        "seed-float",
+        "seq-len-0",
+        "seq-len-1",
+        "sequences-0",
+        "seq-len-beyond-context",
+        "token-out-of-vocabulary",
+        "no-settings",
+        "duplicate-setting",
+        "no-corpora",
+    ],
+)
+def test_issue11_item10_bad_inputs_fail_before_compute(
+    model: GPT2,
+    finished: tuple[Path, list[dict[str, Any]]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    """A folder as --out, a file as its parent, an unwritable folder (even with a complete CSV), a CSV that
+    is not UTF-8 or has a damaged line, a negative seed, sizes of 0: tracebacks, or found after compute."""
+    out = tmp_path / "results.csv"
+    kw: dict[str, Any] = {}
+    text = finished[0].read_text(encoding="utf-8")
+    match = {
+        "out-is-a-folder": "is a folder",
+        "parent-is-a-file": "is a file, not a folder",
+        "not-utf8": r"line 3: byte 0xff is not UTF-8",
+        "garbage-line": r"line 4: 1 fields",
+        "bad-number": r"line 2, column kl_div: 'x' is not a number",
+        "bad-bool": r"line 2, column shuffle",
+        "nul-byte": "line 3",
+        "folder-not-writable": "not writable",
+        "complete-csv-not-writable": "cannot write to the results file",
+        "seed-negative": "seed=-1",
+        "seed-float": "seed=1.5",
+        "seq-len-0": "seq_len=0",
+        "seq-len-1": "seq_len=1",
+        "sequences-0": "sequences=0",
+        "seq-len-beyond-context": "n_positions=64",
+        "token-out-of-vocabulary": "token id 128",
+        "no-settings": "settings",
+        "duplicate-setting": "twice",
+        "no-corpora": "corpora is empty",
+    }[case]
+    lines = text.splitlines(keepends=True)
+    if case == "out-is-a-folder":
+        out.mkdir()
+    elif case == "parent-is-a-file":
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "sub" / "results.csv"
+    elif case == "not-utf8":
+        out.write_bytes((lines[0] + lines[1]).encode() + b"\xff\n")
+    elif case == "garbage-line":
+        out.write_text("".join(lines[:3]) + "garbage\n" + "".join(lines[3:]), encoding="utf-8")
+    elif case == "bad-number":
+        out.write_text(
+            lines[0] + lines[1].replace(f",{finished[1][0]['kl_div']!r},", ",x,"), encoding="utf-8"
+        )
+    elif case == "bad-bool":
+        out.write_text(lines[0] + lines[1].replace(",False,", ",maybe,", 1), encoding="utf-8")
+    elif case == "nul-byte":
+        out.write_text("".join(lines[:2]) + "\0" + "".join(lines[2:]), encoding="utf-8")
+    elif case in ("folder-not-writable", "complete-csv-not-writable"):
+        shutil.copy(finished[0], out)
+        target = out.parent if case == "folder-not-writable" else out
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == target else real(p, mode))
+    elif case.startswith("seed"):
+        kw = {"seed": -1 if case == "seed-negative" else 1.5, "shuffle": True}
+    elif case.startswith(("seq-len", "sequences")):
+        kw = {
+            "seq-len-0": {"seq_len": 0},
+            "seq-len-1": {"seq_len": 1},
+            "sequences-0": {"sequences": 0},
+            "seq-len-beyond-context": {"seq_len": 65},
+        }[case]
+    elif case == "token-out-of-vocabulary":
+        kw = {"corpora": {"toy": np.full(400, CFG.vocab_size)}}
+    elif case == "no-settings":
+        kw = {"settings": []}
+    elif case == "duplicate-setting":
+        kw = {"settings": [*SETTINGS, SETTINGS[0]]}
+    elif case == "no-corpora":
+        kw = {"corpora": {}}
+    _refused(model, out, match, **kw)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
+def test_issue11_item10_read_only_folder_with_a_complete_csv(
+    model: GPT2, finished: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """A read-only output folder was found only when a row (or a plot) was written."""
+    out = tmp_path / "ro" / "results.csv"
+    out.parent.mkdir()
+    shutil.copy(finished[0], out)
+    out.parent.chmod(0o555)
+    try:
+        _refused(model, out, "not writable")
+    finally:
+        out.parent.chmod(0o755)
+
+
+def test_issue11_item10_plots_into_a_file_are_an_error(
+    finished: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """Plots written where a file stands raised a bare OSError."""
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ExperimentError, match="file"):
+        plot_results(finished[1], tmp_path / "file" / "figures")
+
+
+@given(
+    tail=st.one_of(
+        st.binary(max_size=200),
+        st.lists(st.text(max_size=60), max_size=4).map(lambda ls: "\n".join(ls).encode("utf-8")),
+        st.lists(
+            st.lists(
+                st.sampled_from(["", "x", "1", "-3", "2.0", "1e999", "nan", "True", "1;x", '"', ","]),
+                min_size=1,
+                max_size=len(CSV_COLUMNS) + 1,
+            ).map(",".join),
+            min_size=1,
+            max_size=3,
+        ).map(lambda ls: ("\n".join(ls) + "\n").encode()),
+    )
+)
+@example(tail=b"\xff\n")
+@example(tail=b"garbage\n")
+@example(tail=b"\x00\n")
+@example(tail=b'"unterminated\n')
+@example(tail=b"\n\n\n")
+def test_issue11_item10_a_damaged_csv_reads_or_raises_experiment_error(
+    finished: tuple[Path, list[dict[str, Any]]], tail: bytes
+) -> None:
+    """Garbage in a results CSV gave UnicodeDecodeError, ValueError, KeyError or TypeError tracebacks."""
+    good = finished[0].read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "r.csv"
+        for data in (good + tail, good[: good.index(b"\n") + 1] + tail):
+            path.write_bytes(data)
+            try:
+                rows = read_results(path)
+            except ExperimentError as err:
+                message = str(err)
+            else:
+                message = str(path)
+                summary_table(rows)  # whatever was read can be summarised
+                summary_table(rows, max_recomputed=0.5, markdown=True)
+            assert str(path) in message  # an error names the file
+
+
+def test_issue11_item10_read_results_names_the_file_and_line(
+    finished: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """Errors of read_results name the file, the line and the column at fault."""
+    lines = finished[0].read_text(encoding="utf-8").splitlines(keepends=True)
+    path = tmp_path / "r.csv"
+    path.write_text("".join(lines[:3]) + lines[3].replace(",4,", ",four,", 1), encoding="utf-8")
+    with pytest.raises(ExperimentError, match=r"r\.csv, line 4, column m_bits: 'four' is not an integer"):
+        read_results(path)
+    path.write_text("dataset,m_bits\n", encoding="utf-8")
+    with pytest.raises(ExperimentError, match="lacks the columns fake_lamp, tau, kl_div"):
+        read_results(path)
+
+
+# ------------------------------------------------------------------ the authors' random baseline
+def test_issue11_item14_grid_selects_the_baseline(model: GPT2) -> None:
+    """The authors' baseline (draws over all T positions) could not be selected from grid."""
+    from lampref.lamp import LampConfig
+
+    def lamp_baseline(s: Any) -> Any:
+        spec = s.plan(0).get("attn.score", 0)
+        return spec.baseline if isinstance(spec, LampConfig) else "uniform"
+
+    assert [lamp_baseline(s) for s in grid([4], [2.0, 1.5], baseline="authors")] == [
+        "uniform",
+        None,
+        "random_authors",
+    ]
+    assert [lamp_baseline(s) for s in grid([4], [2.0, 1.5])] == ["uniform", None, "random"]
+    assert [lamp_baseline(s) for s in grid([4], [2.0, 1.5], baseline=None)] == ["uniform", None]
+    for bad in (True, False, "fake", "", "Random"):
+        with pytest.raises(ExperimentError, match=r"baseline=.*expected one of: 'random', 'authors'"):
+            grid([4], [1.5], baseline=bad)  # type: ignore[arg-type]
+    for m_bits, taus in (([], [2.0]), ([4], []), ([4, 4], [2.0]), ([4.5], [2.0]), ([4], [float("nan")])):
+        with pytest.raises(ExperimentError):
+            grid(m_bits, taus)
+
+
+def test_issue11_item14_the_authors_baseline_runs_and_is_named_in_the_csv(
+    model: GPT2, tmp_path: Path
+) -> None:
+    """The CSV named only fake_lamp; the authors' baseline wastes draws on masked positions."""
+    settings = [*grid([4], [1.2], baseline="random"), *grid([4], [1.2], baseline="authors")[1:]]
+    rows = run_experiment(
+        model,
+        CORPUS,
+        settings,
+        model_name="toy",
+        seq_len=32,
+        sequences=2,
+        out=tmp_path / "r.csv",
+        progress=False,
+    )
+    on_disk = read_results(tmp_path / "r.csv")
+    assert [(r["baseline"], r["fake_lamp"]) for r in on_disk] == [
+        ("none", False),
+        ("random", True),
+        ("authors", True),
+    ]
+    # the same count per row in layer 0; the authors' draws land on a causal entry (t+1)/T of the time,
+    # about (T+1)/(2T) on average over the rows of a causal T x T matrix
+    first = [float(str(r["layer_sparsity"]).split(";")[0]) for r in rows]
+    assert first[0] == first[1]
+    assert 0.3 * first[0] < first[2] < 0.8 * first[0]
+    table = summary_table(on_disk)
+    assert table.splitlines()[0].endswith("x random  x random (authors)")
+    authors_csv = tmp_path / "authors.csv"
+    _header_file(authors_csv, AUTHORS_COLUMNS, rows)
+    assert [r["baseline"] for r in read_results(authors_csv)] == ["none", "authors", "authors"]
+
+
+# ------------------------------------------------------------------ flip-rate resolution
+@given(positions=st.integers(1, 10**7), extra=st.sampled_from([None, "authors"]))
+@example(positions=1024, extra=None)
+def test_issue11_item16_summary_states_positions_and_flip_resolution(positions: int, extra: Any) -> None:
+    """The summary did not say that a flip rate moves in steps of 1/positions."""
+    row = {"dataset": "d", "m_bits": 4, "positions": positions}
+    rows = [
+        dict(row, tau=2.0, fake_lamp=False, kl_div=1e-2, flip_rate=0.1, sparsity=0.0),
+        dict(row, tau=1.5, fake_lamp=False, kl_div=1e-3, flip_rate=0.0, sparsity=0.1),
+    ]
+    if extra == "authors":  # the authors' CSVs do not record positions
+        rows = [{k: v for k, v in r.items() if k != "positions"} for r in rows]
+    note = summary_table(rows).split("\n\n")[-1]
+    if extra == "authors":
+        assert "resolution is unknown" in note
+    else:
+        step = float(note.split(" = ")[1].split()[0])
+        assert note.startswith(f"{positions} positions per row")
+        assert f"1/{positions}" in note
+        assert step == pytest.approx(1 / positions, rel=0.06)
+
+
+def test_issue11_item16_flip_rates_are_multiples_of_the_resolution(
+    finished: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    """Each row's flip rate is a whole number of flips over its positions, as the summary states."""
+    for r in finished[1]:
+        assert r["positions"] == 2 * 32
+        flips = r["flip_rate"] * r["positions"]
+        assert flips == round(flips)
+    assert summary_table(finished[1]).endswith(
+        "64 positions per row: a flip rate moves in steps of 1/64 = 1.6e-02 (one changed argmax)"
+    )
