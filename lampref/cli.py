@@ -10,6 +10,7 @@ corpora, the output folder and the results file) is checked first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import re
@@ -176,7 +177,7 @@ def _read_corpus(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-def _check_output_folder(folder: Path, option: str) -> None:
+def _check_output_folder(folder: Path, fix: str) -> None:
     """Refuse, before any work, an output folder that is a file or cannot be created or written."""
     import tempfile
 
@@ -185,15 +186,13 @@ def _check_output_folder(folder: Path, option: str) -> None:
         existing = existing.parent
     if not existing.is_dir():
         where = "is a file" if existing == folder else f"cannot be created: {existing} is a file"
-        raise _CommandError(f"{option} {folder} {where}; expected a folder (the figures are written there)")
+        raise _CommandError(f"the output folder {folder} {where}; {fix}")
     try:
         fd, probe = tempfile.mkstemp(dir=existing, prefix=".lampref-write-check-")
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise _CommandError(
-            f"{option} {folder}: cannot write in {existing} ({err.strerror}); choose another {option}"
-        ) from None
+        raise _CommandError(f"cannot write in the output folder {existing} ({err.strerror}); {fix}") from None
 
 
 def _check_results_file(path: Path) -> None:
@@ -214,8 +213,10 @@ def _check_results_file(path: Path) -> None:
     try:  # complete lines only: a row cut short by a crash is dropped and recomputed by the run
         data[: data.rfind(b"\n") + 1].decode("utf-8")
     except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
         raise _CommandError(
-            f"{path} is not a results CSV: byte {err.start} is not UTF-8 text; choose another --out"
+            f"{path}, line {line}: byte 0x{data[err.start]:02x} is not UTF-8 text; a results CSV is UTF-8; "
+            "choose another --out"
         ) from None
 
 
@@ -239,11 +240,16 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     taus: Sequence[float] = preset.tau if args.tau is None else args.tau
     baseline = None if args.baseline == "none" else args.baseline
     settings = grid(m_bits, taus, baseline=baseline, rule=args.rule, accumulation=args.accumulation)
-    sources = _resolve_corpora(args.corpus)
+    texts = {name: _read_corpus(path) for name, path in _resolve_corpora(args.corpus).items()}
     out = Path(args.out)
-    _check_output_folder(out, "--out")
+    _check_output_folder(out, "choose another --out")
     _check_results_file(out / "results.csv")
     _require_matplotlib()
+    tok = Tokenizer()
+    corpora = {
+        name: np.asarray(tok.encode(text, disallowed_special=()), dtype=np.int64)
+        for name, text in texts.items()
+    }
     if args.model is None:
         from .gpt2 import default_model
 
@@ -254,11 +260,6 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         raise _CommandError(
             f"--seq-len {seq_len} exceeds the model's context, n_positions={model.config.n_positions}"
         )
-    tok = Tokenizer()
-    corpora = {
-        name: np.asarray(tok.encode(_read_corpus(path), disallowed_special=()), dtype=np.int64)
-        for name, path in sources.items()
-    }
     rows = run_experiment(
         model,
         corpora,
@@ -287,9 +288,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     if not results.is_file():
         raise _CommandError(f"{results} is not a file; expected a results CSV")
     out = Path(args.out) if args.out else results.parent
-    _check_output_folder(out, "--out" if args.out else "the CSV's folder (no --out)")
+    _check_output_folder(out, "choose another --out" if args.out else "give --out FOLDER for the figures")
     _require_matplotlib()
     rows = read_results(results)
+    if not rows:
+        raise _CommandError(f"{results} holds no results rows")
     _print_summary(rows, args)
     for p in plot_results(rows, out):
         print(f"wrote {p}")
@@ -472,6 +475,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         status: int = args.func(args)
+    except BrokenPipeError:  # stdout closed early (`lampref plot ... | head`): stop quietly
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            fd = sys.stdout.fileno()
+            os.dup2(os.open(os.devnull, os.O_WRONLY), fd)  # and no second error when Python flushes at exit
+        return 1
     except _EXPECTED as err:
         print(f"lampref {args.command}: {_message(err)}", file=sys.stderr)
         return 1

@@ -589,10 +589,37 @@ def test_issue11_item10_plot_of_arbitrary_bytes(
 @pytest.mark.parametrize("command", ["experiment", "plot"])
 def test_issue11_item10_process_prints_one_line(tmp_path: Path, command: str) -> None:
     """As a process: `python -m lampref experiment --out FILE` and `plot GARBAGE` print one line, exit 1."""
-    bad = _write(tmp_path / "bad", "garbage\n\xff")
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"m_bits,tau,kl_div\n4,2.0,abc\n\xff\n")
     argv = ["experiment", "--quick", "--out", str(bad)] if command == "experiment" else ["plot", str(bad)]
     proc = subprocess.run(
         [sys.executable, "-m", "lampref", *argv], capture_output=True, text=True, timeout=120, check=False
     )
     assert proc.returncode == 1
     assert str(bad) in _assert_one_line_error(proc.returncode, proc.stderr, command)
+
+
+def test_an_interrupted_command_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Ctrl-C during a run: one line and the conventional status 130, no traceback."""
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "read_results", interrupted)
+    csv_path = _write(tmp_path / "r.csv", "m_bits,tau,kl_div\n")
+    status, _, err = _call(["plot", str(csv_path)])
+    assert status == 130
+    assert "interrupted" in _assert_one_line_error(status, err, "plot")
+
+
+def test_a_closed_stdout_ends_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lampref formats | head -1`: the closed pipe ends the command without a message or traceback."""
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    err = io.StringIO()
+    with contextlib.redirect_stdout(ClosedPipe()), contextlib.redirect_stderr(err):
+        assert main(["formats"]) == 1
+    assert err.getvalue() == ""
