@@ -469,7 +469,10 @@ def test_issue11_item08_new_corpora_and_settings_join_a_run(
     )
     assert counting.calls == 2 * len(SETTINGS)  # the new corpus only
     assert rows[: len(SETTINGS)] == finished[1]
-    assert [r["dataset"] for r in read_results(out)] == ["toy"] * len(SETTINGS) + ["other"] * len(SETTINGS)
+    on_disk = read_results(out)
+    assert [r["dataset"] for r in on_disk] == ["toy"] * len(SETTINGS) + ["other"] * len(SETTINGS)
+    assert len({r["model_digest"] for r in on_disk}) == 1  # one run: one model
+    assert len({(r["dataset"], r["corpus_digest"]) for r in on_disk}) == 2
 
 
 def _header_file(path: Path, header: Sequence[str], rows: list[dict[str, Any]]) -> None:
