@@ -3,8 +3,9 @@
 Every failure a user can cause (a bad option value, a missing or unreadable file, an output folder that
 cannot be written, a checkpoint or results file lampref refuses) ends the command with one line on stderr,
 ``lampref <command>: <what is wrong>``, and a non-zero exit status: 2 for an invalid option value, 1 for
-everything else, 130 for an interrupted run. What can be checked before the model is loaded (option values,
-corpora, the output folder and the results file) is checked first.
+everything else, 130 for an interrupted run (a closed stdout, as in ``lampref plot ... | head``, ends the
+command quietly with status 1). What can be checked before the model is loaded (option values, corpora, the
+output folder and the results file) is checked first.
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def _resolve_corpus(spec: str, bundled: dict[str, Path]) -> tuple[str, Path]:
     A spec equal to a bundled corpus name is that corpus; any other spec is a path. A bundled name that is
     also an existing path here is refused as ambiguous.
     """
+    if not spec.strip():
+        raise _CommandError(f"--corpus {spec!r} is empty; expected a bundled corpus name, a file or a folder")
     path = Path(spec)
     if spec in bundled:
         if path.exists():
@@ -240,15 +243,15 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     taus: Sequence[float] = preset.tau if args.tau is None else args.tau
     baseline = None if args.baseline == "none" else args.baseline
     settings = grid(m_bits, taus, baseline=baseline, rule=args.rule, accumulation=args.accumulation)
-    texts = {name: _read_corpus(path) for name, path in _resolve_corpora(args.corpus).items()}
+    sources = _resolve_corpora(args.corpus)
     out = Path(args.out)
     _check_output_folder(out, "choose another --out")
     _check_results_file(out / "results.csv")
     _require_matplotlib()
     tok = Tokenizer()
     corpora = {
-        name: np.asarray(tok.encode(text, disallowed_special=()), dtype=np.int64)
-        for name, text in texts.items()
+        name: np.asarray(tok.encode(_read_corpus(path), disallowed_special=()), dtype=np.int64)
+        for name, path in sources.items()
     }
     if args.model is None:
         from .gpt2 import default_model

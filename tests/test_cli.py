@@ -10,6 +10,7 @@ import builtins
 import contextlib
 import csv
 import errno
+import functools
 import io
 import os
 import shutil
@@ -97,6 +98,11 @@ def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- generate ---------------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _tokenizer() -> Tokenizer:
+    return Tokenizer()
+
+
 def _greedy(model: GPT2, ids: list[int], n: int) -> list[int]:
     """``n`` tokens, each the argmax of the logits of the whole sequence so far (lowest id on ties)."""
     seq = list(ids)
@@ -105,7 +111,7 @@ def _greedy(model: GPT2, ids: list[int], n: int) -> list[int]:
     return seq[len(ids) :]
 
 
-@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prompt=st.text(min_size=1, max_size=12), n=st.integers(1, 8))
 @example(prompt="Alan Turing theorized that", n=6)
 @example(prompt="a", n=1)
@@ -115,7 +121,7 @@ def test_issue11_item01_generate_prints_the_prompt_and_n_greedy_tokens(
 ) -> None:
     """`generate` dropped the first len(prompt) new tokens: it prints the prompt and exactly N greedy ones."""
     status, out, err = _call(["generate", "--model", tiny_model_dir, "--tokens", str(n), prompt])
-    tok = Tokenizer()
+    tok = _tokenizer()
     ids = tok.encode(prompt, allowed_special="all")
     if len(ids) + n - 1 > TINY.n_positions:
         assert "--tokens" in _assert_one_line_error(status, err, "generate")
@@ -151,6 +157,8 @@ def test_generate_reports_a_missing_model_without_traceback() -> None:
         ("--tau", "1.5,1.50"),
         ("--tau", "nan"),
         ("--seed", "-1"),
+        ("--corpus", ""),
+        ("--corpus", " "),
     ],
 )
 def test_issue11_item11_invalid_experiment_values_are_refused(
@@ -250,8 +258,16 @@ def _write(path: Path, text: str) -> Path:
         ({"x/prose.txt": "a"}, ["prose", "x/prose.txt"]),
         ({"c.txt": "a"}, ["c.txt", "./c.txt"]),
         ({}, ["code", "code"]),
+        ({"x/c.txt": "a"}, ["x", "x/../x"]),
     ],
-    ids=["two-files", "folder-and-file", "bundled-and-file", "same-file-twice", "bundled-twice"],
+    ids=[
+        "two-files",
+        "folder-and-file",
+        "bundled-and-file",
+        "same-file-twice",
+        "bundled-twice",
+        "same-folder",
+    ],
 )
 def test_issue11_item09_corpus_names_must_be_unique(
     no_model_load: None,
