@@ -64,7 +64,7 @@ __all__ = [
     "AUTHORS_COLUMNS",
     "AUTHORS_M_BITS",
     "AUTHORS_TAUS",
-    "BASELINES",
+    "BASELINE_KINDS",
     "CSV_COLUMNS",
     "CSV_COLUMNS_V1",
     "ExperimentError",
@@ -115,7 +115,7 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 """The columns of the results CSV :func:`run_experiment` writes, in order."""
 
-BASELINES: tuple[str, ...] = ("none", "random", "authors")
+BASELINE_KINDS: tuple[str, ...] = ("none", "random", "authors")
 """Values of :attr:`Setting.baseline` and of the ``baseline`` column (module notes)."""
 
 _LAMP_BASELINE = {"none": None, "random": "random", "authors": "random_authors"}  # -> LampConfig.baseline
@@ -167,7 +167,7 @@ def _is_real(value: Any) -> bool:
 @dataclass(frozen=True)
 class Setting:
     """One point of the grid: the score site at ``m_bits``, LAMP at ``tau`` (2 = nothing recomputed), or a
-    random baseline (``baseline``, one of :data:`BASELINES`) recomputing as many scores per row as LAMP.
+    random baseline (``baseline``, one of :data:`BASELINE_KINDS`) recomputing as many scores per row as LAMP.
 
     >>> Setting(4, 1.5, "authors").fake_lamp
     True
@@ -190,8 +190,8 @@ class Setting:
             raise ExperimentError(f"m_bits={self.m_bits!r} is out of range; expected an integer 0 <= m <= 23")
         if not _is_real(self.tau) or not 0.0 < float(self.tau) <= 2.0:
             raise ExperimentError(f"tau={self.tau!r} is out of range; expected 0 < tau <= 2")
-        if not isinstance(self.baseline, str) or self.baseline not in BASELINES:
-            raise ExperimentError(expected_one_of("baseline", self.baseline, BASELINES))
+        if not isinstance(self.baseline, str) or self.baseline not in BASELINE_KINDS:
+            raise ExperimentError(expected_one_of("baseline", self.baseline, BASELINE_KINDS))
         if not isinstance(self.rule, str) or self.rule not in RULES:
             raise ExperimentError(expected_one_of("rule", self.rule, RULES))
         if not isinstance(self.accumulation, str) or self.accumulation not in ACCUMULATIONS:
@@ -238,7 +238,7 @@ def grid(
     """
     if baseline is None:
         baseline = "none"
-    if not isinstance(baseline, str) or baseline not in BASELINES:
+    if not isinstance(baseline, str) or baseline not in BASELINE_KINDS:
         raise ExperimentError(expected_one_of("baseline", baseline, ("random", "authors")) + ", or None")
     ms, ts = _grid_values("m_bits", m_bits), _grid_values("taus", taus)
     out: list[Setting] = []
@@ -406,7 +406,7 @@ def _parse_row(header: Sequence[str], fields: Sequence[str], where: str) -> dict
     fake = row["fake_lamp"]
     if "baseline" not in row:  # the authors' CSVs hold their baseline, lampref's earlier ones its own
         row["baseline"] = ("random" if "config_hash" in row else "authors") if fake else "none"
-    elif row["baseline"] not in BASELINES or (row["baseline"] != "none") != fake:
+    elif row["baseline"] not in BASELINE_KINDS or (row["baseline"] != "none") != fake:
         raise ExperimentError(
             f"{where}, column baseline: {row['baseline'][:40]!r} with fake_lamp={fake}; expected "
             + ("'random' or 'authors'" if fake else "'none'")
@@ -634,11 +634,11 @@ def _check_run(
     n_positions: Any = getattr(getattr(model, "config", None), "n_positions", None)
     if _is_int(n_positions) and seq_len > n_positions:
         raise ExperimentError(f"seq_len={seq_len} exceeds the model's context n_positions={n_positions}")
-    for what, label in [("model_name", model_name), *(("corpus name", name) for name in corpora)]:
-        if not isinstance(label, str) or not label or any(c in label for c in "\r\n"):
-            raise ExperimentError(f"{what} {label!r} is not valid; expected a non-empty one-line string")
     if not isinstance(corpora, Mapping) or not corpora:
         raise ExperimentError("corpora is empty; expected at least one named token array")
+    for what, label in [("model_name", model_name), *(("corpus name", name) for name in corpora)]:
+        if not isinstance(label, str) or not label or any(c < " " or c == "\x7f" for c in label):
+            raise ExperimentError(f"{what} {label!r} is not valid; expected a non-empty one-line string")
     if not settings or not all(isinstance(s, Setting) for s in settings):
         raise ExperimentError("settings must be a non-empty sequence of Setting (see grid)")
     if len(set(settings)) != len(settings):
@@ -835,7 +835,7 @@ _GROUP_FIELDS = (
 
 def _baseline_of(row: Mapping[str, Any]) -> str:
     value = row.get("baseline")
-    if value in BASELINES:
+    if value in BASELINE_KINDS:
         return str(value)
     return "random" if row["fake_lamp"] else "none"
 
@@ -1005,6 +1005,11 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
 
     Works on the authors' CSVs too (their columns are a subset of lampref's). Needs matplotlib
     (``pip install 'lampref[plot]'``).
+
+    Raises
+    ------
+    ExperimentError
+        No rows, or ``out_dir`` cannot be created or written (the message names the path).
     """
     try:
         import matplotlib
