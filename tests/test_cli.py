@@ -451,7 +451,10 @@ CSV_EDITS: dict[str, Callable[[bytes], bytes]] = {
 
 
 def _hostile(finished: Path) -> dict[str, tuple[bool, Setup]]:
-    """Hostile inputs of `experiment` and `plot` by name: (must fail, setup)."""
+    """Hostile inputs of `experiment` and `plot` by name: (must fail, setup).
+
+    A results folder holds one run: other weights, an edited corpus or another seed are refused, not mixed.
+    """
     corpus = finished.parent / "c.txt"
 
     def exp(out: Path, model: str, *extra: str) -> list[str]:
@@ -512,24 +515,28 @@ def _hostile(finished: Path) -> dict[str, tuple[bool, Setup]]:
         return lambda tmp, model, mp: exp(tmp / "out", model, *extra)
 
     cases: dict[str, tuple[bool, Setup]] = {
-        "item07-same-folder-name-other-weights": (False, other_weights),
-        "item07-corpus-edited-in-place": (False, corpus_edited),
+        "item07-same-folder-name-other-weights": (True, other_weights),
+        "item07-corpus-edited-in-place": (True, corpus_edited),
         "item08-authors-columns": (True, lambda t, m, mp: exp(_foreign_csv(finished, t, None).parent, m)),
         "item08-reordered-columns": (
             True,
             lambda t, m, mp: exp(_foreign_csv(finished, t, list(reversed(experiment.CSV_COLUMNS))).parent, m),
         ),
-        "item08-other-seed": (False, other_seed),
+        "item08-other-seed": (True, other_seed),
         "item08-plot-mixed-seeds": (False, plot_mixed_seeds),
         "item09-duplicate-names": (
             True,
             lambda t, m, mp: [
                 "experiment",
+                "--model",
+                m,
                 "--corpus",
                 str(_write(t / "c1" / "x.txt", CORPUS_TEXT)),
                 str(_write(t / "c2" / "x.txt", CORPUS_TEXT)),
+                *BASE,
                 "--out",
                 str(t / "out"),
+                "--no-progress",
             ],
         ),
         "item10-out-is-a-file": (True, bad_out(lambda t: _write(t / "out", "x"))),
