@@ -760,8 +760,8 @@ def test_issue11_item14_the_authors_baseline_runs_and_is_named_in_the_csv(
         ("random", True),
         ("authors", True),
     ]
-    # the same count per row in layer 0; the authors' draws land on a causal entry (t+1)/T of the time,
-    # about (T+1)/(2T) on average over the rows of a causal T x T matrix
+    # the same count per row in layer 0; a draw of the authors' baseline in row t lands on one of the row's
+    # t + 1 causal entries with probability (t + 1) / T, so it recomputes fewer (here about a third fewer)
     first = [float(str(r["layer_sparsity"]).split(";")[0]) for r in rows]
     assert first[0] == first[1]
     assert 0.3 * first[0] < first[2] < 0.8 * first[0]
