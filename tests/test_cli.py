@@ -115,7 +115,8 @@ def _greedy(model: GPT2, ids: list[int], n: int) -> list[int]:
 @given(prompt=st.text(min_size=1, max_size=12), n=st.integers(1, 8))
 @example(prompt="Alan Turing theorized that", n=6)
 @example(prompt="a", n=1)
-@example(prompt="x" * 60, n=8)  # past the context: refused
+@example(prompt=" x" * 57, n=8)  # 57 + 8 - 1 = 64 positions: the whole context
+@example(prompt=" x" * 57, n=9)  # past the context: refused
 def test_issue11_item01_generate_prints_the_prompt_and_n_greedy_tokens(
     tiny_model_dir: str, tiny_model: GPT2, prompt: str, n: int
 ) -> None:
@@ -344,6 +345,8 @@ def test_issue11_item09_bare_bundled_names(
     assert "./code" in line
     assert str(CORPORA / "code.txt") in line
     assert spy_corpora == {}
+    status, out, _ = _call(["experiment", "--help"])
+    assert "write ./NAME for a local file or folder with a bundled name" in " ".join(out.split())
 
 
 # -- hostile inputs to `experiment` and `plot` ------------------------------------------------------------
@@ -551,6 +554,7 @@ def _hostile(finished: Path) -> dict[str, tuple[bool, Setup]]:
         "item11-seq-len-0": (True, args("--seq-len", "0")),
         "item11-sequences-0": (True, args("--sequences", "0")),
         "item11-m-bits-empty": (True, args("--m-bits", "")),
+        "item11-seq-len-past-the-context": (True, args("--seq-len", str(TINY.n_positions + 1))),
     }
     for name in CSV_EDITS:
         for command in ("experiment", "plot"):
