@@ -821,7 +821,6 @@ def _merge(stats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 _GROUP_FIELDS = (
     "model",
-    "model_digest",
     "seed",
     "nbatches",
     "seq_len",
@@ -830,7 +829,14 @@ _GROUP_FIELDS = (
     "accumulation",
     "rule",
 )
-"""Rows that differ in one of these fields are never summarised together."""
+"""Rows that differ in one of these fields are never summarised together (the model by its digest where the
+rows have one, its label otherwise)."""
+
+
+def _group_value(row: Mapping[str, Any], field: str) -> Any:
+    if field == "model" and row.get("model_digest"):
+        return str(row["model_digest"])
+    return row.get(field)
 
 
 def _baseline_of(row: Mapping[str, Any]) -> str:
@@ -852,9 +858,10 @@ def summary_table(
     random" for lampref's and "x random (authors)" for the authors').
 
     Each table is followed by the number of positions per row and the flip-rate resolution it implies (a
-    flip rate moves in steps of ``1 / positions``). Rows that differ in model, weights, seed, sizes,
-    shuffle, accumulation or rule are never summarised together: they get one table each, under a line
-    that names what differs.
+    flip rate moves in steps of ``1 / positions``). Rows that differ in model (its weights' digest where
+    the rows record one, its label otherwise), seed, sizes, shuffle, accumulation or rule are never
+    summarised together: they get one table each, under a line that names what differs. Within a table,
+    two corpora under one name (different ``corpus_digest``) get one line each.
 
     Parameters
     ----------
@@ -898,7 +905,7 @@ def summary_table(
     """  # noqa: E501 (a doctest line of Markdown output)
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for r in rows:
-        groups.setdefault(tuple(r.get(k) for k in _GROUP_FIELDS), []).append(r)
+        groups.setdefault(tuple(_group_value(r, k) for k in _GROUP_FIELDS), []).append(r)
     differ = [k for i, k in enumerate(_GROUP_FIELDS) if len({key[i] for key in groups}) > 1]
     parts = []
     if len(groups) > 1:
@@ -908,7 +915,10 @@ def summary_table(
         )
     for key, sel in groups.items():
         if len(groups) > 1:
-            parts.append(", ".join(f"{k}={key[_GROUP_FIELDS.index(k)]}" for k in differ) + ":")
+            named = {**dict(zip(_GROUP_FIELDS, key, strict=True)), "model": sel[0].get("model")}
+            if "model_digest" in sel[0]:
+                named["model"] = f"{named['model']} (digest {sel[0]['model_digest']})"
+            parts.append(", ".join(f"{k}={named[k]}" for k in differ) + ":")
         parts.append(_table(sel, max_recomputed, markdown))
         positions = key[_GROUP_FIELDS.index("positions")]
         if _is_int(positions) and positions > 0:

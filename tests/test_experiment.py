@@ -528,6 +528,10 @@ def test_issue11_item08_summary_never_averages_two_runs(
     assert blocks[4] == "seed=42:"
     assert blocks[2] == summary_table(seven).split("\n\n")[0]  # each table is its run's own
     assert blocks[5] == summary_table(finished[1]).split("\n\n")[0]
+    renamed = [dict(r, model="renamed") for r in finished[1][:3]]  # a label: the same weights, one run
+    assert summary_table(renamed + finished[1][3:]) == summary_table(finished[1])
+    weights = [dict(r, model_digest="f" * 16) for r in finished[1]]  # other weights under the same label
+    assert summary_table(weights + finished[1]).startswith("these rows come from 2 runs that differ in model")
     other = [dict(r, corpus_digest="0" * 16) for r in finished[1]]  # the same name, another corpus
     lines = summary_table(other + finished[1]).splitlines()
     assert {line.split()[0] for line in lines[1:] if line.startswith("toy")} == {
