@@ -1005,6 +1005,12 @@ _PLOT_KINDS = (
 )
 
 
+def _legend(ax: Any, **kwargs: Any) -> None:
+    """A legend on ``ax`` when it has labelled lines (a grid with nothing to draw leaves the panel bare)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
 def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list[Path]:
     """Draw the study's figures as PNG files in ``out_dir`` and return their paths.
 
@@ -1097,7 +1103,7 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
             ax.set_ylabel(label)
             ax.set_title(dataset)
             ax.grid(True, which="both", alpha=0.3)
-        axes[-1].legend(fontsize=7, ncol=2)
+        _legend(axes[-1], fontsize=7, ncol=2)
         fig.tight_layout()
         save(fig, name)
 
@@ -1133,7 +1139,7 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
         ax.set_ylabel("KL(fp32 || test)")
         ax.set_title(dataset)
         ax.grid(True, which="both", alpha=0.3)
-    axes[-1].legend(fontsize=6, ncol=2)
+    _legend(axes[-1], fontsize=6, ncol=2)
     fig.tight_layout()
     save(fig, "kl_vs_recomputed.png")
 
@@ -1157,7 +1163,7 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
             ax.set_ylabel("recomputed (%)")
             ax.set_title(dataset)
             ax.grid(True, alpha=0.3)
-        axes[-1].legend(fontsize=7)
+        _legend(axes[-1], fontsize=7)
         fig.tight_layout()
         save(fig, "layer_recomputed.png")
     return paths
