@@ -39,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from ._validate import check_choice
 from .errors import FormatError, expected_one_of
 
 __all__ = [
@@ -98,7 +99,7 @@ class FloatFormat:
         infinite inputs included, gives the signed largest finite value. ``"none"`` formats always saturate.
     name : str, optional
         A label used in ``repr`` and tables; not part of the format's identity (two formats with the same
-        parameters compare equal whatever their names).
+        parameters compare equal whatever their names). Must be a string or None.
 
     Raises
     ------
@@ -147,8 +148,9 @@ class FloatFormat:
                 f"emin={emin} with p={p} has subnormals down to 2**{emin - p + 1}, below float64's "
                 f"2**-1074; expected emin - p + 1 >= -1074 (or subnormals=False)"
             )
-        if self.encoding not in ENCODINGS:
-            raise FormatError(expected_one_of("encoding", self.encoding, ENCODINGS))
+        check_choice(self.encoding, "encoding", ENCODINGS, FormatError)
+        if self.name is not None and not isinstance(self.name, str):
+            raise FormatError(f"name={self.name!r} is not valid; expected a string or None")
         if self.encoding == "fn" and p < 2:
             raise FormatError(
                 "p=1 leaves no finite value in the top binade of an 'fn' format; expected p >= 2"
@@ -370,7 +372,7 @@ _ALIASES: dict[str, str] = {
     "fp4_e2m1": "e2m1",
     "float4_e2m1fn": "e2m1",
 }
-_MANTISSA_NAME = re.compile(r"fp32_m(\d+)")
+_MANTISSA_NAME = re.compile(r"fp32_m([0-9]+)", re.ASCII)  # ASCII digits: \d would take any script's
 
 
 def fp32_mantissa(m: int) -> FloatFormat:

@@ -20,7 +20,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .errors import InputValueError, ShapeError, expected_one_of
+from ._validate import as_array, check_choice
+from .errors import InputValueError, ShapeError
 from .formats import FloatFormat, get_format
 from .rounding import as_exact_array, is_representable
 
@@ -41,7 +42,7 @@ _REDUCTIONS = ("mean", "none")
 # ----------------------------------------------------------------------------- input checks
 def _float64(x: ArrayLike, name: str) -> NDArray[np.float64]:
     """``x`` as float64, exactly (float16/32/64, integers up to 2**53, bools), or an error naming it."""
-    arr = np.asarray(x)
+    arr = as_array(x, name)
     if arr.dtype.kind == "V" and arr.dtype.itemsize <= 2:  # ml_dtypes (bfloat16, float8_*): exact in float32
         with contextlib.suppress(TypeError, ValueError):
             arr = arr.astype(np.float32)
@@ -71,6 +72,10 @@ def _pair(ref: ArrayLike, test: ArrayLike) -> tuple[NDArray[np.float64], NDArray
     if r.shape != t.shape:
         raise ShapeError(
             f"ref_logits has shape {r.shape} but test_logits has shape {t.shape}; expected equal"
+        )
+    if r.size == 0:
+        raise ShapeError(
+            f"ref_logits and test_logits have no positions (shape {r.shape}); expected at least one"
         )
     return r, t
 
@@ -165,7 +170,7 @@ def kl_divergence(ref_logits: ArrayLike, test_logits: ArrayLike, *, reduction: R
     Raises
     ------
     ShapeError
-        Shapes differ, a 0-d input, or an empty last axis.
+        Shapes differ, a 0-d input, an empty last axis, or no positions (a leading axis of length 0).
     InputValueError
         NaN, ``+inf``, a position whose logits are all ``-inf``, or an unknown ``reduction``.
 
@@ -203,8 +208,7 @@ def kl_divergence(ref_logits: ArrayLike, test_logits: ArrayLike, *, reduction: R
     >>> float(kl_divergence([0.0, 0.0], [0.0, -np.inf]))
     inf
     """
-    if reduction not in _REDUCTIONS:
-        raise InputValueError(expected_one_of("reduction", reduction, _REDUCTIONS))
+    check_choice(reduction, "reduction", _REDUCTIONS, InputValueError)
     r, t = _pair(ref_logits, test_logits)
     return _kl_from_log_probs(_log_softmax(r), _log_softmax(t), reduction)
 
@@ -238,7 +242,7 @@ def flip_rate(ref_logits: ArrayLike, test_logits: ArrayLike) -> float:
     Raises
     ------
     ShapeError
-        Shapes differ, a 0-d input, or an empty last axis.
+        Shapes differ, a 0-d input, an empty last axis, or no positions (a leading axis of length 0).
     InputValueError
         NaN, ``+inf``, or a position whose logits are all ``-inf``.
 
@@ -290,7 +294,7 @@ def topk_agreement(ref_logits: ArrayLike, test_logits: ArrayLike, k: int) -> flo
     Raises
     ------
     ShapeError
-        Shapes differ, a 0-d input, or an empty last axis.
+        Shapes differ, a 0-d input, an empty last axis, or no positions (a leading axis of length 0).
     InputValueError
         ``k`` not an integer in ``[1, V]``; NaN, ``+inf``, or a position whose logits are all ``-inf``.
 

@@ -47,6 +47,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._validate import as_array, check_rng
 from .errors import InputTypeError, InputValueError, ModeError, expected_one_of
 from .formats import FloatFormat, get_format
 
@@ -121,14 +122,13 @@ def check_mode(mode: str, name: str = "mode") -> str:
 
 
 def as_generator(rng: RngLike, *, what: str = "stochastic rounding") -> np.random.Generator:
-    """A ``numpy.random.Generator`` from a Generator or a seed; never touches global random state."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None:
+    """A ``numpy.random.Generator`` from a Generator or a non-negative seed (required: None raises);
+    never touches global random state. A function that draws in several steps converts its ``rng`` once
+    and passes the Generator on (see :func:`lampref._validate.check_rng`)."""
+    gen = check_rng(rng)
+    if gen is None:
         raise ModeError(f"{what} needs rng= (a seed or a numpy.random.Generator) so that results reproduce")
-    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (int, np.integer)):
-        raise ModeError(f"rng must be a numpy.random.Generator or an integer seed, got {rng!r}")
-    return np.random.default_rng(int(rng))
+    return gen
 
 
 def as_exact_array(x: ArrayLike, name: str = "x") -> NDArray[Any]:
@@ -137,7 +137,7 @@ def as_exact_array(x: ArrayLike, name: str = "x") -> NDArray[Any]:
     Integers are converted to float64 and must satisfy ``|x| <= 2**53`` (beyond that float64 would round
     them); booleans count as 0 and 1.
     """
-    arr = np.asarray(x)
+    arr = as_array(x, name)
     kind = arr.dtype.kind
     if kind == "f":
         if arr.dtype.itemsize > 8:
@@ -454,9 +454,12 @@ def round_to(
     FormatError
         Unknown format name.
     ModeError
-        Unknown mode, or a stochastic mode without ``rng``.
+        Unknown mode, a stochastic mode without ``rng``, or an ``rng`` that is not None, a non-negative
+        integer or a Generator.
     InputTypeError, InputValueError
         Complex, object, string or extended-precision input; integers beyond $2^{53}$.
+    ShapeError
+        A ragged nested sequence.
 
     Notes
     -----
@@ -497,7 +500,9 @@ def round_to(
     fmt = get_format(fmt)
     mode = check_mode(mode)
     arr = as_exact_array(x)
-    gen = as_generator(rng) if mode in STOCHASTIC_MODES else None
+    gen = check_rng(rng)
+    if mode in STOCHASTIC_MODES:
+        gen = as_generator(gen)
 
     container = _F32 if (arr.dtype.itemsize <= 4 and fmt.fits_float32) else _F64
     with np.errstate(invalid="ignore"):  # signalling NaNs stay NaN

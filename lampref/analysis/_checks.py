@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._validate import as_array
 from ..errors import AnalysisError, InputTypeError
 
 __all__: list[str] = []
@@ -16,7 +17,7 @@ __all__: list[str] = []
 
 def real_array(x: ArrayLike, name: str, *, dtype: Any = np.float64) -> NDArray[Any]:
     """``x`` as a real float array of ``dtype`` (float64 by default); complex, object, string -> error."""
-    arr = np.asarray(x)
+    arr = as_array(x, name)
     if arr.dtype.kind not in "fiub":
         raise InputTypeError(f"{name} has dtype {arr.dtype}; expected real numbers (float, integer or bool)")
     if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
@@ -34,7 +35,7 @@ def finite_array(x: ArrayLike, name: str) -> NDArray[np.float64]:
 
 def bool_mask(mask: ArrayLike, name: str, shape: tuple[int, ...]) -> NDArray[np.bool_]:
     """A boolean array broadcast to ``shape`` (it must broadcast without changing ``shape``)."""
-    arr = np.asarray(mask)
+    arr = as_array(mask, name)
     if arr.dtype != np.bool_:
         raise AnalysisError(f"{name} has dtype {arr.dtype}; expected a boolean array (True/False)")
     try:

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import AnalysisError, expected_one_of
+from .._validate import as_array, check_choice
+from ..errors import AnalysisError
 from ..formats import FloatFormat, get_format
 from ._checks import real_array, real_scalar
 
@@ -122,7 +123,7 @@ def gamma(n: ArrayLike, u: FormatLike) -> Any:
     array([0.14285714, 0.33333333, 1.        ])
     """
     uu = unit_roundoff(u)
-    arr = np.asarray(n)
+    arr = as_array(n, "n")
     if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
         raise AnalysisError(f"n must be a non-negative integer (or an array of them), got {n!r}")
     if np.any(arr < 0):
@@ -221,8 +222,7 @@ def inner_product_error_bound(
     >>> round(inner_product_error_bound(x, x, "fp16", kind="probabilistic", delta=1e-6), 3)
     110.654
     """
-    if kind not in _KINDS:
-        raise AnalysisError(expected_one_of("kind", kind, _KINDS))
+    check_choice(kind, "kind", _KINDS, AnalysisError)
     u = unit_roundoff(fmt_or_u)
     xa = real_array(x, "x")
     ya = real_array(y, "y")

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import AnalysisError, expected_one_of
+from .._validate import as_array, check_choice
+from ..errors import AnalysisError
 from ._checks import bool_mask, real_array, real_scalar
 
 __all__ = ["lamp_select", "softmax_amplification", "softmax_kappa"]
@@ -53,7 +54,7 @@ def _check_probs(
     probs: ArrayLike, valid: ArrayLike | None, *, dtype: Any = np.float64
 ) -> tuple[NDArray[Any], NDArray[np.bool_] | None]:
     """Validate probability rows (last axis); return them in ``dtype`` with invalid entries set to 0."""
-    raw = np.asarray(probs)
+    raw = as_array(probs, "probs")
     arr = real_array(raw, "probs")
     if arr.ndim == 0:
         raise AnalysisError("probs must have at least one axis (rows along the last axis); got a scalar")
@@ -462,15 +463,13 @@ def lamp_select(
            [False, False, False],
            [ True, False, False]])
     """
-    if rule not in RULES:
-        raise AnalysisError(expected_one_of("rule", rule, RULES))
+    check_choice(rule, "rule", RULES, AnalysisError)
     if scan is not None and rule != "authors":
         raise AnalysisError(f"scan={scan!r} applies only to rule='authors' (got rule={rule!r})")
     t = _check_tau(tau)
     if rule == "authors":
         sc = "cuda" if scan is None else scan
-        if sc not in SCANS:
-            raise AnalysisError(expected_one_of("scan", sc, SCANS))
+        check_choice(sc, "scan", SCANS, AnalysisError)
         p32, mask = _check_probs(probs, valid, dtype=np.float32)
         out = _authors(np.ascontiguousarray(p32), t, sc)
         return out if mask is None else out & mask

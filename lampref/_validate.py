@@ -1,0 +1,122 @@
+"""Argument checks shared by every public entry point: one vocabulary for what is accepted.
+
+Each helper takes the value, the name of the parameter it came from, and (where the module has its own
+exception) the :class:`~lampref.errors.LamprefError` subclass to raise; every message names the parameter and
+states what was expected. None of them touches global state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .errors import InputTypeError, LamprefError, ModeError, ShapeError, expected_one_of
+
+__all__ = ["as_array", "check_bool", "check_choice", "check_rng"]
+
+
+def as_array(x: ArrayLike, name: str) -> NDArray[Any]:
+    """``numpy.asarray(x)``, with ragged nesting reported as a :class:`~lampref.errors.ShapeError`.
+
+    Nested sequences of unequal lengths (``[[1, 2], [3]]``) have no array shape: NumPy refuses them (or,
+    with ``dtype=object``, keeps the inner lists as elements). Both are reported here, naming ``name``.
+
+    Examples
+    --------
+    >>> from lampref._validate import as_array
+    >>> as_array([[1, 2], [3, 4]], "x").shape
+    (2, 2)
+    >>> as_array([[1, 2], [3]], "x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lampref.errors.ShapeError: x is a ragged nested sequence (inner lengths differ); expected a ...
+    """
+    if isinstance(x, np.ndarray):
+        arr: NDArray[Any] = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError) as err:
+            raise ShapeError(
+                f"{name} is a ragged nested sequence (inner lengths differ); expected a rectangular array "
+                f"({err})"
+            ) from None
+    if arr.dtype == object and any(isinstance(v, (list, tuple, np.ndarray)) for v in arr.reshape(-1)):
+        raise ShapeError(
+            f"{name} is a ragged nested sequence (inner lengths differ); expected a rectangular array"
+        )
+    return arr
+
+
+def check_rng(rng: Any, name: str = "rng") -> np.random.Generator | None:
+    """The random generator of one call: a Generator (used as is), a seed, or None.
+
+    A non-negative integer seed ``s`` becomes ``numpy.random.default_rng(s)``, once: a function that draws
+    in several steps must call this once and pass the Generator on, so that a seed and
+    ``default_rng(seed)`` give the same bits. Booleans, negative integers and anything else raise
+    :class:`~lampref.errors.ModeError`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref._validate import check_rng
+    >>> check_rng(None) is None, isinstance(check_rng(3), np.random.Generator)
+    (True, True)
+    >>> check_rng(-1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lampref.errors.ModeError: rng=-1 is not valid; expected None, a non-negative integer seed or a ...
+    """
+    if rng is None or isinstance(rng, np.random.Generator):
+        return rng
+    if not isinstance(rng, (bool, np.bool_)) and isinstance(rng, (int, np.integer)) and rng >= 0:
+        return np.random.default_rng(int(rng))
+    raise ModeError(
+        f"{name}={rng!r} is not valid; expected None, a non-negative integer seed or a numpy.random.Generator"
+    )
+
+
+def check_bool(value: Any, name: str, error: type[LamprefError] = InputTypeError) -> bool:
+    """``value`` as a bool when it is ``True`` or ``False`` (Python or NumPy), else ``error``.
+
+    Truthy stand-ins (``"yes"``, ``1``, ``None``) are refused: a flag is stated, never guessed.
+
+    >>> from lampref._validate import check_bool
+    >>> check_bool(True, "fma")
+    True
+    >>> check_bool("yes", "fma")
+    Traceback (most recent call last):
+    ...
+    lampref.errors.InputTypeError: fma='yes' is not valid; expected True or False
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise error(f"{name}={value!r} is not valid; expected True or False")
+
+
+def check_choice(
+    value: Any, name: str, choices: Sequence[str | None], error: type[LamprefError] = ModeError
+) -> Any:
+    """``value`` when it is one of ``choices`` (strings, and None where listed), else ``error``.
+
+    The comparison is by type first, so arrays and other objects with an elementwise ``==`` give the
+    error, never NumPy's "truth value of an array is ambiguous".
+
+    >>> from lampref._validate import check_choice
+    >>> check_choice("pairwise", "order", ("sequential", "pairwise"))
+    'pairwise'
+    >>> check_choice(["pairwise"], "order", ("sequential", "pairwise"))
+    Traceback (most recent call last):
+    ...
+    lampref.errors.ModeError: order=['pairwise'] is not valid; expected one of: 'sequential', 'pairwise'
+    """
+    if value is None and None in choices:
+        return None
+    if isinstance(value, str) and value in choices:
+        return value
+    named = [c for c in choices if c is not None]
+    message = expected_one_of(name, value, named)
+    raise error(message + (", or None" if None in choices else ""))
