@@ -35,6 +35,15 @@ $p + 2$ or more bits followed by the final rounding to $p \le 51$ bits is a corr
 rigorous bound on its error decide the rounding of almost every element; the few elements the bound cannot
 decide (and every element under stochastic rounding) are summed exactly with error-free transformations,
 falling back to rational arithmetic in the rare case those are not enough.
+
+Formats may reach float64's exponent range (``FloatFormat(p=24, emax=1023)``), and with ``products=fmt`` the
+operands may be any float64 values, so a sum or a product can leave float64's range, where these
+transformations are not exact. Such elements are detected (a non-finite error term from finite operands, a
+product beyond the range where Dekker's product is exact) and recomputed with rational arithmetic; a value
+at or beyond $2^{1024}$ is handed to the final rounding as an overflow of the same kind (the largest float64
+for the truncating modes, infinity otherwise), so the result is always the rounding of the exact value.
+With ``p = 53`` (round to nearest even only) the float64 sum is the rounding itself, except below the normal
+range of a narrower format, where it is recomputed too.
 """
 
 from __future__ import annotations
@@ -47,7 +56,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .errors import FormatError, InputValueError, ModeError, ShapeError, expected_one_of
+from ._validate import check_bool, check_choice, check_rng
+from .errors import FormatError, InputValueError, ModeError, ShapeError
 from .formats import FloatFormat, fp32, get_format
 from .rounding import (
     STOCHASTIC_MODES,
@@ -107,8 +117,18 @@ class Accumulator:
         ``"exact"``: every rounding is of the exact real value. ``"fp32"``: the authors' kernel, each step in
         float32 arithmetic, then the float32 accumulator rounded to ``fmt``.
     fma : bool, default False
-        With ``staging="fp32"``: the float32 step is ``fl32(acc + a*b)`` instead of
-        ``fl32(acc + fl32(a*b))``.
+        With ``staging="fp32"`` and ``block=1``: the float32 step is ``fl32(acc + a*b)`` (a fused
+        multiply-add) instead of ``fl32(acc + fl32(a*b))``. :meth:`authors` sets it, as the authors' Triton
+        kernel fuses.
+
+    Raises
+    ------
+    FormatError
+        A format that is unknown, or that cannot be emulated exactly (the message names ``fmt``,
+        ``block_fmt`` or ``products``).
+    ModeError
+        An unknown mode, order or staging, a block that is not an integer >= 1, an ``fma`` that is not a
+        bool, or a combination the model does not have; the message names the parameter.
 
     Examples
     --------
@@ -139,20 +159,18 @@ class Accumulator:
         if isinstance(self.block, bool) or not isinstance(self.block, (int, np.integer)) or self.block < 1:
             raise ModeError(f"block={self.block!r} is not valid; expected an integer >= 1")
         object.__setattr__(self, "block", int(self.block))
-        if self.order not in ORDERS:
-            raise ModeError(expected_one_of("order", self.order, ORDERS))
-        if self.staging not in STAGINGS:
-            raise ModeError(expected_one_of("staging", self.staging, STAGINGS))
-        if self.products != "exact":
-            if isinstance(self.products, str):
-                try:
-                    object.__setattr__(self, "products", get_format(self.products))
-                except FormatError:
-                    raise ModeError(
-                        f"products={self.products!r} is not valid; expected 'exact' or a FloatFormat"
-                    ) from None
-            elif not isinstance(self.products, FloatFormat):
-                raise ModeError(f"products={self.products!r} is not valid; expected 'exact' or a FloatFormat")
+        check_choice(self.order, "order", ORDERS)
+        check_choice(self.staging, "staging", STAGINGS)
+        object.__setattr__(self, "fma", check_bool(self.fma, "fma", ModeError))
+        if isinstance(self.products, str) and self.products != "exact":
+            try:
+                object.__setattr__(self, "products", get_format(self.products))
+            except FormatError:
+                raise ModeError(
+                    f"products={self.products!r} is not valid; expected 'exact' or a FloatFormat"
+                ) from None
+        elif not isinstance(self.products, (str, FloatFormat)):
+            raise ModeError(f"products={self.products!r} is not valid; expected 'exact' or a FloatFormat")
         if self.fma and (self.staging != "fp32" or self.block != 1):
             raise ModeError(
                 "fma=True only applies to staging='fp32' with block=1 (the exact path and the block sums "
@@ -194,19 +212,27 @@ class Accumulator:
         return f"Accumulator({', '.join(parts)})"
 
     @classmethod
-    def authors(cls, m: int, block: int = 1) -> Accumulator:
+    def authors(cls, m: int, block: int = 1, *, fma: bool | None = None) -> Accumulator:
         """The LAMP authors' kernel for ``m`` mantissa bits: float32 staging, nearest-even rounding of the
         float32 accumulator to ``fp32_mantissa(m)`` after every product (``block=1``, their "strict") or
         after every 32-wide block (``block=32``, their "efficient"). For ``m = 0`` their bit trick's tie
         rule (the exponent field's parity) is reproduced, see ``_authors_round_m0``.
 
+        ``fma`` (``block=1`` only) defaults to True: their strict step ``acc += a * b`` is compiled by
+        Triton, which contracts a multiply and an add into one fused multiply-add unless the kernel is
+        compiled with ``enable_fp_fusion=False`` (see the accumulation page of the documentation), so the
+        float32 step is ``fl32(acc + a*b)`` with the product exact. ``fma=False`` gives the unfused
+        ``fl32(acc + fl32(a*b))``.
+
         >>> from lampref import Accumulator
-        >>> Accumulator.authors(10).fmt.p
-        11
+        >>> Accumulator.authors(10).fmt.p, Accumulator.authors(10).fma, Accumulator.authors(10, 32).fma
+        (11, True, False)
         """
         from .formats import fp32_mantissa
 
-        return cls(fp32_mantissa(m), block=block, staging="fp32")
+        if fma is None:
+            fma = isinstance(block, (int, np.integer)) and not isinstance(block, bool) and block == 1
+        return cls(fp32_mantissa(m), block=block, staging="fp32", fma=fma)
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -256,14 +282,85 @@ def _odd53(h: NDArray[np.float64], err: NDArray[np.float64]) -> NDArray[np.float
     return out.view(np.float64)
 
 
+_F64_MAX = float(np.finfo(np.float64).max)  # (2 - 2**-52) * 2**1023, an odd significand
+_F64_OVERFLOW = Fraction(2) ** 1024
+
+
 def _fraction_odd53(v: Fraction) -> float:
-    """Round a rational to odd at 53 bits (a float)."""
+    """Round a rational of magnitude below 2**1024 to odd at 53 bits (a float)."""
+    if abs(v) > _F64_MAX:  # between the largest float64 and 2**1024: truncation gives it, and it is odd
+        return math.copysign(_F64_MAX, v)
     f = float(v)  # correctly rounded to nearest
-    if Fraction(f) == v or not math.isfinite(f):
+    if Fraction(f) == v:
         return f
     if int.from_bytes(np.float64(f).tobytes(), "little") & 1:
         return f
     return float(np.nextafter(f, math.inf if Fraction(f) < v else -math.inf))
+
+
+def _truncating(mode: str, negative: bool) -> bool:
+    """Whether an overflow in ``mode`` gives the largest finite value (IEEE 754, clause 7.4)."""
+    return mode in ("toward_zero", "odd") or mode == ("toward_pos" if negative else "toward_neg")
+
+
+def _proxy(v: Fraction, fmt: FloatFormat, mode: str) -> float:
+    """A float64 value whose rounding to ``fmt`` with ``mode`` is the rounding of the exact rational ``v``.
+
+    For the elements whose exact value left float64's range (or, with p = 53, lies below ``fmt``'s normal
+    range). Below 2**1024 in magnitude: ``v`` rounded to odd at 53 bits, which the final rounding to
+    p <= 51 bits turns into the correct rounding; at or beyond 2**1024 (above every format's largest value):
+    the largest float64, which truncating modes round to ``fmt.max``, or an infinity, which every other mode
+    rounds as it rounds an overflow (to infinity, to NaN without infinity, to ``fmt.max`` when saturating).
+    With p = 53 (round to nearest even) the value is rounded here, exactly, into ``fmt``. For the stochastic
+    modes it is ``v`` rounded to the nearest float64, so that the probabilities stay those of ``v`` to
+    float64's resolution (a value far below ``fmt``'s smallest step is not pulled up to float64's).
+    """
+    negative = v < 0
+    if abs(v) >= _F64_OVERFLOW:
+        big = _F64_MAX if _truncating(mode, negative) and fmt.p <= 51 else math.inf
+        return -big if negative else big
+    if mode in STOCHASTIC_MODES:  # the nearest float64 keeps the probabilities to float64's resolution
+        return math.copysign(_F64_MAX, v) if abs(v) > _F64_MAX else float(v)
+    if fmt.p <= 51:
+        return _fraction_odd53(v)
+    assert fmt.emin is not None  # p = 53, nearest even
+    if abs(v) >= fmt.smallest_normal or (fmt.emin == -1022 and fmt.subnormals):
+        try:
+            return float(v)  # correctly rounded, ties to even
+        except OverflowError:
+            return -math.inf if negative else math.inf
+    if not fmt.subnormals:
+        return _fraction_odd53(v)  # keeps the comparison with half the smallest normal
+    q = fmt.emin - 52  # the subnormal step of fmt
+    n = round(v / Fraction(2) ** q)  # to nearest, ties to even
+    return math.copysign(math.ldexp(float(n), q), -1.0 if negative else 1.0)
+
+
+def _rounding_input(
+    h: NDArray[np.float64], err: NDArray[np.float64], fmt: FloatFormat
+) -> tuple[NDArray[np.float64], NDArray[np.bool_] | None]:
+    """The float64 input of the rounding to ``fmt`` for the exact value ``h + err`` (``h = fl(h + err)``).
+
+    For p <= 51: ``h + err`` rounded to odd at 53 bits. For p = 53 (round to nearest even): ``h`` itself,
+    which is the rounding into ``fmt`` except below ``fmt``'s normal range when that range is narrower
+    than float64's (there it would be a double rounding): those elements are returned flagged, for
+    :func:`_recompute`. A NaN ``err`` (``h`` infinite) counts as zero.
+    """
+    if fmt.p <= 51:
+        return _odd53(h, err), None
+    if fmt.emin == -1022 and fmt.subnormals:
+        return h, None
+    with np.errstate(invalid="ignore"):
+        return h, (err != 0) & (np.abs(h) <= fmt.smallest_normal)
+
+
+def _recompute(
+    out: NDArray[np.float64], bad: NDArray[np.bool_], exact: Any, fmt: FloatFormat, mode: str
+) -> NDArray[np.float64]:
+    """Replace ``out`` at ``bad`` by the proxy (:func:`_proxy`) of ``exact(index)``, a rational."""
+    for index in zip(*np.nonzero(bad), strict=True):
+        out[index] = _proxy(exact(index), fmt, mode)
+    return out
 
 
 class _Context:
@@ -277,17 +374,27 @@ class _Context:
         self.round_prod = (
             Rounder(acc.products, acc.products_mode) if isinstance(acc.products, FloatFormat) else None
         )
-        self.p53 = acc.fmt.p == 53
         self.exact_products = True  # every product of the operands is exact in float64
 
     def add(self, s: NDArray[np.float64], t: NDArray[np.float64]) -> NDArray[np.float64]:
-        """fl(s + t) rounded into the accumulator format, exactly."""
+        """fl(s + t) rounded into the accumulator format, exactly.
+
+        TwoSum is exact unless float64 overflows; then (finite s and t, a NaN error term) the exact sum is
+        formed with rationals for those elements only, and so is every element :func:`_rounding_input`
+        flags.
+        """
         h, err = _two_sum(s, t)
         if self.acc.mode == "toward_neg":
             h = _negative_zero_sums(h, s, t)
-        if self.p53:
-            return self.round_acc(h, self.gen)
-        return self.round_acc(_odd53(h, err), self.gen)
+        x, bad = _rounding_input(h, err, self.acc.fmt)
+        if not np.isfinite(err).all():
+            over = ~np.isfinite(err) & np.isfinite(s) & np.isfinite(t)
+            bad = over if bad is None else bad | over
+        if bad is not None and bad.any():
+            x = _recompute(
+                x, bad, lambda i: Fraction(float(s[i])) + Fraction(float(t[i])), self.acc.fmt, self.acc.mode
+            )
+        return self.round_acc(x, self.gen)
 
 
 def _negative_zero_sums(h: NDArray[np.float64], *terms: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -309,14 +416,39 @@ def _product(ctx: _Context, a_col: NDArray[np.float64], b_row: NDArray[np.float6
         return p if ctx.round_prod is None else ctx.round_prod(p, ctx.gen)
     assert ctx.round_prod is not None
     aa, bb = np.broadcast_arrays(a_col[:, None], b_row[None, :])
-    return ctx.round_prod(_rounded_product_input(aa, bb), ctx.gen)
+    return ctx.round_prod(_rounded_product_input(ctx, aa, bb), ctx.gen)
 
 
-def _rounded_product_input(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The exact product a * b rounded to odd at 53 bits: a correct input for the product rounding."""
-    p, e = _two_prod(a, b)
-    finite = np.isfinite(p)
-    return np.where(finite, _odd53(p, np.where(finite, e, 0.0)), p)
+def _rounded_product_input(
+    ctx: _Context, a: NDArray[np.float64], b: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """The exact product a * b rounded to odd at 53 bits: a correct input for the product rounding.
+
+    Dekker's product is exact when no step overflows or underflows: operands and product between 2**-960
+    and 2**990 in magnitude (with margin). The other products of finite nonzero operands, those beyond
+    float64's range included, are formed with rationals (:func:`_proxy`).
+    """
+    fmt = ctx.acc.products
+    assert isinstance(fmt, FloatFormat)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        p, e = _two_prod(a, b)
+        finite = np.isfinite(p)
+        x, flagged = _rounding_input(p, np.where(finite, e, 0.0), fmt)
+        out = np.where(finite, x, p)
+        ap, aa, ab = np.abs(p), np.abs(a), np.abs(b)
+        safe = (ap <= 2.0**990) & (ap >= 2.0**-960) & (aa <= 2.0**990) & (ab <= 2.0**990)
+        bad = ~safe & (aa > 0) & (ab > 0) & (aa < np.inf) & (ab < np.inf)
+        if flagged is not None:
+            bad |= flagged & finite
+    if bad.any():
+        out = _recompute(
+            out,
+            bad,
+            lambda i: Fraction(float(a[i])) * Fraction(float(b[i])),
+            fmt,
+            ctx.acc.products_mode,
+        )
+    return out
 
 
 def _fold(ctx: _Context, terms: list[Any], term: Any) -> NDArray[np.float64]:
@@ -388,10 +520,10 @@ def _block_sum_exact(ctx: _Context, a: NDArray[np.float64], b: NDArray[np.float6
                 p = ctx.round_prod(p, ctx.gen)
         else:
             assert ctx.round_prod is not None
-            p = ctx.round_prod(_rounded_product_input(a, b), ctx.gen)
+            p = ctx.round_prod(_rounded_product_input(ctx, a, b), ctx.gen)
         hi = p[:, 0].copy()
         lo = np.zeros_like(hi)
-        inexact = np.zeros(hi.shape, dtype=bool)
+        inexact = np.zeros(hi.shape, dtype=bool)  # also where float64 overflowed (a NaN error term)
         for j in range(1, p.shape[1]):
             hi, e = _two_sum(hi, p[:, j])
             lo, e2 = _two_sum(lo, e)
@@ -403,10 +535,18 @@ def _block_sum_exact(ctx: _Context, a: NDArray[np.float64], b: NDArray[np.float6
         lo = np.where(finite, lo, 0.0)
         if ctx.acc.block_mode == "toward_neg":
             hi = _negative_zero_sums(hi, *p.T)
-        v = _odd53(hi, lo)
+        block_fmt, block_mode = ctx.acc.block_fmt, ctx.acc.block_mode
+        v, flagged = _rounding_input(hi, lo, block_fmt)
+        v = v.copy()
+        if flagged is not None:
+            inexact |= flagged
     bad = np.nonzero(inexact & finite)[0]
     for i in bad:
-        v[i] = _fraction_odd53(sum((Fraction(x) for x in p[i]), Fraction(0)))
+        exact = sum((Fraction(float(x)) for x in p[i]), Fraction(0))
+        if exact == 0:  # nonzero terms cancelling exactly: +0, or -0 rounding toward -inf (IEEE 754, 6.3)
+            v[i] = -0.0 if block_mode == "toward_neg" else 0.0
+        else:
+            v[i] = _proxy(exact, block_fmt, block_mode)
     return ctx.round_block(v, ctx.gen)
 
 
@@ -513,7 +653,8 @@ def matmul(a: ArrayLike, b: ArrayLike, acc: Accumulator | None = None, *, rng: R
     acc : Accumulator, optional
         The accumulation model. None: plain float32 BLAS (``numpy.matmul`` in float32).
     rng : numpy.random.Generator or int, optional
-        Randomness for stochastic modes (required then).
+        Randomness for stochastic modes (required then): a Generator, or a non-negative seed that gives
+        the same bits as ``numpy.random.default_rng(seed)``.
 
     Returns
     -------
@@ -523,9 +664,12 @@ def matmul(a: ArrayLike, b: ArrayLike, acc: Accumulator | None = None, *, rng: R
     Raises
     ------
     ShapeError
-        If the inner dimensions differ or the batch dimensions do not broadcast.
+        If the inner dimensions differ, the batch dimensions do not broadcast, or an operand is ragged.
     InputValueError
         If the operands are not float32 values and the products are meant to be exact.
+    ModeError
+        If ``acc`` is not an Accumulator, or ``rng`` is not None, a non-negative integer or a Generator (or
+        is None where the accumulation is stochastic).
 
     Notes
     -----
@@ -544,6 +688,7 @@ def matmul(a: ArrayLike, b: ArrayLike, acc: Accumulator | None = None, *, rng: R
     >>> L.matmul(a, b, L.Accumulator(L.get_format("fp16"), order="reverse"))
     array([[1.0009766]], dtype=float32)
     """
+    gen = check_rng(rng)
     a_arr = as_exact_array(a, "a")
     b_arr = as_exact_array(b, "b")
     if a_arr.ndim == 0 or b_arr.ndim == 0:
@@ -575,8 +720,7 @@ def matmul(a: ArrayLike, b: ArrayLike, acc: Accumulator | None = None, *, rng: R
         or (acc.block > 1 and acc.block_mode in STOCHASTIC_MODES)
         or (isinstance(acc.products, FloatFormat) and acc.products_mode in STOCHASTIC_MODES)
     )
-    gen = as_generator(rng) if stochastic else None
-    ctx = _Context(acc, gen)
+    ctx = _Context(acc, as_generator(gen) if stochastic else None)
     fp32_staging = acc.staging == "fp32"
     if acc.products == "exact" or fp32_staging:
         _check_float32_values(a2, "a")
@@ -614,13 +758,14 @@ def dot(x: ArrayLike, y: ArrayLike, acc: Accumulator | None = None, *, rng: RngL
     >>> float(L.dot(np.float32([1, 2**-11, 2**-11]), np.ones(3, np.float32), L.Accumulator("fp16")))
     1.0
     """
+    gen = check_rng(rng)
     x_arr = as_exact_array(x, "x")
     y_arr = as_exact_array(y, "y")
     if x_arr.ndim == 0 or y_arr.ndim == 0:
         raise ShapeError("dot operands must be vectors (or batches of vectors)")
     if x_arr.shape[-1] != y_arr.shape[-1]:
         raise ShapeError(f"dot: x has shape {x_arr.shape} and y has shape {y_arr.shape}; lengths differ")
-    out = matmul(x_arr[..., None, :], y_arr[..., :, None], acc, rng=rng)[..., 0, 0]
+    out = matmul(x_arr[..., None, :], y_arr[..., :, None], acc, rng=gen)[..., 0, 0]
     return out[()] if np.ndim(out) == 0 else out
 
 
@@ -638,6 +783,10 @@ def linear(
     authors' linear layer: exactly (``staging="exact"``), or in float32 arithmetic followed by the rounding
     to the accumulator format (``staging="fp32"``). ``acc=None`` is float32 BLAS plus a float32 bias.
 
+    The bias has shape ``(out,)`` or any shape that broadcasts to the output's (else
+    :class:`~lampref.errors.ShapeError`). Under stochastic rounding one call draws from one stream: the
+    product's roundings first, then the bias step's, whether ``rng`` is a seed or a Generator.
+
     Examples
     --------
     >>> import numpy as np, lampref as L
@@ -645,15 +794,29 @@ def linear(
     >>> L.linear(x, w, bias, L.Accumulator("fp16"))
     array([[1.]], dtype=float32)
     """
-    y = matmul(x, w, acc, rng=rng)
-    if bias is None:
+    gen = check_rng(rng)  # one generator for the product and the bias step
+    w_arr = as_exact_array(w, "w")
+    b_arr = None if bias is None else as_exact_array(bias, "bias")
+    if b_arr is not None and b_arr.ndim and w_arr.ndim >= 2 and b_arr.shape[-1] not in (1, w_arr.shape[-1]):
+        raise ShapeError(
+            f"linear: bias has shape {b_arr.shape}; expected ({w_arr.shape[-1]},) (w has shape {w_arr.shape})"
+        )
+    y = matmul(x, w_arr, acc, rng=gen)
+    if b_arr is None:
         return y
-    b_arr = as_exact_array(bias, "bias")
-    if b_arr.shape and b_arr.shape[-1] != np.shape(y)[-1]:
-        raise ShapeError(f"linear: bias has shape {b_arr.shape}; expected ({np.shape(y)[-1]},)")
+    try:
+        fits = np.broadcast_shapes(b_arr.shape, np.shape(y)) == np.shape(y)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ShapeError(
+            f"linear: bias has shape {b_arr.shape}; expected a shape that broadcasts to the output's "
+            f"{np.shape(y)}"
+        )
     if acc is None:
         return (y + b_arr.astype(np.float32)).astype(np.float32)
-    gen = as_generator(rng) if acc.mode in STOCHASTIC_MODES else None
+    if acc.mode in STOCHASTIC_MODES:
+        gen = as_generator(gen)
     if acc.staging == "fp32":
         _check_float32_values(b_arr, "bias")
         s32 = np.asarray(y, dtype=np.float32) + b_arr.astype(np.float32)

@@ -54,9 +54,10 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from ._validate import check_choice, check_rng
 from .accumulate import Accumulator, matmul
 from .analysis.softmax import lamp_select, softmax_kappa
-from .errors import AnalysisError, InputTypeError, expected_one_of
+from .errors import AnalysisError, InputTypeError
 from .gpt2.model import causal_softmax
 from .gpt2.plan import AttentionProbs
 from .rounding import round_to
@@ -201,12 +202,8 @@ class LampConfig:
                 "tau -> 1 recomputes almost everything)"
             )
         object.__setattr__(self, "tau", t)
-        if self.rule not in RULES:
-            raise AnalysisError(expected_one_of("rule", self.rule, RULES))
-        if self.baseline not in BASELINES:
-            raise AnalysisError(
-                expected_one_of("baseline", self.baseline, ("random", "random_authors")) + ", or None"
-            )
+        check_choice(self.rule, "rule", RULES, AnalysisError)
+        check_choice(self.baseline, "baseline", BASELINES, AnalysisError)
         seed = self.seed
         if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise AnalysisError(f"seed={seed!r} is not valid; expected a non-negative integer")
@@ -247,6 +244,7 @@ class LampConfig:
         The returned mask covers valid (causal) entries only; with ``baseline="random_authors"`` the draws
         that land on masked positions are dropped from it.
         """
+        rng = check_rng(rng)  # one stream for the whole call, whatever was given
         H, n, _ = q.shape
         N = k.shape[1]
         low = _site_scores(q, k, self.score, rng)  # [H, n, N]
@@ -264,6 +262,7 @@ class LampConfig:
         keys of positions ``0 .. N - 1``. Returns the scores after recomputation (before the mask), the
         probabilities, and the statistics of the module notes.
         """
+        rng = check_rng(rng)  # one stream for the whole call: selection, baseline and recomputation
         H, n, _ = q.shape
         N = k.shape[1]
         low, probs_low, sel = self.select(q, k, start=start, layer=layer, rng=rng)

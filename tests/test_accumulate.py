@@ -641,9 +641,9 @@ AUTHORS_SCALES = ["int", 2.0**-140, 2.0**-10, 1.0, 2.0**40, 2.0**64, F32_MAX]
 def test_fp32_staging_equals_authors_kernel(m: int, variant: str, ab: tuple) -> None:
     a, b = ab
     if variant == "plain":
-        acc, want = Accumulator.authors(m), authors_kernel(a, b, m)
+        acc, want = Accumulator(fp32_mantissa(m), staging="fp32"), authors_kernel(a, b, m)
     elif variant == "fma":
-        acc = Accumulator(fp32_mantissa(m), staging="fp32", fma=True)
+        acc = Accumulator.authors(m)  # Triton fuses the strict step's multiply and add
         want = authors_kernel(a, b, m, fma=True)
     else:
         acc, want = Accumulator.authors(m, block=32), authors_kernel(a, b, m, block=32)
@@ -658,10 +658,45 @@ def test_fp32_staging_on_a_long_sum(m: int) -> None:
     rng = np.random.default_rng(m)
     a = rng.integers(-8, 9, (4, 300)).astype(np.float32) * np.float32(0.375)
     b = rng.standard_normal((300, 3)).astype(np.float32)
-    assert_same_bits(matmul(a, b, Accumulator.authors(m)), authors_kernel(a, b, m), f"m={m}")
+    assert_same_bits(matmul(a, b, Accumulator.authors(m)), authors_kernel(a, b, m, fma=True), f"m={m}")
+    assert_same_bits(
+        matmul(a, b, Accumulator.authors(m, fma=False)), authors_kernel(a, b, m), f"m={m}, unfused"
+    )
     assert_same_bits(
         matmul(a, b, Accumulator.authors(m, block=32)), authors_kernel(a, b, m, block=32), f"m={m}"
     )
+
+
+# Step 2 of [[-1, 1 + 2**-12]] @ [[1], [1 + 2**-12]]: the product is 1 + 2**-11 + 2**-24. Unfused, float32
+# rounds it to 1 + 2**-11 (a tie, to even) and -1 + that is 2**-11; fused, -1 + the exact product is
+# 2**-11 + 2**-24, a float32 value that m >= 13 mantissa bits keep.
+FUSED_DIFFERS = (f32([[-1, 1 + 2**-12]]), f32([[1], [1 + 2**-12]]))
+
+
+@pytest.mark.parametrize("m", range(24))
+@settings(max_examples=10)
+@given(ab=operands(max_k=40, scales=AUTHORS_SCALES))
+@example(ab=FUSED_DIFFERS)
+def test_issue11_item15_authors_strict_kernel_is_fused(m: int, ab: tuple) -> None:
+    """Accumulator.authors(m) must match the authors' Triton kernel, whose acc += a*b compiles to an FMA."""
+    a, b = ab
+    acc = Accumulator.authors(m)
+    assert acc == Accumulator(fp32_mantissa(m), staging="fp32", fma=True)
+    # oracle: per step the exact acc + a*b (Fraction) rounded once to float32 (MPFR), then the authors'
+    # mantissa rounding on the bit pattern
+    assert_same_bits(matmul(a, b, acc), authors_kernel(a, b, m, fma=True), f"m={m}")
+
+
+def test_issue11_item15_fused_and_unfused_by_hand() -> None:
+    """The fused default and the unfused choice differ where float32 rounds the product first."""
+    a, b = FUSED_DIFFERS
+    assert_same_bits(matmul(a, b, Accumulator.authors(23)), f32([[2**-11 + 2**-24]]))
+    assert_same_bits(matmul(a, b, Accumulator.authors(13)), f32([[2**-11 + 2**-24]]))
+    assert_same_bits(matmul(a, b, Accumulator.authors(12)), f32([[2**-11]]))  # a tie at m = 12: to even
+    assert_same_bits(matmul(a, b, Accumulator.authors(23, fma=False)), f32([[2**-11]]))
+    assert not Accumulator.authors(10, block=32).fma  # tl.dot blocks: no multiply-add to fuse
+    with pytest.raises(ModeError, match="fma"):
+        Accumulator.authors(10, block=32, fma=True)
 
 
 def test_fp32_staging_m0_ties_follow_the_bit_pattern() -> None:
@@ -678,7 +713,7 @@ def test_linear_fp32_staging_equals_authors(m: int) -> None:
     w = rng.standard_normal((40, 5)).astype(np.float32)
     bias = (rng.standard_normal(5) * 4).astype(np.float32)
     for block in (1, 32):
-        y = authors_kernel(x, w, m, block=block)
+        y = authors_kernel(x, w, m, block=block, fma=block == 1)
         want = authors_round((y + bias).astype(np.float32), m)
         assert_same_bits(linear(x, w, bias, Accumulator.authors(m, block=block)), want, (m, block))
     with pytest.raises(InputValueError, match="bias"):
@@ -856,7 +891,7 @@ def test_accumulator_is_a_hashable_value() -> None:
     assert type(acc.block) is int
     assert acc.products == bf16
     assert hash(acc) == hash(Accumulator(fp16, block=4, products=bf16))
-    assert Accumulator.authors(10) == Accumulator(fp32_mantissa(10), staging="fp32")
+    assert Accumulator.authors(10) == Accumulator(fp32_mantissa(10), staging="fp32", fma=True)
     assert Accumulator.authors(10, block=32).block == 32
     with pytest.raises(AttributeError):
         acc.mode = "odd"  # type: ignore[misc]
@@ -868,3 +903,205 @@ def test_no_acc_is_float32_blas() -> None:
     b = rng.standard_normal((5, 4)).astype(np.float32)
     assert_same_bits(matmul(a, b), np.matmul(a, b))
     assert matmul(a, b).dtype == np.float32
+
+
+# ------------------------------------------------------------ exact sums beyond float64's range
+F64_MAX = float(np.finfo(np.float64).max)
+WIDE = FloatFormat(p=24, emax=1023)  # float32's precision with float64's exponent range
+WIDE_FORMATS = [
+    WIDE,
+    FloatFormat(p=3, emax=1023),
+    FloatFormat(p=51, emax=1023),
+    FloatFormat(p=11, emax=1023, emin=-1000),
+    FloatFormat(p=8, emax=1023, subnormals=False),
+    fp64,
+    FloatFormat(p=53, emax=1023, emin=-1000),  # p = 53 with a narrower normal range than float64's
+]
+
+
+def _edge_magnitudes() -> st.SearchStrategy[float]:
+    """Finite float64 values near float64's overflow and underflow thresholds, and ordinary ones."""
+    mantissa = st.floats(1.0, 2.0, exclude_max=True)
+    exponent = st.one_of(st.integers(1000, 1023), st.integers(-1074, -960), st.integers(-3, 3))
+    sign = st.sampled_from([1.0, -1.0])
+    return st.builds(lambda m, e, s: s * math.ldexp(m, e), mantissa, exponent, sign)
+
+
+@st.composite
+def wide_accumulators(draw: st.DrawFn) -> Accumulator:
+    """Accumulators whose formats reach float64's exponent range, products rounded to such a format."""
+
+    def fmt_and_mode() -> tuple[FloatFormat, str]:
+        fmt = draw(st.sampled_from(WIDE_FORMATS))
+        return fmt, draw(st.sampled_from(("nearest_even",) if fmt.p == 53 else DETERMINISTIC_MODES))
+
+    fmt, mode = fmt_and_mode()
+    products, products_mode = fmt_and_mode()
+    block = draw(st.sampled_from([1, 1, 2, 3]))
+    block_fmt, block_mode = fmt_and_mode() if block > 1 else (fp32, "nearest_even")
+    return Accumulator(
+        fmt,
+        mode,
+        block=block,
+        block_fmt=block_fmt,
+        block_mode=block_mode,
+        order=draw(st.sampled_from(ORDERS)),
+        products=products,
+        products_mode=products_mode,
+    )
+
+
+@st.composite
+def edge_operands(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    M, N, K = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 5))
+    elem = st.one_of(_edge_magnitudes(), st.sampled_from([1.0, -1.0, 0.5, 0.0]))
+    a = draw(st.lists(elem, min_size=M * K, max_size=M * K))
+    b = draw(st.lists(elem, min_size=K * N, max_size=K * N))
+    return np.array(a).reshape(M, K), np.array(b).reshape(K, N)
+
+
+ISSUE_ACC = Accumulator(WIDE, "toward_zero", products=WIDE)
+SUBNORMAL_53 = FloatFormat(p=53, emax=1023, emin=-1000)
+
+
+@settings(max_examples=300)
+@given(acc=wide_accumulators(), ab=edge_operands())
+@example(acc=ISSUE_ACC, ab=(np.array([[1e308, 1e308]]), np.array([[1.0], [1.0]])))
+@example(acc=ISSUE_ACC, ab=(np.array([[1e308, 1e308, -1e308]]), np.array([[1.0], [1.0], [1.0]])))
+@example(  # the products overflow float64, the truncated products do not
+    acc=Accumulator(WIDE, "toward_zero", products=WIDE, products_mode="toward_zero"),
+    ab=(np.array([[1e200, -1e200]]), np.array([[1e200], [1e-200]])),
+)
+@example(  # a product below float64's smallest subnormal rounds up to WIDE's smallest one
+    acc=Accumulator(WIDE, "toward_pos", products=WIDE, products_mode="toward_pos"),
+    ab=(np.array([[1e-200]]), np.array([[1e-200]])),
+)
+@example(  # float64 rounds the sum to a tie of the p = 53 format below its normal range: double rounding
+    acc=Accumulator(SUBNORMAL_53, products=fp64),
+    ab=(np.array([[2.0**-1001, 2.0**-1053 + 2.0**-1070]]), np.array([[1.0], [1.0]])),
+)
+@example(  # block sums overflowing float64 mid-block
+    acc=Accumulator(WIDE, "toward_neg", block=3, block_fmt=WIDE, block_mode="odd", products=fp64),
+    ab=(np.array([[1e308, 1e308, -1e308]]), np.array([[1.0], [1.0], [1.0]])),
+)
+def test_issue11_item02_exact_sum_beyond_float64_range(acc: Accumulator, ab: tuple) -> None:
+    """Intermediates of the exact path that leave float64's range must not turn into an accidental inf/0."""
+    a, b = ab
+    with np.errstate(all="ignore"):
+        want = reference_matmul(a, b, acc)
+    assert_same_bits(matmul(a, b, acc), want, f"{acc!r}\na={a.tolist()}\nb={b.tolist()}")
+
+
+def test_issue11_item02_the_reported_instances() -> None:
+    """1e308 + 1e308 truncates to F.max in F = (p=24, emax=1023); minus 1e308 that is 7.977e307, not inf."""
+    two = matmul([[1e308, 1e308]], [[1.0], [1.0]], ISSUE_ACC)
+    assert two[0, 0] == WIDE.max
+    three = matmul([[1e308, 1e308, -1e308]], [[1.0], [1.0], [1.0]], ISSUE_ACC)
+    f_1e308 = float(Fraction(1e308).limit_denominator(1))  # 1e308 is an integer: rounded toward 0 in WIDE
+    lo = mpfr_round_fraction(Fraction(f_1e308), WIDE, "toward_zero")
+    assert three[0, 0] == mpfr_round_fraction(Fraction(WIDE.max) - Fraction(lo), WIDE, "toward_zero")
+    assert 7.97e307 < three[0, 0] < 7.98e307
+
+
+@settings(max_examples=150)
+@given(
+    fmt=st.sampled_from(WIDE_FORMATS),
+    mode=st.sampled_from(DETERMINISTIC_MODES),
+    y=_edge_magnitudes(),
+    bias=_edge_magnitudes(),
+)
+@example(fmt=WIDE, mode="toward_zero", y=1e308, bias=1e308)
+def test_issue11_item02_linear_bias_beyond_float64_range(
+    fmt: FloatFormat, mode: str, y: float, bias: float
+) -> None:
+    """The bias step of linear is exact too: y + bias beyond float64's range rounds like the exact sum."""
+    if fmt.p == 53:
+        mode = "nearest_even"
+    acc = Accumulator(fmt, mode, products=fmt, products_mode=mode)
+    out = linear([[y]], [[1.0]], [bias], acc)
+    with np.errstate(all="ignore"):
+        prod = reference_matmul(np.array([[y]]), np.array([[1.0]]), acc)[0, 0]
+    total = Fraction(prod) + Fraction(bias) if math.isfinite(prod) else None
+    if total is None:
+        want = prod
+    elif total == 0:
+        want = -0.0 if mode == "toward_neg" else 0.0
+    else:
+        want = mpfr_round_fraction(total, fmt, mode)
+    assert_same_bits(out, [[want]], f"{acc!r} y={y!r} bias={bias!r}")
+
+
+@pytest.mark.parametrize("mode", ["toward_pos", *SR_MODES])
+def test_issue11_item02_products_below_float64(mode: str) -> None:
+    """A product below float64's subnormals rounds as its exact value: up to the format's smallest value
+    toward +inf; under stochastic rounding (probability 1e-400 / 2**-1045) not pulled up to float64's."""
+    acc = Accumulator(WIDE, mode, products=WIDE, products_mode=mode)
+    a = np.full((400, 1), 1e-200)
+    got = matmul(a, np.array([[1e-200]]), acc, rng=3)  # exact 1e-400
+    want = WIDE.smallest_subnormal if mode == "toward_pos" else 0.0
+    assert_same_bits(got, np.full((400, 1), want))
+    big = matmul(np.full((50, 2), 1e308), np.ones((2, 1)), acc, rng=4)  # exact 2e308 >= 2**1024
+    assert np.isposinf(big).all()
+
+
+# ------------------------------------------------------------------ one call, one random stream
+@pytest.mark.parametrize("staging", ["exact", "fp32"])
+@pytest.mark.parametrize("mode", SR_MODES)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_issue11_item03_linear_bias_rounding_independent_of_first_step(
+    staging: str, mode: str, seed: int
+) -> None:
+    """linear(..., rng=<int>) must not reuse the first step's random words for the bias rounding."""
+    # p = 4: x = 1 + 2**-4 lies halfway between 1 and 1.125, and so do y + 2**-4 for both y: two fair coins
+    acc = Accumulator(fp32_mantissa(3), mode=mode, staging=staging)
+    n = 400
+    x = np.full((n, 1), 1 + 2**-4, np.float32)
+    out = np.asarray(linear(x, f32([[1.0]]), f32([2**-4]), acc, rng=seed), dtype=np.float64)
+    y = np.asarray(matmul(x, f32([[1.0]]), acc, rng=seed), dtype=np.float64)  # the first step alone
+    first_up = y == 1.125
+    assert set(np.unique(out)) <= {1.0, 1.125, 1.25}
+    second_up = out == np.where(first_up, 1.25, 1.125)
+    table = [int(((first_up == i) & (second_up == j)).sum()) for i in (0, 1) for j in (0, 1)]
+    # independent fair coins: each cell ~ Binomial(400, 1/4), mean 100, sd 8.7; reused words: 0, 200, 200, 0
+    assert min(table) >= 60, table
+
+
+SR_CALLS = {
+    "round_to": lambda rng, mode: lampref.round_to(np.linspace(0, 1, 37), fp32_mantissa(3), mode, rng=rng),
+    "matmul": lambda rng, mode: matmul(
+        np.linspace(-1, 1, 24, dtype=np.float32).reshape(4, 6),
+        np.linspace(1, 2, 18, dtype=np.float32).reshape(6, 3),
+        Accumulator(fp32_mantissa(3), mode, products=bf16, products_mode=mode),
+        rng=rng,
+    ),
+    "dot": lambda rng, mode: dot(
+        np.linspace(-1, 1, 12, dtype=np.float32).reshape(2, 6),
+        np.linspace(1, 2, 6, dtype=np.float32),
+        Accumulator(fp32_mantissa(3), mode, block=2, block_fmt=bf16, block_mode=mode),
+        rng=rng,
+    ),
+    "linear": lambda rng, mode: linear(
+        np.linspace(-1, 1, 24, dtype=np.float32).reshape(4, 6),
+        np.linspace(1, 2, 18, dtype=np.float32).reshape(6, 3),
+        f32([0.3, -0.7, 0.1]),
+        Accumulator(fp32_mantissa(3), mode),
+        rng=rng,
+    ),
+    "linear_fp32": lambda rng, mode: linear(
+        np.linspace(-1, 1, 24, dtype=np.float32).reshape(4, 6),
+        np.linspace(1, 2, 18, dtype=np.float32).reshape(6, 3),
+        f32([0.3, -0.7, 0.1]),
+        Accumulator(fp32_mantissa(3), mode, staging="fp32"),
+        rng=rng,
+    ),
+}
+
+
+@settings(max_examples=40)
+@given(call=st.sampled_from(sorted(SR_CALLS)), mode=st.sampled_from(SR_MODES), seed=st.integers(0, 2**63))
+@example(call="linear", mode="stochastic", seed=0)
+def test_issue11_item03_a_seed_is_one_generator_stream(call: str, mode: str, seed: int) -> None:
+    """A seed must give the bits of default_rng(seed) drawn once through the call (never re-seeded)."""
+    with_seed = SR_CALLS[call](seed, mode)
+    with_generator = SR_CALLS[call](np.random.default_rng(seed), mode)
+    assert_same_bits(with_seed, with_generator, (call, mode, seed))

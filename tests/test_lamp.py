@@ -223,3 +223,47 @@ def test_forward_statistics_equal_the_traced_ones(model: GPT2) -> None:
         assert a.keys() == b.keys()
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
+
+
+SR_ACC = Accumulator(fp32_mantissa(M), mode="stochastic")
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"baseline": "random"},
+        {"baseline": "random_authors"},
+        {"recompute": Accumulator(fp32_mantissa(10), mode="stochastic_equal")},
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 5])
+def test_issue11_item03_seed_is_one_generator_stream(kw: dict[str, object], seed: int) -> None:
+    """attention_probs(rng=<int>) must draw every step (scores, baseline, recomputation) from one stream."""
+    q, k, start = qk(3, d=12)  # sqrt(12) is not a power of two: the second rounding draws too
+    cfg = LampConfig(SR_ACC, 1.3, **kw)  # type: ignore[arg-type]
+    with_seed = cfg.attention_probs(q, k, start=start, layer=0, rng=seed)
+    with_generator = cfg.attention_probs(q, k, start=start, layer=0, rng=np.random.default_rng(seed))
+    np.testing.assert_array_equal(with_seed.scores, with_generator.scores)
+    np.testing.assert_array_equal(with_seed.probs, with_generator.probs)
+    low_seed = cfg.select(q, k, start=start, rng=seed)[0]
+    np.testing.assert_array_equal(low_seed, cfg.select(q, k, start=start, rng=np.random.default_rng(seed))[0])
+
+
+@pytest.mark.parametrize(
+    "bad", [np.array(["prefix"]), np.array("prefix"), ["prefix"], ("authors",), 3, b"prefix"]
+)
+def test_issue11_item12_rule_and_baseline_must_be_names(bad: object) -> None:
+    """A numpy array (or any non-string) as rule or baseline is an AnalysisError naming it, not ValueError."""
+    with pytest.raises(AnalysisError, match="rule="):
+        LampConfig(ACC, 1.5, rule=bad)  # type: ignore[arg-type]
+    with pytest.raises(AnalysisError, match="baseline="):
+        LampConfig(ACC, 1.5, baseline=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rng", [-1, -(2**70), True, 1.5, "0", [0]])
+def test_issue11_item12_bad_rng_is_named(rng: object) -> None:
+    """An rng that is not None, a non-negative integer or a Generator raises a lampref error naming rng."""
+    q, k, start = qk(1)
+    with pytest.raises(LamprefError, match="rng="):
+        LampConfig(SR_ACC, 1.5).attention_probs(q, k, start=start, layer=0, rng=rng)

@@ -73,10 +73,14 @@ def mpfr_neighbours(x: float, fmt: FloatFormat | str) -> tuple[Fraction, Fractio
 
 
 def _last_bit(v: Fraction, fmt: FloatFormat) -> int:
-    """The last significand bit of a nonzero value of the format (a float64 value)."""
+    """The last significand bit of a nonzero p-bit value in the format's lower exponent range (its upper
+    range unbounded: the neighbour above the largest value, 2**(emax + 1), is one)."""
     assert fmt.emin is not None
-    e = math.frexp(abs(float(v)))[1] - 1  # exact floor(log2|v|): v is a float64 value
-    m = abs(v) / Fraction(2) ** (max(e, fmt.emin) - fmt.p + 1)
+    a = abs(v)
+    e = a.numerator.bit_length() - a.denominator.bit_length()  # floor(log2 a) is e or e - 1
+    if Fraction(2) ** e > a:
+        e -= 1
+    m = a / Fraction(2) ** (max(e, fmt.emin) - fmt.p + 1)
     assert m.denominator == 1, "not a value of the format"
     return int(m) & 1
 
