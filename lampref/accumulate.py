@@ -181,6 +181,11 @@ class Accumulator:
                 raise FormatError(
                     f"staging='fp32' rounds a float32 accumulator; fmt={self.fmt!r} must fit in float32"
                 )
+            if self.block > 1 and not self.block_fmt.fits_float32:
+                raise FormatError(
+                    f"staging='fp32' adds the block sums in float32; block_fmt={self.block_fmt!r} must fit "
+                    "in float32"
+                )
             if self.products != "exact" or self.order != "sequential":
                 raise ModeError(
                     "staging='fp32' models the authors' kernel: products='exact', order='sequential'"

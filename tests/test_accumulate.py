@@ -856,6 +856,11 @@ def test_stochastic_single_rounding_picks_a_neighbour(mode: str) -> None:
         ({"fmt": FloatFormat(p=24, emax=200), "staging": "fp32"}, FormatError, ["staging", "fmt"]),
         ({"fmt": fp16, "staging": "fp32", "order": "reverse"}, ModeError, ["staging", "order"]),
         ({"fmt": fp16, "staging": "fp32", "products": bf16}, ModeError, ["staging", "products"]),
+        (
+            {"fmt": fp16, "staging": "fp32", "block": 2, "block_fmt": FloatFormat(p=24, emax=1023)},
+            FormatError,
+            ["staging", "block_fmt"],
+        ),
         ({"fmt": FloatFormat(p=52, emax=1023)}, FormatError, ["fmt", "p"]),
         ({"fmt": fp64, "mode": "toward_zero"}, FormatError, ["fmt", "mode"]),
         ({"fmt": fp16, "block": 2, "block_fmt": FloatFormat(p=52, emax=1023)}, FormatError, ["block_fmt"]),
@@ -992,6 +997,12 @@ def test_issue11_item02_exact_sum_beyond_float64_range(acc: Accumulator, ab: tup
     assert_same_bits(matmul(a, b, acc), want, f"{acc!r}\na={a.tolist()}\nb={b.tolist()}")
 
 
+def test_issue11_item02_fp32_staging_declines_wide_block_formats() -> None:
+    """staging='fp32' adds block sums in float32: a wider block format is refused, not cast to inf."""
+    with pytest.raises(FormatError, match="block_fmt"):
+        Accumulator(fp16, block=2, block_fmt=WIDE, staging="fp32")
+
+
 def test_issue11_item02_the_reported_instances() -> None:
     """1e308 + 1e308 truncates to F.max in F = (p=24, emax=1023); minus 1e308 that is 7.977e307, not inf."""
     two = matmul([[1e308, 1e308]], [[1.0], [1.0]], ISSUE_ACC)
@@ -1009,15 +1020,23 @@ def test_issue11_item02_the_reported_instances() -> None:
     mode=st.sampled_from(DETERMINISTIC_MODES),
     y=_edge_magnitudes(),
     bias=_edge_magnitudes(),
+    exact=st.booleans(),
 )
-@example(fmt=WIDE, mode="toward_zero", y=1e308, bias=1e308)
+@example(fmt=WIDE, mode="toward_zero", y=1e308, bias=1e308, exact=False)
+@example(fmt=WIDE, mode="toward_pos", y=-1e308, bias=-F64_MAX, exact=False)
+@example(fmt=WIDE, mode="toward_pos", y=-(2.0**127), bias=-F64_MAX, exact=True)
 def test_issue11_item02_linear_bias_beyond_float64_range(
-    fmt: FloatFormat, mode: str, y: float, bias: float
+    fmt: FloatFormat, mode: str, y: float, bias: float, exact: bool
 ) -> None:
-    """The bias step of linear is exact too: y + bias beyond float64's range rounds like the exact sum."""
+    """The bias step of linear is exact too: y + bias beyond float64's range rounds like the exact sum
+    (with a products format, and with exact products of float32 operands)."""
     if fmt.p == 53:
         mode = "nearest_even"
-    acc = Accumulator(fmt, mode, products=fmt, products_mode=mode)
+    if exact:  # a float32 operand
+        y = float(np.float32(np.clip(y, -(2.0**127), 2.0**127)))
+        acc = Accumulator(fmt, mode)
+    else:
+        acc = Accumulator(fmt, mode, products=fmt, products_mode=mode)
     out = linear([[y]], [[1.0]], [bias], acc)
     with np.errstate(all="ignore"):
         prod = reference_matmul(np.array([[y]]), np.array([[1.0]]), acc)[0, 0]
