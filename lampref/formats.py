@@ -39,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validate import check_choice
+from ._validate import check_bool, check_choice
 from .errors import FormatError, expected_one_of
 
 __all__ = [
@@ -196,6 +196,12 @@ class FloatFormat:
             "saturate": None if self.encoding == "none" else self.saturate,
             "name": None,
         }
+        unknown = sorted(set(changes) - set(params))
+        if unknown:
+            raise FormatError(
+                f"replace() got {', '.join(map(repr, unknown))}; expected parameters among: "
+                f"{', '.join(map(repr, params))}"
+            )
         params.update(changes)
         return FloatFormat(**params)
 
@@ -501,9 +507,10 @@ def from_pychop(desc: str | Mapping[str, Any] | Any) -> FloatFormat:
         )
     exp_bits = _check_int("exp_bits", exp_bits)
     sig_bits = _check_int("sig_bits", sig_bits)
+    subnormal = check_bool(subnormal, "subnormal", FormatError)
     if exp_bits < 2:
         raise FormatError(f"exp_bits={exp_bits} is out of range; expected exp_bits >= 2")
-    return FloatFormat(p=sig_bits + 1, emax=(1 << (exp_bits - 1)) - 1, subnormals=bool(subnormal))
+    return FloatFormat(p=sig_bits + 1, emax=(1 << (exp_bits - 1)) - 1, subnormals=subnormal)
 
 
 def to_pychop(fmt: FloatFormat | str) -> dict[str, Any]:

@@ -112,9 +112,7 @@ RNG_CALLS: dict[str, Callable[[Any], object]] = {
     "matmul without acc": lambda r: matmul(A2, A2, rng=r),
     "dot": lambda r: dot(A2, A2, SR, rng=r),
     "linear": lambda r: linear(A2, A2, F([0.5, 0.25]), SR, rng=r),
-    "lamp": lambda r: LampConfig(SR, 1.5, baseline="random").select(
-        A2[None], A2[None], start=0, rng=r
-    ),
+    "lamp": lambda r: LampConfig(SR, 1.5, baseline="random").select(A2[None], A2[None], start=0, rng=r),
 }
 
 
@@ -135,8 +133,10 @@ def test_valid_rng_values() -> None:
     assert check_rng(None) is None
     for seed in (0, 2**70, np.uint64(2**63), np.int8(3)):
         assert isinstance(check_rng(seed), np.random.Generator)
-    assert np.array_equal(round_to([0.1] * 8, "bf16", "stochastic", rng=2**70),
-                          round_to([0.1] * 8, "bf16", "stochastic", rng=np.random.default_rng(2**70)))
+    assert np.array_equal(
+        round_to([0.1] * 8, "bf16", "stochastic", rng=2**70),
+        round_to([0.1] * 8, "bf16", "stochastic", rng=np.random.default_rng(2**70)),
+    )
 
 
 # ------------------------------------------------------------------------------- flags and names
@@ -158,6 +158,36 @@ def test_issue11_item12_fma_must_be_a_bool(value: Any) -> None:
     raises_naming(ModeError, "fma=", lambda: Accumulator(fp16, staging="fp32", fma=value))
     if value is not None:  # authors(m, fma=None) is the default: fused for block=1
         raises_naming(ModeError, "fma=", lambda: Accumulator.authors(4, fma=value))
+
+
+BOOL_FLAGS: dict[str, tuple[type[LamprefError], Callable[[Any], object]]] = {
+    "subnormal": (FormatError, lambda v: lampref.from_pychop({"exp_bits": 5, "sig_bits": 3, "subnormal": v})),
+    "subnormals": (FormatError, lambda v: FloatFormat(p=3, emax=3, subnormals=v)),
+    "saturate": (FormatError, lambda v: FloatFormat(p=3, emax=3, saturate=v)),
+}
+
+
+@given(value=NOT_BOOL, flag=st.sampled_from(sorted(BOOL_FLAGS)))
+@example(value="no", flag="subnormal")
+def test_issue11_item12_format_flags_must_be_bools(value: Any, flag: str) -> None:
+    """A truthy stand-in for a flag of a format (pychop's subnormal included) is refused, naming the flag."""
+    if flag == "saturate" and value is None:  # None is saturate's documented default
+        return
+    error, f = BOOL_FLAGS[flag]
+    raises_naming(error, flag, lambda: f(value))
+
+
+@given(
+    key=st.text(min_size=1, max_size=8).filter(
+        lambda k: (
+            k.isidentifier() and k not in {"p", "emax", "emin", "subnormals", "encoding", "saturate", "name"}
+        )
+    )
+)
+@example(key="precision")
+def test_issue11_item12_replace_names_unknown_parameters(key: str) -> None:
+    """FloatFormat.replace with an unknown parameter is a FormatError naming it, not a TypeError."""
+    raises_naming(FormatError, repr(key), lambda: fp16.replace(**{key: 1}))
 
 
 def test_numpy_bools_are_bools() -> None:
@@ -265,9 +295,7 @@ def test_issue11_item12_no_positions_is_a_shape_error(lead: list[int], V: int, m
 
 # --------------------------------------------------------------------------------------- bias shape
 @given(
-    shape=st.lists(st.integers(0, 4), max_size=3).filter(
-        lambda s: not _broadcasts_to(tuple(s), (2, 3))
-    ),
+    shape=st.lists(st.integers(0, 4), max_size=3).filter(lambda s: not _broadcasts_to(tuple(s), (2, 3))),
     staging=st.sampled_from(["exact", "fp32", None]),
 )
 @example(shape=[2], staging="exact")
