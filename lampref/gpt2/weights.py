@@ -500,6 +500,7 @@ def _from_hf_tensors(
         _check_dtype(state[key].dtype, source, key)
     if lm_head is not None:
         _check_dtype(lm_head.dtype, source, "lm_head.weight")
+    _reserve([state[k] for k in expected] + ([] if lm_head is None else [lm_head]))
     converted = {k: _as_float32(_read(state[k]), source, k) for k in expected}
     if lm_head is not None:
         lm = _as_float32(_read(lm_head), source, "lm_head.weight")
@@ -615,8 +616,12 @@ class _NpyMember:
                 read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
                 shape, fortran, dtype = read(f, max_header_size=_NPY_HEADER_MAX)
                 offset = f.tell()
+        except LamprefError:
+            raise
         except (ValueError, SyntaxError, RecursionError, MemoryError, EOFError) as exc:
             raise self._fail(f"not a valid .npy header ({show(str(exc))})") from None
+        except (zipfile.BadZipFile, zlib.error, OSError, NotImplementedError) as exc:
+            raise self._fail(f"cannot be read ({exc})") from None
         if dtype.hasobject:
             raise self._fail(f"dtype {dtype} holds Python objects, which would need pickle (never used)")
         nbytes = shape_nbytes(shape, dtype.itemsize)
@@ -640,7 +645,6 @@ class _NpyMember:
     def read(self) -> NDArray[Any]:
         """The array, decompressed in chunks into one buffer of exactly the declared size."""
         shape, fortran, dtype, offset = self.header
-        self.archive.spend(self.info.file_size, self.info.filename)
         buf = np.empty(self.info.file_size - offset, dtype=np.uint8)
         try:
             with self.archive.zf.open(self.info) as f:
@@ -664,8 +668,8 @@ class _NpzArchive:
 
     def __init__(self, path: Path, zf: zipfile.ZipFile) -> None:
         self.path, self.zf = path, zf
-        size = path.stat().st_size
-        self.budget, self.spent = max(NPZ_FREE_BYTES, NPZ_MAX_RATIO * size), 0
+        self.size = path.stat().st_size
+        self.budget = max(NPZ_FREE_BYTES, NPZ_MAX_RATIO * self.size)
         self.members: dict[str, _NpyMember] = {}
         for info in zf.infolist():
             name = info.filename
@@ -680,15 +684,22 @@ class _NpzArchive:
                 )
             self.members[name[:-4]] = _NpyMember(self, name[:-4], info)
 
-    def spend(self, nbytes: int, name: str) -> None:
-        """Account for ``nbytes`` about to be decompressed; refuse an archive that inflates too much."""
-        self.spent += nbytes
-        if self.spent > self.budget:
+    def reserve(self, members: list[_NpyMember]) -> None:
+        """Refuse, before decompressing anything, members that would inflate far beyond the archive."""
+        total = sum(m.info.file_size for m in members)
+        if total > self.budget:
+            big = max(members, key=lambda m: m.info.file_size).info
             raise WeightsError(
-                f"{self.path}: member {show(name)} would bring the decompressed size to {self.spent} bytes, "
-                f"more than {NPZ_MAX_RATIO} times the archive's {self.path.stat().st_size} bytes (and more "
-                f"than {NPZ_FREE_BYTES}); store the weights uncompressed (numpy.savez) to load them"
+                f"{self.path}: the members needed decompress to {total} bytes ({show(big.filename)}: "
+                f"{big.file_size}), more than {NPZ_MAX_RATIO} times the archive's {self.size} bytes "
+                f"and more than {NPZ_FREE_BYTES}; store the weights uncompressed (numpy.savez) to load them"
             )
+
+
+def _reserve(tensors: list[Any]) -> None:
+    members = [t for t in tensors if isinstance(t, _NpyMember)]
+    if members:
+        members[0].archive.reserve(members)
 
 
 def _read(tensor: Any) -> NDArray[Any]:
@@ -884,9 +895,9 @@ def load(
     Time and memory stay proportional to the tensors the file really holds: every size a header or a
     configuration declares is checked against the file before anything is allocated from it. A ``.npz``
     archive is read member by member, only the members needed, each after its declared size has been
-    checked against its ``.npy`` header; an archive that would decompress to more than
-    :data:`NPZ_MAX_RATIO` times its size (and more than :data:`NPZ_FREE_BYTES`) is refused. float16 and
-    byte-swapped float32 tensors are converted exactly; other dtypes are refused rather than rounded.
+    checked against its ``.npy`` header; an archive whose needed members would decompress to more than 100
+    times its size (and more than 64 MiB) is refused before any is decompressed. float16 and byte-swapped
+    float32 tensors are converted exactly; other dtypes are refused rather than rounded.
 
     Examples
     --------
