@@ -294,7 +294,7 @@ _F64_OVERFLOW = Fraction(2) ** 1024
 def _fraction_odd53(v: Fraction) -> float:
     """Round a rational of magnitude below 2**1024 to odd at 53 bits (a float)."""
     if abs(v) > _F64_MAX:  # between the largest float64 and 2**1024: truncation gives it, and it is odd
-        return math.copysign(_F64_MAX, v)
+        return -_F64_MAX if v < 0 else _F64_MAX
     f = float(v)  # correctly rounded to nearest
     if Fraction(f) == v:
         return f
@@ -325,7 +325,7 @@ def _proxy(v: Fraction, fmt: FloatFormat, mode: str) -> float:
         big = _F64_MAX if _truncating(mode, negative) and fmt.p <= 51 else math.inf
         return -big if negative else big
     if mode in STOCHASTIC_MODES:  # the nearest float64 keeps the probabilities to float64's resolution
-        return math.copysign(_F64_MAX, v) if abs(v) > _F64_MAX else float(v)
+        return (-_F64_MAX if negative else _F64_MAX) if abs(v) > _F64_MAX else float(v)
     if fmt.p <= 51:
         return _fraction_odd53(v)
     assert fmt.emin is not None  # p = 53, nearest even
@@ -442,9 +442,10 @@ def _rounded_product_input(
         out = np.where(finite, x, p)
         ap, aa, ab = np.abs(p), np.abs(a), np.abs(b)
         safe = (ap <= 2.0**990) & (ap >= 2.0**-960) & (aa <= 2.0**990) & (ab <= 2.0**990)
-        bad = ~safe & (aa > 0) & (ab > 0) & (aa < np.inf) & (ab < np.inf)
+        nonzero = (aa > 0) & (ab > 0) & (aa < np.inf) & (ab < np.inf)  # a zero product keeps its sign
+        bad = ~safe & nonzero
         if flagged is not None:
-            bad |= flagged & finite
+            bad |= flagged & nonzero
     if bad.any():
         out = _recompute(
             out,
@@ -535,6 +536,7 @@ def _block_sum_exact(ctx: _Context, a: NDArray[np.float64], b: NDArray[np.float6
             inexact |= e2 != 0
         h2, l2 = _two_sum(hi, lo)
         hi, lo = np.where(lo == 0, hi, h2), np.where(lo == 0, lo, l2)  # keeps the sign of a zero hi
+        inexact |= ~np.isfinite(hi)  # float64 overflowed: with finite products, the exact sum is finite
         finite = np.isfinite(p).all(axis=1)
         hi = np.where(finite, hi, p.sum(axis=1))
         lo = np.where(finite, lo, 0.0)

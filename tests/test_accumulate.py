@@ -989,6 +989,21 @@ SUBNORMAL_53 = FloatFormat(p=53, emax=1023, emin=-1000)
     acc=Accumulator(WIDE, "toward_neg", block=3, block_fmt=WIDE, block_mode="odd", products=fp64),
     ab=(np.array([[1e308, 1e308, -1e308]]), np.array([[1.0], [1.0], [1.0]])),
 )
+@example(  # the block's double-double stays finite, its final normalisation overflows: the sum is 2**1024
+    acc=Accumulator(WIDE, "toward_zero", block=3, block_fmt=WIDE, block_mode="toward_zero", products=fp64),
+    ab=(np.array([[F64_MAX, 2.0**969, 2.0**969]]), np.ones((3, 1))),
+)
+@example(  # 2**1024 - 2**960: above float64's largest value, below 2**1024
+    acc=Accumulator(WIDE, "toward_zero", products=fp64),
+    ab=(np.array([[F64_MAX, 2.0**1000 - 2.0**960]]), np.ones((2, 1))),
+)
+@example(
+    acc=Accumulator(FloatFormat(p=51, emax=1023), "odd", products=fp64, order="reverse"),
+    ab=(np.array([[F64_MAX, 2.0**1000 - 2.0**960]]), np.ones((2, 1))),
+)
+@example(  # a zero product of a huge operand keeps its sign
+    acc=Accumulator(fp64, products=SUBNORMAL_53), ab=(np.array([[-1.0715086071862673e301]]), np.zeros((1, 1)))
+)
 def test_issue11_item02_exact_sum_beyond_float64_range(acc: Accumulator, ab: tuple) -> None:
     """Intermediates of the exact path that leave float64's range must not turn into an accidental inf/0."""
     a, b = ab
@@ -1124,3 +1139,28 @@ def test_issue11_item03_a_seed_is_one_generator_stream(call: str, mode: str, see
     with_seed = SR_CALLS[call](seed, mode)
     with_generator = SR_CALLS[call](np.random.default_rng(seed), mode)
     assert_same_bits(with_seed, with_generator, (call, mode, seed))
+
+
+@settings(max_examples=150)
+@given(
+    fmt=st.sampled_from([f for f in WIDE_FORMATS if f.p <= 51]),
+    mode=st.sampled_from(SR_MODES),
+    x=_edge_magnitudes(),
+    y=_edge_magnitudes(),
+    seed=st.integers(0, 2**32),
+)
+@example(fmt=WIDE, mode="stochastic", x=1e200, y=1e-200 / 3, seed=0)
+@example(fmt=WIDE, mode="stochastic", x=3e-170, y=3e-170, seed=0)
+def test_stochastic_products_beyond_float64_range_are_faithful(
+    fmt: FloatFormat, mode: str, x: float, y: float, seed: int
+) -> None:
+    """A stochastically rounded product (exact value beyond float64's range or below its subnormals) is
+    one of the two neighbours of the exact product."""
+    acc = Accumulator(fp64, products=fmt, products_mode=mode)
+    got = float(np.asarray(matmul([[x]], [[y]], acc, rng=seed))[0, 0])
+    exact = Fraction(x) * Fraction(y)
+    down = mpfr_round_fraction(exact, fmt, "toward_neg")
+    up = mpfr_round_fraction(exact, fmt, "toward_pos")
+    assert got in (down, up), (got, down, up)
+    if abs(exact) >= Fraction(2) ** 1024:  # beyond the neighbour above the largest value: always overflows
+        assert math.isinf(got)
