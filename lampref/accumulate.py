@@ -66,7 +66,6 @@ from .rounding import (
     as_exact_array,
     as_generator,
     check_mode,
-    round_to,
 )
 
 __all__ = ["ORDERS", "STAGINGS", "Accumulator", "dot", "linear", "matmul"]
@@ -607,7 +606,7 @@ def _matmul_fp32_2d(A: NDArray[np.float32], B: NDArray[np.float32], ctx: _Contex
         for k in range(K):
             if acc.fma:
                 h, err = _two_sum(s.astype(np.float64), np.multiply.outer(A64[:, k], B64[k, :]))
-                s32 = round_to(_odd53(h, err), fp32)
+                s32 = _odd53(h, err).astype(np.float32)  # to odd at 53 bits, then to nearest: correct
             else:
                 s32 = s + np.multiply.outer(A[:, k], B[k, :])  # float32 product and sum
             s = rnd(s32, ctx.gen)
