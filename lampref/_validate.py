@@ -1,6 +1,6 @@
 """Argument checks shared by every public entry point: one vocabulary for what is accepted.
 
-Each helper takes the value, the name of the parameter it came from, and (where the module has its own
+Each check takes the value, the name of the parameter it came from, and (where the module has its own
 exception) the :class:`~lampref.errors.LamprefError` subclass to raise; every message names the parameter and
 states what was expected. None of them touches global state.
 """

@@ -965,14 +965,14 @@ def edge_operands(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     return np.array(a).reshape(M, K), np.array(b).reshape(K, N)
 
 
-ISSUE_ACC = Accumulator(WIDE, "toward_zero", products=WIDE)
+TRUNCATING_WIDE = Accumulator(WIDE, "toward_zero", products=WIDE)
 SUBNORMAL_53 = FloatFormat(p=53, emax=1023, emin=-1000)
 
 
 @settings(max_examples=300)
 @given(acc=wide_accumulators(), ab=edge_operands())
-@example(acc=ISSUE_ACC, ab=(np.array([[1e308, 1e308]]), np.array([[1.0], [1.0]])))
-@example(acc=ISSUE_ACC, ab=(np.array([[1e308, 1e308, -1e308]]), np.array([[1.0], [1.0], [1.0]])))
+@example(acc=TRUNCATING_WIDE, ab=(np.array([[1e308, 1e308]]), np.array([[1.0], [1.0]])))
+@example(acc=TRUNCATING_WIDE, ab=(np.array([[1e308, 1e308, -1e308]]), np.array([[1.0], [1.0], [1.0]])))
 @example(  # the products overflow float64, the truncated products do not
     acc=Accumulator(WIDE, "toward_zero", products=WIDE, products_mode="toward_zero"),
     ab=(np.array([[1e200, -1e200]]), np.array([[1e200], [1e-200]])),
@@ -1020,9 +1020,9 @@ def test_issue11_item02_fp32_staging_declines_wide_block_formats() -> None:
 
 def test_issue11_item02_the_reported_instances() -> None:
     """1e308 + 1e308 truncates to F.max in F = (p=24, emax=1023); minus 1e308 that is 7.977e307, not inf."""
-    two = matmul([[1e308, 1e308]], [[1.0], [1.0]], ISSUE_ACC)
+    two = matmul([[1e308, 1e308]], [[1.0], [1.0]], TRUNCATING_WIDE)
     assert two[0, 0] == WIDE.max
-    three = matmul([[1e308, 1e308, -1e308]], [[1.0], [1.0], [1.0]], ISSUE_ACC)
+    three = matmul([[1e308, 1e308, -1e308]], [[1.0], [1.0], [1.0]], TRUNCATING_WIDE)
     f_1e308 = float(Fraction(1e308).limit_denominator(1))  # 1e308 is an integer: rounded toward 0 in WIDE
     lo = mpfr_round_fraction(Fraction(f_1e308), WIDE, "toward_zero")
     assert three[0, 0] == mpfr_round_fraction(Fraction(WIDE.max) - Fraction(lo), WIDE, "toward_zero")

@@ -264,7 +264,7 @@ def test_issue11_item12_choices_must_be_names(value: Any, param: str) -> None:
 
 
 def test_check_choice_accepts_the_names() -> None:
-    """The helpers return what they accept."""
+    """The checks return what they accept."""
     from lampref._validate import as_array, check_choice
 
     assert check_choice("fn", "encoding", ("ieee", "fn")) == "fn"
