@@ -392,6 +392,8 @@ CONFIG_KEYS = [
 @example(key="model_type", value={"gpt2": 1})
 @example(key="scale_attn_weights", value=1)
 @example(key="n_inner", value=64)
+@example(key="layer_norm_epsilon", value=10**400)
+@example(key="n_layer", value=10**4000)
 def test_issue11_item05_any_json_value_in_config_json(key: str, value: Any) -> None:
     """A JSON value of any type at any config.json key gives a correct load or a ConfigError naming both."""
     data = {**TINY_CFG.to_hf(), key: value}
@@ -404,6 +406,24 @@ def test_issue11_item05_any_json_value_in_config_json(key: str, value: Any) -> N
     else:
         assert isinstance(error, (ConfigError, WeightsError)), error
         assert str(d) in str(error)
+
+
+@pytest.mark.parametrize("document", ["safetensors header", "config.json", "index.json"])
+def test_issue11_item05_integer_beyond_the_parser_digit_limit(tmp_path: Path, document: str) -> None:
+    """An integer of 5000 digits made json.loads raise a plain ValueError (Python's digit limit)."""
+    huge = "1" * 5000
+    if document == "safetensors header":
+        path = target = tmp_path / "m.safetensors"
+        entry = f'{{"dtype": "F32", "shape": [{huge}], "data_offsets": [0, 0]}}'
+        path.write_bytes(st_bytes(f'{{"a": {entry}}}'.encode()))
+    elif document == "config.json":
+        target = hf_dir(tmp_path, json.dumps(TINY_CFG.to_hf())[:-1] + f', "n_inner": {huge}}}')
+        path = target / "config.json"
+    else:
+        target, _ = _sharded(tmp_path)
+        path = target / "model.safetensors.index.json"
+        path.write_text(f'{{"metadata": {{"total_size": {huge}}}, "weight_map": {{}}}}')
+    refuses(lambda: load(target, n_head=2), str(path), kinds=(WeightsError, ConfigError))
 
 
 def test_issue11_item05_n_inner_with_null_n_embd(tmp_path: Path) -> None:

@@ -170,9 +170,12 @@ class GPT2Config:
                 f"n_head={self.n_head} does not divide n_embd={self.n_embd}; expected n_embd % n_head == 0"
             )
         eps = self.layer_norm_epsilon
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and eps > 0):
-            raise ConfigError(f"layer_norm_epsilon={eps!r} is not valid; expected a positive finite number")
-        object.__setattr__(self, "layer_norm_epsilon", float(eps))
+        as_float = float(eps) if isinstance(eps, float) or (_is_int(eps) and abs(eps) < 2**1024) else math.nan
+        if not (math.isfinite(as_float) and as_float > 0):
+            raise ConfigError(
+                f"layer_norm_epsilon={show(eps)} is not valid; expected a positive finite number"
+            )
+        object.__setattr__(self, "layer_norm_epsilon", as_float)
         if self.gelu not in GELU_KINDS:
             raise ConfigError(expected_one_of("gelu", self.gelu, GELU_KINDS))
 
