@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from lampref.errors import ConfigError, LamprefError, WeightsError
 from lampref.gpt2 import GPT2, default_model
 from lampref.gpt2.config import GPT2Config
-from lampref.gpt2.safetensors import load_file, save_file
+from lampref.gpt2.safetensors import atomic_output, load_file, save_file
 from lampref.gpt2.weights import (
     GPT2Params,
     hf_shapes,
@@ -640,3 +640,14 @@ def test_issue11_item13_written_files_follow_the_umask(tmp_path: Path, writer: s
         assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~umask), path.name
     leftovers = [p.name for p in tmp_path.rglob(".*")]
     assert leftovers == [], leftovers
+
+
+def test_atomic_output_leaves_no_trace_on_failure(tmp_path: Path) -> None:
+    """A write that fails midway leaves the destination as it was and no temporary file behind."""
+    target = tmp_path / "m.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt), atomic_output(target) as f:
+        f.write(b"new, partial")
+        raise KeyboardInterrupt
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin"]

@@ -350,7 +350,8 @@ def save_file(
     Notes
     -----
     Tensors are laid out by decreasing item size, then by name, so that every tensor starts at a multiple
-    of its item size; the header is padded with spaces to a multiple of 8 bytes.
+    of its item size; the header is padded with spaces to a multiple of 8 bytes. The file gets the
+    permissions :func:`open` gives (``0o666`` less the umask; see :func:`atomic_output`).
     """
     path = Path(path)
     if metadata is not None and not all(

@@ -22,7 +22,16 @@ Formats read by :func:`load`:
 
 Memory: safetensors and float32 llm.c files are memory-mapped; the parameters are read-only views into the
 map (llm.c weights are transposed views), so loading copies nothing. A bfloat16 file is widened to float32
-once; float16 tensors are widened (exactly) one by one.
+once; float16 tensors (and, in a ``.npz``, byte-swapped ones) are converted exactly one by one.
+
+Hostile files: every size a file or its configuration declares (a JSON header, an llm.c header, a
+``config.json``, a ``.npy`` header, a zip directory) is checked against what the file holds before anything
+is allocated from it, so loading costs time and memory in proportion to the real tensors; malformed JSON
+of any shape, nesting or type raises a lampref error naming the file and the key; shards stay inside their
+model folder; weights holding NaN or infinities are refused unless ``allow_nonfinite=True``.
+
+Writing: every file is written atomically (a temporary file renamed into place), with the permissions
+:func:`open` would give it (``0o666`` less the umask).
 """
 
 from __future__ import annotations
@@ -58,6 +67,8 @@ __all__ = [
     "LLMC_MAGIC",
     "LLMC_VERSIONS",
     "MLP",
+    "NPZ_FREE_BYTES",
+    "NPZ_MAX_RATIO",
     "RANDOM_PARAMS_VERSION",
     "Attention",
     "Block",
@@ -522,8 +533,7 @@ def _check_n_head(config: GPT2Config, n_head: int | None, source: str) -> None:
 def _shard_path(folder: Path, index: Path, key: str, shard: object) -> Path:
     """The file of one shard: a relative path that stays inside the model folder."""
     name: str = json_field(f"{index}: weight_map", show(key), shard, "string", WeightsError)
-    parts = PurePath(name).parts
-    if not name or "\0" in name or PurePath(name).is_absolute() or PurePath(name).anchor or ".." in parts:
+    if not name or "\0" in name or PurePath(name).anchor or ".." in PurePath(name).parts:
         raise WeightsError(
             f"{index}: weight_map[{show(key)}]={show(name)} is not valid; expected a file name relative to "
             f"the model folder {folder}, inside it"
@@ -766,6 +776,8 @@ def load_llmc(path: str | Path, *, allow_nonfinite: bool = False) -> Checkpoint:
         On a bad magic number or version, a nonsensical header, a file whose size does not match the
         header (truncated or with trailing bytes), or (unless ``allow_nonfinite``) a NaN or an infinity
         in a parameter, naming the tensor.
+    InputTypeError
+        If ``allow_nonfinite`` is not a bool.
     """
     _check_flag("allow_nonfinite", allow_nonfinite)
     path = Path(path)
@@ -889,6 +901,8 @@ def load(
         in a parameter; the message names the file and the key.
     ConfigError
         On an invalid or unsupported configuration.
+    InputTypeError
+        If ``allow_nonfinite`` is not a bool.
 
     Notes
     -----
