@@ -237,3 +237,26 @@ def test_lazy_module_attributes() -> None:
         assert callable(getattr(lampref.testing, name))
     with pytest.raises(AttributeError, match="no_such_thing"):
         lampref.testing.no_such_thing  # noqa: B018
+
+
+@given(
+    p=st.integers(2, 51),
+    k=st.integers(0, 200),
+    extra=st.fractions(min_value=0, max_value=1),
+    negative=st.booleans(),
+    mode=st.sampled_from(["odd", "toward_zero", "nearest_even", "nearest_away", "toward_pos", "toward_neg"]),
+)
+@example(p=24, k=0, extra=Fraction(0), negative=False, mode="odd")
+def test_issue11_item02_oracle_rounds_beyond_float64(
+    p: int, k: int, extra: Fraction, negative: bool, mode: str
+) -> None:
+    """The exact-rounding oracle rounds rationals at or beyond 2**1024 (overflow in every mode)."""
+    from lampref.testing import mpfr_round_fraction
+
+    fmt = FloatFormat(p=p, emax=1023)
+    v = (Fraction(2) ** (1024 + k)) * (1 + extra)
+    v = -v if negative else v
+    got = mpfr_round_fraction(v, fmt, mode)
+    truncating = mode in ("toward_zero", "odd") or mode == ("toward_pos" if negative else "toward_neg")
+    want = fmt.max if truncating else math.inf
+    assert got == (-want if negative else want)
