@@ -646,8 +646,13 @@ def test_atomic_output_leaves_no_trace_on_failure(tmp_path: Path) -> None:
     """A write that fails midway leaves the destination as it was and no temporary file behind."""
     target = tmp_path / "m.bin"
     target.write_bytes(b"old")
-    with pytest.raises(KeyboardInterrupt), atomic_output(target) as f:
-        f.write(b"new, partial")
-        raise KeyboardInterrupt
+
+    def interrupted_write() -> None:
+        with atomic_output(target) as f:
+            f.write(b"new, partial")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_write()
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin"]
