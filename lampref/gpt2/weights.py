@@ -628,10 +628,10 @@ class _NpyMember:
                 offset = f.tell()
         except LamprefError:
             raise
-        except (ValueError, SyntaxError, RecursionError, MemoryError, EOFError) as exc:
-            raise self._fail(f"not a valid .npy header ({show(str(exc))})") from None
         except (zipfile.BadZipFile, zlib.error, OSError, NotImplementedError) as exc:
             raise self._fail(f"cannot be read ({exc})") from None
+        except Exception as exc:  # numpy parses the header text with ast and tokenize: any of their errors
+            raise self._fail(f"not a valid .npy header ({type(exc).__name__}: {show(str(exc))})") from None
         if dtype.hasobject:
             raise self._fail(f"dtype {dtype} holds Python objects, which would need pickle (never used)")
         nbytes = shape_nbytes(shape, dtype.itemsize)
