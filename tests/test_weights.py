@@ -197,6 +197,13 @@ def test_issue11_item04_config_sizes_beyond_the_file(field: str, value: int, via
         refuses(lambda: load(d, config=given_config), str(d), kinds=(WeightsError, ConfigError))
 
 
+@given(n_layer=st.integers(min_value=3, max_value=2**62))
+@example(n_layer=10**9)
+def test_issue11_item04_state_dict_block_count_beyond_the_tensors(n_layer: int) -> None:
+    """from_state_dict(state, 10**9) listed 12 x 10**9 names before finding the first missing one."""
+    refuses(lambda: GPT2Params.from_state_dict(TINY.state_dict(), n_layer), "'h.2.ln_1.weight'")
+
+
 @given(shape=st.lists(st.one_of(st.just(0), st.integers(min_value=0, max_value=2**70)), max_size=70))
 @example(shape=[10**30, 0])
 @example(shape=[2**62, 2**62, 0])

@@ -252,9 +252,12 @@ class GPT2Params(_Params):
     @classmethod
     def from_state_dict(cls, state: Mapping[str, F32], n_layer: int) -> GPT2Params:
         """Build from float32 arrays under Hugging Face names (no prefix), ``n_layer`` blocks."""
-        missing = [k for k in _names(n_layer) if k not in state]
+        if isinstance(n_layer, bool) or not isinstance(n_layer, int) or n_layer < 1:
+            raise WeightsError(f"n_layer={show(n_layer)} is not valid; expected a positive integer")
+        shapes = _iter_shapes(1, 1, 1, n_layer)  # lazily: stops after the first five missing names
+        missing = list(itertools.islice((k for k, _ in shapes if k not in state), 5))
         if missing:
-            raise WeightsError(f"state dict is missing {missing[:5]}")
+            raise WeightsError(f"state dict is missing {missing}")
         return _build(lambda name: state[name], n_layer)
 
 
@@ -273,10 +276,6 @@ _BLOCK_SUFFIXES = (
     "mlp.c_proj.bias",
 )
 _OUTER_NAMES = ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias")
-
-
-def _names(n_layer: int) -> list[str]:
-    return [name for name, _ in _iter_shapes(1, 1, 1, n_layer)]
 
 
 def _n_tensors(n_layer: int) -> int:
