@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from lampref.errors import ConfigError, LamprefError, WeightsError
 from lampref.gpt2 import GPT2, default_model
 from lampref.gpt2.config import GPT2Config
-from lampref.gpt2.safetensors import atomic_output, load_file, save_file
+from lampref.gpt2.safetensors import load_file, save_file
 from lampref.gpt2.weights import (
     GPT2Params,
     hf_shapes,
@@ -334,7 +334,7 @@ def test_issue11_item04_npz_lying_zip_directory_or_corrupt_data(tmp_path: Path, 
     tail=st.integers(min_value=0, max_value=4096),
 )
 @example(fields={"maxT": 1, "V": 1, "L": 2**31 - 1, "NH": 1, "C": 1, "Vp": 1}, version=3, tail=4096)
-def test_issue11_item04_llmc_header_fields_against_the_file(
+def test_llmc_header_fields_checked_against_the_file_size(
     fields: dict[str, int], version: int, tail: int
 ) -> None:
     """llm.c header fields of any value are checked against the file's size before anything is read."""
@@ -581,7 +581,7 @@ def test_issue11_item06_allow_nonfinite_is_a_flag(tmp_path: Path) -> None:
         load_llmc(tmp_path / "m.bin", allow_nonfinite="yes")  # type: ignore[arg-type]
 
 
-def test_issue11_item06_embedded_model_is_finite() -> None:
+def test_embedded_model_passes_the_finite_check() -> None:
     """The embedded float16 model passes the load-time check (every weight finite)."""
     model = default_model()
     assert all(np.isfinite(a).all() for _, a in model.params.named_arrays())
@@ -605,13 +605,18 @@ def test_issue11_item12_npz_byte_orders_converted_exactly(dtypes: list[str]) -> 
         np.testing.assert_array_equal(got.astype(np.float64), src.astype(np.float64), err_msg=name)
 
 
-@pytest.mark.parametrize("dtype", ["<f8", ">f8", ">i4", "<i2"])
-def test_issue11_item12_npz_inexact_dtypes_still_refused(tmp_path: Path, dtype: str) -> None:
-    """Dtypes whose conversion to float32 may round (or is not a float) stay refused, naming the tensor."""
-    stored = {**TINY.state_dict(), "wpe.weight": TINY.wpe.astype(dtype)}
-    np.savez(tmp_path / "m.npz", **stored)  # type: ignore[arg-type]
-    message = refuses(lambda: load(tmp_path / "m.npz", n_head=2), "'wpe.weight'", "m.npz")
-    assert re.search(r"has dtype .*; expected float32", message)
+def test_issue11_item12_npz_accepts_exactly_the_exact_conversions(tmp_path: Path) -> None:
+    """>f4 and >f2 (exact conversions) were refused in a .npz; dtypes that may round must stay refused."""
+    for dtype in (">f4", ">f2", "<f2", "<f4"):
+        stored = {**TINY.state_dict(), "wpe.weight": TINY.wpe.astype(dtype)}
+        np.savez(tmp_path / "m.npz", **stored)  # type: ignore[arg-type]
+        got = load(tmp_path / "m.npz", n_head=2).params.wpe
+        np.testing.assert_array_equal(got.astype(np.float64), stored["wpe.weight"].astype(np.float64), dtype)
+    for dtype in ("<f8", ">f8", ">i4", "<i2", ">c8"):
+        stored = {**TINY.state_dict(), "wpe.weight": TINY.wpe.astype(dtype)}
+        np.savez(tmp_path / "m.npz", **stored)  # type: ignore[arg-type]
+        message = refuses(lambda: load(tmp_path / "m.npz", n_head=2), "'wpe.weight'", "m.npz")
+        assert re.search(r"has dtype .*; expected float32", message), dtype
 
 
 # ---------------------------------------------------------------------------------------- file modes
@@ -633,25 +638,30 @@ def write_with(writer: str, d: Path) -> list[Path]:
 WRITERS = ["save F32", "save F16", "save_llmc", "save_file", "save_npz"]
 
 
-@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002, 0o027])
-@pytest.mark.parametrize("writer", WRITERS)
-def test_issue11_item13_written_files_follow_the_umask(tmp_path: Path, writer: str, umask: int) -> None:
+def test_issue11_item13_written_files_follow_the_umask(tmp_path: Path) -> None:
     """save, save_llmc and save_file created 0600 files (mkstemp) where open() gives 0666 & ~umask."""
-    old = os.umask(umask)
-    try:
-        paths = write_with(writer, tmp_path)
-        again = write_with(writer, tmp_path)  # overwriting keeps the rule
-    finally:
-        os.umask(old)
-    assert paths == again
-    for path in paths:
-        assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~umask), path.name
+    wrong = []
+    for umask in (0o022, 0o077, 0o002, 0o027):
+        for writer in WRITERS:
+            folder = tmp_path / f"{writer}-{umask:o}".replace(" ", "_")
+            folder.mkdir()
+            old = os.umask(umask)
+            try:
+                paths = write_with(writer, folder)
+                assert write_with(writer, folder) == paths  # overwriting keeps the rule
+            finally:
+                os.umask(old)
+            modes = {p.name: p.stat().st_mode & 0o777 for p in paths}
+            wrong += [(writer, oct(umask), n, oct(m)) for n, m in modes.items() if m != 0o666 & ~umask]
+    assert wrong == [], "files whose mode is not 0o666 & ~umask: " + repr(wrong)
     leftovers = [p.name for p in tmp_path.rglob(".*")]
     assert leftovers == [], leftovers
 
 
 def test_atomic_output_leaves_no_trace_on_failure(tmp_path: Path) -> None:
     """A write that fails midway leaves the destination as it was and no temporary file behind."""
+    from lampref.gpt2.safetensors import atomic_output
+
     target = tmp_path / "m.bin"
     target.write_bytes(b"old")
 
