@@ -525,6 +525,19 @@ def test_issue11_item05_shard_paths_stay_inside_the_folder(tmp_path: Path, shard
     refuses(lambda: load(d), str(index), repr(moved[0]) if len(moved) else "")
 
 
+def test_shard_symlinks_as_in_the_hugging_face_cache_still_load(tmp_path: Path) -> None:
+    """Shard names are checked as written, not resolved: the Hugging Face cache links snapshots/<rev>/x to
+    ../../blobs/<hash>, outside the snapshot folder, and such a folder must keep loading."""
+    d, weight_map = _sharded(tmp_path)
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    for name in ("a.safetensors", "b.safetensors"):
+        (d / name).rename(blobs / name)
+        (d / name).symlink_to(Path("..") / "blobs" / name)
+    (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    np.testing.assert_array_equal(load(d).params.wte, TINY.wte)
+
+
 # ------------------------------------------------------------------------------------ NaN and inf
 def _write(fmt: str, state: dict[str, np.ndarray], root: Path) -> tuple[Path, dict[str, Any]]:
     params = GPT2Params.from_state_dict(state, TINY_CFG.n_layer)
