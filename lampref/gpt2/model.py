@@ -50,6 +50,7 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._validate import check_rng
 from ..accumulate import Accumulator, matmul
 from ..accumulate import linear as acc_linear
 from ..errors import InputTypeError, InputValueError, PlanError
@@ -533,14 +534,6 @@ def _assemble(blocks: list[tuple[int, AttentionProbs]], T: int) -> tuple[Array, 
     return scores, probs, _sum_stats(blocks)
 
 
-def _as_generator(rng: Any) -> np.random.Generator | None:
-    if rng is None or isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (int, np.integer)):
-        raise InputTypeError(f"rng must be a numpy.random.Generator, an integer seed or None, got {rng!r}")
-    return np.random.default_rng(int(rng))
-
-
 class GPT2:
     r"""A GPT-2 model: parameters, configuration, and the forward pass under a precision plan.
 
@@ -713,7 +706,7 @@ class GPT2:
         """
         toks = self._tokens(tokens)
         pl = self._plan(plan)
-        gen = _as_generator(rng)
+        gen = check_rng(rng)
         if toks.ndim == 1:
             return self._forward(toks, pl, gen)
         return np.stack([self._forward(row, pl, gen) for row in toks])
@@ -734,7 +727,7 @@ class GPT2:
         """
         toks = self._tokens(tokens, ndims=(1,))
         record: dict[str, list[Any]] = {"stats": []}
-        logits = self._forward(toks, self._plan(plan), _as_generator(rng), record=record)
+        logits = self._forward(toks, self._plan(plan), check_rng(rng), record=record)
         return logits, tuple(record["stats"])
 
     def trace(self, tokens: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None) -> GPT2Trace:
@@ -748,7 +741,7 @@ class GPT2:
         record: dict[str, list[Any]] = {
             k: [] for k in ("embedding", "scores", "probs", "attn_residual", "hidden", "stats", "final")
         }
-        logits = self._forward(toks, pl, _as_generator(rng), record=record)
+        logits = self._forward(toks, pl, check_rng(rng), record=record)
         return GPT2Trace(
             tokens=toks,
             embedding=record["embedding"][0],
@@ -825,7 +818,7 @@ class GPT2:
                 f"context is n_positions={self.config.n_positions}"
             )
         pl = self._plan(plan)
-        gen = _as_generator(rng)
+        gen = check_rng(rng)
         if toks.ndim == 2:
             outs = [self._generate(row, n, pl, gen) for row in toks]
             new = np.stack([o[0] for o in outs])

@@ -51,9 +51,9 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from .._validate import check_bool
 from ..errors import (
     ConfigError,
-    InputTypeError,
     LamprefError,
     WeightsError,
     WeightsNotFoundError,
@@ -410,12 +410,6 @@ def _check_finite(params: GPT2Params, source: str) -> None:
             )
 
 
-def _check_flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise InputTypeError(f"{name}={show(value)} is not valid; expected True or False")
-    return value
-
-
 def _layer_count(names: Collection[str], source: str) -> int:
     """The number of blocks the ``h.<i>.`` keys name, bounded by how many blocks the keys can hold."""
     most = max(0, (len(names) - len(_OUTER_NAMES)) // len(_BLOCK_SUFFIXES))
@@ -715,9 +709,7 @@ def _read(tensor: Any) -> NDArray[Any]:
     return tensor.read() if isinstance(tensor, _NpyMember) else np.asarray(tensor)
 
 
-def _load_npz(
-    path: Path, config: GPT2Config | None, n_head: int | None, allow_nonfinite: bool
-) -> Checkpoint:
+def _load_npz(path: Path, config: GPT2Config | None, n_head: int | None, allow_nonfinite: bool) -> Checkpoint:
     if config is not None:
         _check_n_head(config, n_head, str(path))
     try:
@@ -778,7 +770,7 @@ def load_llmc(path: str | Path, *, allow_nonfinite: bool = False) -> Checkpoint:
     InputTypeError
         If ``allow_nonfinite`` is not a bool.
     """
-    _check_flag("allow_nonfinite", allow_nonfinite)
+    check_bool(allow_nonfinite, "allow_nonfinite")
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"{path}: no such file (expected an llm.c checkpoint)")
@@ -927,7 +919,7 @@ def load(
     >>> cfg3 == cfg, bool((p3.h[1].mlp.c_fc.w == params.h[1].mlp.c_fc.w).all())
     (True, True)
     """
-    _check_flag("allow_nonfinite", allow_nonfinite)
+    check_bool(allow_nonfinite, "allow_nonfinite")
     path = Path(path)
     if not path.exists():
         raise WeightsNotFoundError(f"{path}: no such file or directory")
