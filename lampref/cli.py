@@ -349,22 +349,21 @@ def _unique(values: list[Any], text: str) -> None:
         raise argparse.ArgumentTypeError(f"{', '.join(map(str, repeated))} given twice in {text!r}")
 
 
-def _floats(text: str) -> list[float]:
-    items = _items(text, "numbers")
-    if not all(_FLOAT.fullmatch(v) for v in items):
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
-    values = [float(v) for v in items]
+def _numbers(text: str, what: str, pattern: re.Pattern[str], convert: Callable[[str], Any]) -> list[Any]:
+    items = _items(text, what)
+    if not all(pattern.fullmatch(v) for v in items):
+        raise argparse.ArgumentTypeError(f"expected {what} separated by commas, got {text!r}")
+    values = [convert(v) for v in items]
     _unique(values, text)
     return values
+
+
+def _floats(text: str) -> list[float]:
+    return _numbers(text, "numbers", _FLOAT, float)
 
 
 def _ints(text: str) -> list[int]:
-    items = _items(text, "integers")
-    if not all(_INT.fullmatch(v) for v in items):
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
-    values = [int(v) for v in items]
-    _unique(values, text)
-    return values
+    return _numbers(text, "integers", _INT, int)
 
 
 class _Parser(argparse.ArgumentParser):
