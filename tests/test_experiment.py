@@ -64,9 +64,16 @@ class Interrupting:
         return self.model.logits_and_stats(tokens, plan)
 
 
-def _run(m: Any, out: Path, settings: Sequence[Any] = SETTINGS) -> list[dict[str, Any]]:
+def _run(
+    m: Any,
+    out: Path,
+    settings: Sequence[Any] = SETTINGS,
+    *,
+    corpora: dict[str, Any] = CORPUS,
+    model_name: str = "toy",
+) -> list[dict[str, Any]]:
     return run_experiment(
-        m, CORPUS, settings, model_name="toy", seq_len=32, sequences=2, out=out, progress=False
+        m, corpora, settings, model_name=model_name, seq_len=32, sequences=2, out=out, progress=False
     )
 
 
@@ -393,16 +400,7 @@ def test_issue11_item07_same_weights_resume_and_other_config_is_refused(
     """The identity is the content: a copy of the weights resumes (label aside); another config is refused."""
     out = tmp_path / "results.csv"
     shutil.copy(finished[0], out)
-    rows = run_experiment(
-        NoCompute(_copy(model)),
-        CORPUS,
-        SETTINGS,
-        model_name="renamed",
-        seq_len=32,
-        sequences=2,
-        out=out,
-        progress=False,
-    )
+    rows = _run(NoCompute(_copy(model)), out, model_name="renamed")
     assert rows == finished[1]
     eps = GPT2(model.params, dataclasses.replace(CFG, layer_norm_epsilon=1e-3), row_block=model.row_block)
     _refused(eps, out, "other model weights or configuration")
@@ -429,16 +427,7 @@ def test_issue11_item07_a_corpus_edited_in_place_is_not_reported_as_done(
         if position in USED:
             _refused(model, out, "the corpus 'toy' is not the one", corpora={"toy": tokens})
         else:
-            rows = run_experiment(
-                NoCompute(model),
-                {"toy": tokens},
-                SETTINGS,
-                model_name="toy",
-                seq_len=32,
-                sequences=2,
-                out=out,
-                progress=False,
-            )
+            rows = _run(NoCompute(model), out, corpora={"toy": tokens})
             assert rows == finished[1]
 
 
@@ -472,9 +461,7 @@ def test_issue11_item08_new_corpora_and_settings_join_a_run(
     shutil.copy(finished[0], out)
     more = {**CORPUS, "other": np.random.default_rng(2).integers(0, CFG.vocab_size, 100)}
     counting = Interrupting(model, budget=10**6)
-    rows = run_experiment(
-        counting, more, SETTINGS, model_name="toy", seq_len=32, sequences=2, out=out, progress=False
-    )
+    rows = _run(counting, out, corpora=more)
     assert counting.calls == 2 * len(SETTINGS)  # the new corpus only
     assert rows[: len(SETTINGS)] == finished[1]
     on_disk = read_results(out)
@@ -756,16 +743,7 @@ def test_issue11_item14_the_authors_baseline_runs_and_is_named_in_the_csv(
 ) -> None:
     """The CSV named only fake_lamp; the authors' baseline wastes draws on masked positions."""
     settings = [*grid([4], [1.2], baseline="random"), *grid([4], [1.2], baseline="authors")[1:]]
-    rows = run_experiment(
-        model,
-        CORPUS,
-        settings,
-        model_name="toy",
-        seq_len=32,
-        sequences=2,
-        out=tmp_path / "r.csv",
-        progress=False,
-    )
+    rows = _run(model, tmp_path / "r.csv", settings)
     on_disk = read_results(tmp_path / "r.csv")
     assert [(r["baseline"], r["fake_lamp"]) for r in on_disk] == [
         ("none", False),
