@@ -951,3 +951,19 @@ def test_save_in_half_precision_restores_float32_exactly(tmp_path: Path, tiny_pa
         assert params.wte.dtype == np.float32
     with pytest.raises(WeightsError, match="dtype"):
         save(tiny_params, TINY_CFG, tmp_path / "x", dtype="F8")
+
+
+@pytest.mark.parametrize("rng", [-1, True, 1.5, "7", np.array([3])])
+def test_issue11_item12_model_rng_is_checked_like_every_other_rng(rng: Any) -> None:
+    """A negative seed reached numpy's default_rng and came out as its plain ValueError; every model entry
+    point now refuses what lampref's other rng parameters refuse, with a lampref error naming ``rng``."""
+    model = tiny_model()
+    tokens = [1, 2, 3]
+    for call in (
+        lambda: model.logits(tokens, rng=rng),
+        lambda: model.logits_and_stats(tokens, rng=rng),
+        lambda: model.trace(tokens, rng=rng),
+        lambda: model.generate(tokens, 2, rng=rng),
+    ):
+        with pytest.raises(LamprefError, match="rng"):
+            call()
