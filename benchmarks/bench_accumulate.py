@@ -6,7 +6,8 @@ Shapes: a square 256 x 256 @ 256 x 256 product, and GPT-2's attention scores, a 
 (1024, 64) @ (64, 1024) (``--quick``: 4 heads and 256 positions). Configurations:
 
 * strict exact: ``Accumulator(fp32_mantissa(10))``, every partial sum correctly rounded (nearest-even);
-* strict authors: ``Accumulator.authors(10)``, float32 arithmetic then the mantissa rounding;
+* strict authors: ``Accumulator.authors(10)``, a fused float32 multiply-add then the mantissa rounding;
+* strict authors nf: ``Accumulator.authors(10, fma=False)``, the same with the product rounded to float32;
 * blocked b=32, exact: ``Accumulator(fp32_mantissa(10), block=32)``;
 * blocked b=32, authors: ``Accumulator.authors(10, block=32)``.
 
@@ -79,14 +80,29 @@ def authors_round(x: np.ndarray, m: int) -> np.ndarray:
     return (np.where(special, mag, rounded) | sign).view(np.float32)
 
 
-def authors_loop(a: np.ndarray, b: np.ndarray, m: int, block: int) -> np.ndarray:
-    """The authors' kernel on finite float32 operands: float32 steps, then the mantissa rounding."""
+def authors_loop(a: np.ndarray, b: np.ndarray, m: int, block: int, fma: bool) -> np.ndarray:
+    """The authors' kernel on finite float32 operands: float32 steps, then the mantissa rounding. A fused
+    step rounds the exact ``acc + a*b`` to float32 once (Fractions and MPFR); an unfused one is NumPy's
+    float32 ``acc + a*b``."""
     M, K = a.shape
     N = b.shape[1]
     acc = np.zeros((M, N), np.float32)
     if block == 1:
         for k in range(K):
-            acc = authors_round(acc + a[:, k, None] * b[None, k, :], m)
+            if fma:
+                exact = [
+                    [
+                        Fraction(float(acc[i, j])) + Fraction(float(a[i, k])) * Fraction(float(b[k, j]))
+                        for j in range(N)
+                    ]
+                    for i in range(M)
+                ]
+                step = np.array(
+                    [[mpfr_round_fraction(v, lampref.fp32) for v in row] for row in exact], np.float32
+                )
+            else:
+                step = acc + a[:, k, None] * b[None, k, :]
+            acc = authors_round(step, m)
         return acc
     for k0 in range(0, K, block):
         blk = np.zeros((M, N), np.float32)
@@ -112,7 +128,7 @@ def verify(name: str, acc: Accumulator, a: np.ndarray, b: np.ndarray, out: np.nd
     if acc.staging == "exact":
         want = reference_matmul(a2, b2, acc)
     else:
-        want = authors_loop(a2, b2, M_BITS, acc.block).astype(np.float64)
+        want = authors_loop(a2, b2, M_BITS, acc.block, acc.fma).astype(np.float64)
     if not np.array_equal(got, want):
         sys.exit(f"WRONG RESULT for {name} ({acc!r}): corner\n{got}\nexpected\n{want}")
 
@@ -163,6 +179,7 @@ def main() -> None:
     configs = {
         "strict exact": ("strict", Accumulator(fmt)),
         "strict authors": ("strict", Accumulator.authors(M_BITS)),
+        "strict authors nf": ("strict", Accumulator.authors(M_BITS, fma=False)),
         "blocked32 exact": ("blocked", Accumulator(fmt, block=32)),
         "blocked32 authors": ("blocked", Accumulator.authors(M_BITS, block=32)),
     }
