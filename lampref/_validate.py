@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .errors import InputTypeError, LamprefError, ModeError, ShapeError, expected_one_of
+from .errors import InputTypeError, InputValueError, LamprefError, ModeError, ShapeError, expected_one_of
 
-__all__ = ["as_array", "check_bool", "check_choice", "check_rng"]
+__all__ = ["as_array", "check_bool", "check_choice", "check_int", "check_rng", "is_int"]
 
 
 def as_array(x: ArrayLike, name: str) -> NDArray[Any]:
@@ -120,3 +120,46 @@ def check_choice(
     named = [c for c in choices if c is not None]
     message = expected_one_of(name, value, named)
     raise error(message + (", or None" if None in choices else ""))
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python's or NumPy's), booleans excluded.
+
+    >>> import numpy as np
+    >>> from lampref._validate import is_int
+    >>> is_int(3), is_int(np.int64(3)), is_int(True), is_int(3.0)
+    (True, True, False, False)
+    """
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(
+    value: Any,
+    name: str,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    error: type[LamprefError] = InputValueError,
+) -> int:
+    """``value`` as a Python int when it is an integer (see :func:`is_int`) in ``[minimum, maximum]``.
+
+    A non-integer raises :class:`~lampref.errors.InputTypeError`; an integer out of range raises ``error``.
+
+    >>> from lampref._validate import check_int
+    >>> check_int(4, "block", minimum=1)
+    4
+    >>> check_int(0, "block", minimum=1)
+    Traceback (most recent call last):
+    ...
+    lampref.errors.InputValueError: block=0 is out of range; expected an integer >= 1
+    """
+    if not is_int(value):
+        raise InputTypeError(f"{name}={value!r} is not valid; expected an integer")
+    v = int(value)
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        if minimum is not None and maximum is not None:
+            expected = f"{minimum} <= {name} <= {maximum}"
+        else:
+            expected = f"an integer >= {minimum}" if minimum is not None else f"an integer <= {maximum}"
+        raise error(f"{name}={v} is out of range; expected {expected}")
+    return v

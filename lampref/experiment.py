@@ -707,7 +707,7 @@ def run_experiment(
         weights, seed, sizes, shuffle, or other corpus contents under the same name).
     """
     from .lamp import recompute_fraction
-    from .metrics import _kl_from_log_probs, log_softmax
+    from .metrics import kl_from_log_probs, log_softmax
 
     _check_run(model, corpora, settings, model_name, seq_len, sequences, seed, shuffle)
     batches = {
@@ -760,7 +760,7 @@ def run_experiment(
             for seq, (ref, ref_top) in zip(batch, refs[dataset], strict=True):
                 test, stats = model.logits_and_stats(seq, plan)
                 ref_logp = np.asarray(ref if ref.dtype == np.float64 else log_softmax(ref), np.float64)
-                kl_sum += float(_kl_from_log_probs(ref_logp, log_softmax(test), "mean")) * len(seq)
+                kl_sum += float(kl_from_log_probs(ref_logp, log_softmax(test), "mean")) * len(seq)
                 flips += float(np.count_nonzero(test.argmax(axis=-1) != ref_top))  # as flip_rate
                 stats_all.append(stats)
             positions = int(batch.size)

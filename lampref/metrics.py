@@ -23,11 +23,13 @@ from numpy.typing import ArrayLike, NDArray
 from ._validate import as_array, check_choice
 from .errors import InputValueError, ShapeError
 from .formats import FloatFormat, get_format
+from .nn import log_softmax as _lse_kernel
 from .rounding import as_exact_array, is_representable
 
 __all__ = [
     "flip_rate",
     "kl_divergence",
+    "kl_from_log_probs",
     "log_softmax",
     "max_abs_diff",
     "relative_error",
@@ -139,15 +141,7 @@ def log_softmax(logits: ArrayLike) -> NDArray[np.float64]:
     [-0.6931471805599453, -0.6931471805599453, -inf]
     """
     z = _logits(logits, "logits")
-    return _log_softmax(z)
-
-
-def _log_softmax(z: NDArray[np.float64]) -> NDArray[np.float64]:
-    m = z.max(axis=-1, keepdims=True)  # [..., 1], finite (each row has a finite entry)
-    with np.errstate(over="ignore"):  # a gap beyond float64's range is -inf: a probability below 2**-1074
-        s = z - m  # [..., V], <= 0, -inf stays -inf
-        lse = np.log(np.exp(s).sum(axis=-1, keepdims=True))  # [..., 1], in [0, log V]
-        return np.asarray(s - lse, dtype=np.float64)
+    return _lse_kernel(z)
 
 
 def kl_divergence(ref_logits: ArrayLike, test_logits: ArrayLike, *, reduction: Reduction = "mean") -> Any:
@@ -210,11 +204,21 @@ def kl_divergence(ref_logits: ArrayLike, test_logits: ArrayLike, *, reduction: R
     """
     check_choice(reduction, "reduction", _REDUCTIONS, InputValueError)
     r, t = _pair(ref_logits, test_logits)
-    return _kl_from_log_probs(_log_softmax(r), _log_softmax(t), reduction)
+    return kl_from_log_probs(_lse_kernel(r), _lse_kernel(t), reduction)
 
 
-def _kl_from_log_probs(logp: NDArray[np.float64], logq: NDArray[np.float64], reduction: str) -> Any:
-    """:func:`kl_divergence` from float64 log-probabilities of equal shape (the reference's can be reused)."""
+def kl_from_log_probs(logp: NDArray[np.float64], logq: NDArray[np.float64], reduction: str = "mean") -> Any:
+    r""":func:`kl_divergence` from float64 log-probabilities of equal shape, such as :func:`log_softmax`'s.
+
+    A study that compares many test runs with one reference computes the reference's log-probabilities once
+    and passes them here. The inputs are not validated: pass what :func:`log_softmax` returns.
+
+    >>> import numpy as np
+    >>> from lampref.metrics import kl_from_log_probs, log_softmax
+    >>> p, q = log_softmax([0.0, 0.0]), log_softmax([0.0, np.log(3.0)])
+    >>> bool(np.isclose(kl_from_log_probs(p, q), 0.5 * np.log(0.5 / 0.25) + 0.5 * np.log(0.5 / 0.75)))
+    True
+    """
     support = logp > -np.inf  # p_i > 0
     with np.errstate(invalid="ignore", over="ignore"):
         d = np.where(support, logp - logq, 0.0)  # [..., V]; +inf where q_i = 0 < p_i

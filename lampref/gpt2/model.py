@@ -54,6 +54,7 @@ from .._validate import check_rng
 from ..accumulate import Accumulator, matmul
 from ..accumulate import linear as acc_linear
 from ..errors import InputTypeError, InputValueError, PlanError
+from ..nn import log_softmax
 from ..rounding import round_to
 from .config import GPT2Config
 from .plan import AttentionProbs, PrecisionPlan, ScoreRule
@@ -865,10 +866,8 @@ class GPT2:
         if toks.shape[-1] < 2:
             raise InputValueError("tokens needs at least 2 positions for a next-token loss")
         z = np.asarray(self.logits(toks, plan, rng=rng), dtype=np.float64)[..., :-1, :]  # [..., T-1, V]
-        m = z.max(axis=-1, keepdims=True)
-        lse = (m + np.log(np.exp(z - m).sum(axis=-1, keepdims=True)))[..., 0]  # [..., T-1]
-        target = np.take_along_axis(z, toks[..., 1:, None], axis=-1)[..., 0]  # [..., T-1]
-        return float(np.mean(lse - target))
+        logp = log_softmax(z)  # [..., T-1, V]
+        return float(-np.mean(np.take_along_axis(logp, toks[..., 1:, None], axis=-1)))
 
     def perplexity(self, tokens: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None) -> float:
         """``exp(loss(tokens))``."""
