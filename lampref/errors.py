@@ -10,12 +10,15 @@ from __future__ import annotations
 __all__ = [
     "AnalysisError",
     "ConfigError",
+    "ExperimentError",
     "FormatError",
     "InputTypeError",
     "InputValueError",
     "LamprefError",
     "ModeError",
     "PlanError",
+    "PychopError",
+    "PychopUnavailableError",
     "ShapeError",
     "TokenizerError",
     "WeightsError",
@@ -72,6 +75,18 @@ class WeightsError(LamprefError, ValueError):
 
 class WeightsNotFoundError(LamprefError, FileNotFoundError):
     """A checkpoint path, or a file a checkpoint directory must contain, that does not exist."""
+
+
+class ExperimentError(LamprefError, ValueError):
+    """An invalid experiment argument (grid, corpus, sizes) or an unreadable results file."""
+
+
+class PychopUnavailableError(LamprefError, ImportError):
+    """pychop is not installed in the running Python environment."""
+
+
+class PychopError(LamprefError, RuntimeError):
+    """The pychop child process failed; the message carries the end of its error output."""
 
 
 def expected_one_of(parameter: str, got: object, accepted: list[str] | tuple[str, ...]) -> str:

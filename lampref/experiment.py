@@ -56,7 +56,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .accumulate import Accumulator
-from .errors import LamprefError, expected_one_of
+from .errors import ExperimentError, expected_one_of
 from .formats import fp32_mantissa
 
 __all__ = [
@@ -121,10 +121,6 @@ BASELINE_KINDS: tuple[str, ...] = ("none", "random", "authors")
 _LAMP_BASELINE = {"none": None, "random": "random", "authors": "random_authors"}  # -> LampConfig.baseline
 _NEEDED = ("dataset", "fake_lamp", "m_bits", "tau", "kl_div", "flip_rate", "sparsity")  # summary and plots
 _RUN_FIELDS = ("model_digest", "seed", "nbatches", "seq_len", "shuffle")  # one value per results file
-
-
-class ExperimentError(LamprefError, ValueError):
-    """An invalid experiment argument (grid, corpus, sizes) or an unreadable results file."""
 
 
 def _strict(m: int) -> Accumulator:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..errors import LamprefError, ModeError
+from ..errors import ModeError, PychopError, PychopUnavailableError
 from ..formats import FloatFormat, get_format, to_pychop
 from ..rounding import as_exact_array, check_mode
 
@@ -84,14 +84,6 @@ for i, job in enumerate(request["jobs"]):
     np.save(folder / f"output_{i}.npy", y, allow_pickle=False)
 (folder / "done.json").write_text(json.dumps({"version": pychop.__version__}))
 """
-
-
-class PychopUnavailableError(LamprefError, ImportError):
-    """pychop is not installed in the running Python environment."""
-
-
-class PychopError(LamprefError, RuntimeError):
-    """The pychop child process failed; the message carries the end of its error output."""
 
 
 def pychop_available() -> bool:
