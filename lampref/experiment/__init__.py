@@ -55,9 +55,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .accumulate import Accumulator
-from .errors import ExperimentError, expected_one_of
-from .formats import fp32_mantissa
+from ..accumulate import Accumulator
+from ..errors import ExperimentError, expected_one_of
+from ..formats import fp32_mantissa
 
 __all__ = [
     "ACCUMULATIONS",
@@ -170,7 +170,7 @@ class Setting:
     >>> Setting(4, 1.5, True)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    lampref.experiment.ExperimentError: baseline=True is not valid; expected one of: 'none', 'random', ...
+    lampref.errors.ExperimentError: baseline=True is not valid; expected one of: 'none', 'random', ...
     """
 
     m_bits: int
@@ -180,7 +180,7 @@ class Setting:
     accumulation: str = "strict"
 
     def __post_init__(self) -> None:
-        from .lamp import RULES
+        from ..lamp import RULES
 
         if not _is_int(self.m_bits) or not 0 <= self.m_bits <= 23:
             raise ExperimentError(f"m_bits={self.m_bits!r} is out of range; expected an integer 0 <= m <= 23")
@@ -202,8 +202,8 @@ class Setting:
 
     def plan(self, seed: int) -> Any:
         """The precision plan of this setting."""
-        from .gpt2 import PrecisionPlan
-        from .lamp import LampConfig
+        from ..gpt2 import PrecisionPlan
+        from ..lamp import LampConfig
 
         acc = ACCUMULATIONS[self.accumulation](self.m_bits)
         if self.tau == 2.0 and not self.fake_lamp:
@@ -702,8 +702,8 @@ def run_experiment(
         that is not UTF-8, has a damaged line or another header, or holds rows of another run (other
         weights, seed, sizes, shuffle, or other corpus contents under the same name).
     """
-    from .lamp import recompute_fraction
-    from .metrics import kl_from_log_probs, log_softmax
+    from ..lamp import recompute_fraction
+    from ..metrics import kl_from_log_probs, log_softmax
 
     _check_run(model, corpora, settings, model_name, seq_len, sequences, seed, shuffle)
     batches = {
