@@ -48,12 +48,12 @@ from lampref.gpt2.model import (
     causal_softmax,
     erf,
     erfc,
+    dense,
     gelu,
     layer_norm,
-    linear,
     softmax,
 )
-from lampref.gpt2.plan import LAYER_SITES, SITES, AttentionProbs, PrecisionPlan, ScoreRule
+from lampref.gpt2.plan import SITES, AttentionProbs, PrecisionPlan, ScoreRule
 from lampref.gpt2.safetensors import load_file, read_header, save_file
 from lampref.gpt2.weights import (
     RANDOM_PARAMS_VERSION,
@@ -610,7 +610,6 @@ def test_save_checks_its_arguments(tmp_path: Path, tiny_params: GPT2Params) -> N
 def test_plan_sites_lookup_and_value_semantics() -> None:
     a4, a8 = Accumulator(fp32_mantissa(4)), Accumulator(fp32_mantissa(8))
     assert SITES == ("attn.qkv", "attn.score", "attn.value", "attn.proj", "mlp.fc", "mlp.proj", "lm_head")
-    assert SITES[:-1] == LAYER_SITES
     plan = PrecisionPlan.uniform(a8).set("attn.score", a4, layers=[1])
     assert plan.get("attn.score", 1) == a4
     assert plan.get("attn.score", 0) == a8
@@ -873,7 +872,7 @@ def test_fp32_accumulator_differs_from_blas_only_by_summation_order(small_model:
     ctx = ForwardContext(PrecisionPlan(), small_model.config, 0, 128, None)
     K = x.shape[1]
     gamma = K * U32 / (1 - K * U32)
-    seq, blas = linear(x, lin, acc, ctx), linear(x, lin, None, ctx)
+    seq, blas = dense(x, lin, acc, ctx), dense(x, lin, None, ctx)
     bound = 2 * gamma * (np.abs(x).astype(np.float64) @ np.abs(lin.w)) + 2 * U32 * np.abs(blas)
     assert np.all(np.abs(seq.astype(np.float64) - blas) <= bound)
     assert not np.array_equal(seq, blas)  # the orders do differ

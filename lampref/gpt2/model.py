@@ -17,7 +17,7 @@ operation runs in float64.
 
 The score site follows the LAMP authors: ``s = matmul(q, k^T, acc)`` (accumulated and rounded by the
 accumulator), then ``s / sqrt(d)`` in float32, then ``s`` rounded again to the accumulator's format and
-mode. The causal mask sets the scores of future positions to :math:`-\infty` before a max-subtracted
+mode. The causal mask sets the scores of future positions to $-\infty$ before a max-subtracted
 softmax. A linear site adds its bias to the accumulated product and rounds once more
 (:func:`lampref.linear`). Site results are float32 activations: an accumulator whose format is wider than
 float32 has its results rounded to float32.
@@ -50,236 +50,51 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._validate import check_rng
-from ..accumulate import Accumulator, matmul
-from ..accumulate import linear as acc_linear
+from .._validate import check_rng, is_int
+from ..accumulate import Accumulator, linear
 from ..errors import InputTypeError, InputValueError, PlanError
-from ..nn import log_softmax
-from ..rounding import round_to
+from ..nn import (
+    Product,
+    causal_mask,
+    causal_softmax,
+    gelu,
+    layer_norm,
+    log_softmax,
+    mask_scores,
+    masked_softmax,
+    site_product,
+    softmax,
+)
+from ..nn import attention_scores as _score_site
+from ..special import erf, erfc
 from .config import GPT2Config
-from .plan import AttentionProbs, PrecisionPlan, ScoreRule
+from .plan import AttentionProbs, PrecisionPlan, ScoreRule, SiteSpec
 from .weights import MLP, Attention, Block, GPT2Params, Linear, load
 
 __all__ = [
     "GPT2",
     "ROW_BLOCK",
+    "ForwardContext",
     "GPT2Trace",
     "attention",
     "attention_probs",
     "attention_scores",
-    "block",
     "causal_softmax",
+    "dense",
     "erf",
     "erfc",
     "gelu",
     "layer_norm",
-    "linear",
     "mha",
     "mlp",
     "softmax",
+    "transformer_block",
 ]
 
 ROW_BLOCK = 128
 """Default number of rows of every BLAS product (see "Bit-for-bit generation" above)."""
 
 Array = NDArray[Any]
-
-
-# ---------------------------------------------------------------------------------------- erf (Cody)
-# W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23 (1969), 631-637;
-# coefficients of his CALERF (netlib specfun), relative accuracy about 1e-16 in float64.
-_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02, 3.20937758913846947e03,
-      1.85777706184603153e-1)  # fmt: skip
-_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03, 2.84423683343917062e03)
-_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01, 2.98635138197400131e02,
-      8.81952221241769090e02, 1.71204761263407058e03, 2.05107837782607147e03, 1.23033935479799725e03,
-      2.15311535474403846e-8)  # fmt: skip
-_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02, 1.62138957456669019e03,
-      3.29079923573345963e03, 4.36261909014324716e03, 3.43936767414372164e03,
-      1.23033935480374942e03)  # fmt: skip
-_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1, 1.60837851487422766e-2,
-      6.58749161529837803e-4, 1.63153871373020978e-2)  # fmt: skip
-_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1, 6.05183413124413191e-2,
-      2.33520497626869185e-3)  # fmt: skip
-_SQRPI = 5.6418958354775628695e-1  # 1 / sqrt(pi)
-_THRESH = 0.46875
-
-
-def _erf_small(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """erf(x) for |x| <= 0.46875."""
-    z = x * x
-    num, den = _A[4] * z, z
-    for i in range(3):
-        num = (num + _A[i]) * z
-        den = (den + _B[i]) * z
-    return x * (num + _A[3]) / (den + _B[3])
-
-
-def _erfc_large(y: NDArray[np.float64]) -> NDArray[np.float64]:
-    """erfc(y) for y > 0.46875."""
-    out = np.empty_like(y)
-    mid = y <= 4.0
-    ym = y[mid]
-    num, den = _C[8] * ym, ym
-    for i in range(7):
-        num = (num + _C[i]) * ym
-        den = (den + _D[i]) * ym
-    out[mid] = (num + _C[7]) / (den + _D[7])
-    yt = y[~mid]
-    z = 1.0 / (yt * yt)
-    num, den = _P[5] * z, z
-    for i in range(4):
-        num = (num + _P[i]) * z
-        den = (den + _Q[i]) * z
-    out[~mid] = (_SQRPI - z * (num + _P[4]) / (den + _Q[4])) / yt
-    # exp(-y^2) = exp(-ysq^2) * exp(-(y - ysq)(y + ysq)) with ysq = y rounded down to 1/16: no cancellation
-    ysq = np.trunc(y * 16.0) / 16.0
-    with np.errstate(under="ignore", invalid="ignore"):
-        r = np.exp(-ysq * ysq) * np.exp(-(y - ysq) * (y + ysq)) * out
-    r[np.isinf(y)] = 0.0
-    return r
-
-
-def erf(x: ArrayLike) -> NDArray[np.float64]:
-    r"""The error function in float64, by W. J. Cody's rational Chebyshev approximations.
-
-    .. math:: \operatorname{erf}(x) = \frac{2}{\sqrt\pi} \int_0^x e^{-t^2}\, dt
-
-    Three rational approximations: :math:`|x| \le 0.46875` (erf directly), :math:`0.46875 < |x| \le 4`
-    and :math:`|x| > 4` (erfc, times :math:`e^{-x^2}` evaluated without cancellation). The relative error is
-    about :math:`10^{-16}`; the tests compare with :func:`math.erf`.
-
-    References
-    ----------
-    W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23 (1969),
-    631-637 (the coefficients of netlib specfun's CALERF).
-
-    Examples
-    --------
-    >>> import math
-    >>> from lampref.gpt2.model import erf
-    >>> [abs(float(erf(v)) - math.erf(v)) <= 2e-16 * abs(math.erf(v)) for v in (0.1, 1.0, 3.0, -5.0)]
-    [True, True, True, True]
-    """
-    a = np.asarray(x, dtype=np.float64)
-    y = np.abs(a)
-    out = np.empty_like(a)
-    small = y <= _THRESH
-    out[small] = _erf_small(a[small])
-    big = ~small & ~np.isnan(a)
-    out[big] = np.copysign(1.0 - _erfc_large(y[big]), a[big])
-    out[np.isnan(a)] = np.nan
-    return out
-
-
-def erfc(x: ArrayLike) -> NDArray[np.float64]:
-    r"""The complementary error function :math:`1 - \operatorname{erf}(x)` in float64, without cancellation
-    for large positive ``x`` (Cody's approximations, as :func:`erf`).
-
-    Examples
-    --------
-    >>> import math
-    >>> from lampref.gpt2.model import erfc
-    >>> abs(float(erfc(6.0)) / math.erfc(6.0) - 1) < 1e-15
-    True
-    """
-    a = np.asarray(x, dtype=np.float64)
-    y = np.abs(a)
-    out = np.empty_like(a)
-    small = y <= _THRESH
-    out[small] = 1.0 - _erf_small(a[small])
-    big = ~small & ~np.isnan(a)
-    r = _erfc_large(y[big])
-    out[big] = np.where(a[big] > 0, r, 2.0 - r)
-    out[np.isnan(a)] = np.nan
-    return out
-
-
-# ------------------------------------------------------------------------------ element-wise pieces
-def layer_norm(x: Array, g: Array, b: Array, eps: float) -> Array:
-    r"""LayerNorm over the last axis, in the dtype of ``x``.
-
-    .. math:: y = g \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + b, \qquad
-              \mu = \operatorname{mean}(x), \ \sigma^2 = \operatorname{mean}((x - \mu)^2)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from lampref.gpt2.model import layer_norm
-    >>> y = layer_norm(np.float32([[1, 2, 3, 4]]), np.ones(4, np.float32), np.zeros(4, np.float32), 1e-5)
-    >>> y.dtype, bool(abs(y.mean()) < 1e-7)
-    (dtype('float32'), True)
-    """
-    dt = x.dtype.type
-    mean = x.mean(axis=-1, keepdims=True)  # [n, C] -> [n, 1]
-    centred = x - mean  # [n, C]
-    var = np.square(centred).mean(axis=-1, keepdims=True)  # [n, 1]
-    y: Array = g * (centred / np.sqrt(var + dt(eps))) + b  # [n, C]
-    return y
-
-
-def gelu(x: Array, kind: str = "tanh") -> Array:
-    r"""GELU, in the dtype of ``x``: the tanh form GPT-2 uses (``kind="tanh"``, Hugging Face ``gelu_new``)
-    or the exact erf form (``kind="erf"``).
-
-    .. math:: \tfrac12 x\bigl(1 + \tanh\bigl(\sqrt{2/\pi}\,(x + 0.044715 x^3)\bigr)\bigr)
-              \quad\text{or}\quad \tfrac12 x \operatorname{erfc}(-x/\sqrt2)
-
-    The erf form is evaluated in float64 (:func:`erfc`) and rounded once to the dtype of ``x``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from lampref.gpt2.model import gelu
-    >>> gelu(np.float32([-1, 0, 1]))
-    array([-0.158808,  0.      ,  0.841192], dtype=float32)
-    >>> gelu(np.float32([-1, 0, 1]), "erf")
-    array([-0.15865526,  0.        ,  0.8413448 ], dtype=float32)
-    """
-    dt = x.dtype.type
-    if kind == "tanh":
-        c = dt(math.sqrt(2.0 / math.pi))
-        y: Array = dt(0.5) * x * (dt(1.0) + np.tanh(c * (x + dt(0.044715) * x * x * x)))
-        return y
-    if kind == "erf":
-        x64 = x.astype(np.float64)
-        return (0.5 * x64 * erfc(-x64 * math.sqrt(0.5))).astype(x.dtype)
-    raise InputValueError(f"gelu kind={kind!r} is not valid; expected 'tanh' or 'erf'")
-
-
-def softmax(x: Array) -> Array:
-    r"""Softmax over the last axis, max-subtracted, in the dtype of ``x``.
-
-    .. math:: \operatorname{softmax}(x)_j = \frac{e^{x_j - \max_i x_i}}{\sum_k e^{x_k - \max_i x_i}}
-
-    References
-    ----------
-    P. Blanchard, D. J. Higham and N. J. Higham, "Accurately computing the log-sum-exp and softmax
-    functions", IMA J. Numer. Anal. 41 (2021).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from lampref.gpt2.model import softmax
-    >>> softmax(np.float32([[0, np.log(3)], [1000, -np.inf]]))
-    array([[0.25, 0.75],
-           [1.  , 0.  ]], dtype=float32)
-    """
-    e = np.exp(x - x.max(axis=-1, keepdims=True))  # [..., L]
-    p: Array = e / e.sum(axis=-1, keepdims=True)  # [..., L]
-    return p
-
-
-def causal_softmax(scores: Array, start: int) -> Array:
-    """Mask the scores of future positions with -inf and take the softmax of each row.
-
-    ``scores`` ``[H, n, L]`` holds query rows at absolute positions ``start .. start + n - 1``; row ``i``
-    keeps the keys ``j <= start + i``.
-    """
-    n, L = scores.shape[-2:]
-    future = np.arange(L)[None, :] > np.arange(start, start + n)[:, None]  # [n, L]
-    masked = np.where(future, scores.dtype.type(-np.inf), scores)  # [H, n, L]
-    return softmax(masked)
 
 
 # ------------------------------------------------------------------------------------- products
@@ -331,38 +146,34 @@ def _blas_rows(a: Array, b: Array, start: int, row_block: int) -> Array:
     return out
 
 
+def _blas(ctx: ForwardContext) -> Product:
+    """The BLAS product of a site without an accumulator: fixed-shape row blocks from ``ctx.start``."""
+    return lambda a, b: _blas_rows(a, b, ctx.start, ctx.row_block)
+
+
 def _site_matmul(a: Array, b: Array, acc: Accumulator | None, ctx: ForwardContext) -> Array:
     """A product at a site: BLAS in row blocks, or :func:`lampref.matmul` under the accumulator."""
-    if acc is None:
-        return _blas_rows(a, b, ctx.start, ctx.row_block)
-    return np.asarray(matmul(a, b, acc, rng=ctx.rng), dtype=np.float32)
+    return site_product(a, b, acc, rng=ctx.rng, blas=_blas(ctx))
 
 
-def linear(x: Array, p: Linear, acc: Accumulator | None, ctx: ForwardContext) -> Array:
-    """A linear layer ``x @ w + b`` (``[n, in] -> [n, out]``); under an accumulator the bias is added to the
-    accumulated product and the sum rounded again (:func:`lampref.linear`)."""
+def dense(x: Array, p: Linear, acc: Accumulator | None, ctx: ForwardContext) -> Array:
+    """A dense (fully connected) layer ``x @ w + b`` (``[n, in] -> [n, out]``); under an accumulator the bias
+    is added to the accumulated product and the sum rounded again (:func:`lampref.linear`)."""
     if acc is None:
         return _blas_rows(x, p.w, ctx.start, ctx.row_block) + p.b  # [n, in] @ [in, out] + [out]
-    return np.asarray(acc_linear(x, p.w, p.b, acc, rng=ctx.rng), dtype=np.float32)
+    return np.asarray(linear(x, p.w, p.b, acc, rng=ctx.rng), dtype=np.float32)
 
 
 def attention_scores(q: Array, k: Array, acc: Accumulator | None, ctx: ForwardContext) -> Array:
-    r"""Scaled attention scores ``q k^T / sqrt(d)`` before the mask: ``[H, n, d], [H, L, d] -> [H, n, L]``.
+    """Scaled attention scores ``q k^T / sqrt(d)`` before the mask: ``[H, n, d], [H, L, d] -> [H, n, L]``.
 
-    Under an accumulator, as the LAMP authors do: the product accumulated and rounded by ``acc``, divided
-    by :math:`\sqrt d` in float32, and rounded again to ``acc.fmt`` with ``acc.mode``.
+    The score site of :func:`lampref.nn.attention_scores`, its BLAS products in row blocks.
     """
-    d = q.shape[-1]
-    kT = k.transpose(0, 2, 1)  # [H, L, d] -> [H, d, L]
-    s = _site_matmul(q, kT, acc, ctx)  # [H, n, d] @ [H, d, L] -> [H, n, L]
-    s = s / np.sqrt(s.dtype.type(d))  # [H, n, L]
-    if acc is not None:
-        s = np.asarray(round_to(s, acc.fmt, acc.mode, rng=ctx.rng), dtype=np.float32)
-    return s
+    return _score_site(q, k, acc, rng=ctx.rng, blas=_blas(ctx))  # [H, n, L]
 
 
-def attention_probs(q: Array, k: Array, spec: Any, layer: int, ctx: ForwardContext) -> AttentionProbs:
-    """The score step of attention for one block of query rows: scores, causal mask, softmax.
+def attention_probs(q: Array, k: Array, spec: SiteSpec, layer: int, ctx: ForwardContext) -> AttentionProbs:
+    """The score step of attention for one chunk of query rows: scores, causal mask, softmax.
 
     ``q`` ``[H, n, d]`` holds the rows at positions ``ctx.start .. ctx.start + n - 1``, ``k`` ``[H, N, d]``
     the keys of positions ``0 .. N - 1`` (``N`` may exceed the sequence: zero keys, masked). ``spec`` is the
@@ -372,7 +183,8 @@ def attention_probs(q: Array, k: Array, spec: Any, layer: int, ctx: ForwardConte
     if isinstance(spec, ScoreRule):
         return spec.attention_probs(q, k, start=ctx.start, layer=layer, rng=ctx.rng)
     scores = attention_scores(q, k, spec, ctx)  # [H, n, d], [H, N, d] -> [H, n, N]
-    return AttentionProbs(scores, causal_softmax(scores, ctx.start), {})
+    n, N = scores.shape[-2:]
+    return AttentionProbs(scores, masked_softmax(scores, causal_mask(ctx.start, n, N)), {})
 
 
 def _keys_upto(k: Array, N: int) -> Array:
@@ -384,35 +196,37 @@ def _keys_upto(k: Array, N: int) -> Array:
     return out
 
 
-def attention(
-    q: Array, k: Array, v: Array, layer: int, ctx: ForwardContext
-) -> tuple[Array, list[tuple[int, AttentionProbs]]]:
+RowChunks = list[tuple[int, AttentionProbs]]
+"""The score step of each chunk of query rows of a layer: its first position and its AttentionProbs."""
+
+
+def attention(q: Array, k: Array, v: Array, layer: int, ctx: ForwardContext) -> tuple[Array, RowChunks]:
     """Causal attention: ``[H, n, d], [H, L, d], [H, L, d] -> [H, n, d]`` (query rows at positions
     ``ctx.start ..``, keys and values of positions ``0 .. L - 1``).
 
-    Query rows go in blocks of ``row_block`` positions, and the rows of block ``c`` (positions
+    Query rows go in chunks of ``row_block`` positions, and the rows of chunk ``c`` (positions
     ``[cR, (c+1)R)``) attend over exactly ``(c+1)R`` keys, the missing ones zero (and masked): so the products
     of a row have the same shapes whatever the length of the sequence, and a cached generation step gives
-    the bits of a full recomputation. Returns the output and, per block, its first position and its
+    the bits of a full recomputation. Returns the output and, per chunk, its first position and its
     :class:`~lampref.gpt2.plan.AttentionProbs`.
     """
     R = ctx.row_block
     n = q.shape[1]
     score_spec = ctx.plan.get("attn.score", layer)
-    value_acc = ctx.plan.get("attn.value", layer)
+    value_acc = ctx.plan.accumulator("attn.value", layer)
     out = np.empty_like(q)  # [H, n, d]
-    blocks: list[tuple[int, AttentionProbs]] = []
+    chunks: RowChunks = []
     pos, stop = ctx.start, ctx.start + n
     while pos < stop:
         hi = min(pos - pos % R + R, stop)
-        N = pos - pos % R + R  # keys seen by this block of rows
+        N = pos - pos % R + R  # keys seen by this chunk of rows
         sub = replace(ctx, start=pos)
         rows = slice(pos - ctx.start, hi - ctx.start)
         ap = attention_probs(np.ascontiguousarray(q[:, rows]), _keys_upto(k, N), score_spec, layer, sub)
         out[:, rows] = _site_matmul(ap.probs, _keys_upto(v, N), value_acc, sub)  # [H, r, N] @ [H, N, d]
-        blocks.append((pos, ap))
+        chunks.append((pos, ap))
         pos = hi
-    return out, blocks
+    return out, chunks
 
 
 @dataclass
@@ -425,14 +239,14 @@ class _KVCache:
 
 def mha(
     x: Array, p: Attention, layer: int, ctx: ForwardContext, cache: _KVCache | None = None
-) -> tuple[Array, list[tuple[int, AttentionProbs]]]:
+) -> tuple[Array, RowChunks]:
     """Multi-head causal self-attention, ``[n, C] -> [n, C]``; with a cache, the rows are new positions that
     also attend over the cached keys and values (which the call extends). Returns the output and the
-    attention blocks of :func:`attention`."""
+    row chunks of :func:`attention`."""
     n, C = x.shape
     H = ctx.config.n_head
     d = C // H
-    qkv = linear(x, p.c_attn, ctx.plan.get("attn.qkv", layer), ctx)  # [n, C] -> [n, 3C]
+    qkv = dense(x, p.c_attn, ctx.plan.accumulator("attn.qkv", layer), ctx)  # [n, C] -> [n, 3C]
     q, k, v = (
         np.ascontiguousarray(qkv[:, i * C : (i + 1) * C].reshape(n, H, d).transpose(1, 0, 2))
         for i in range(3)
@@ -442,27 +256,27 @@ def mha(
             k = np.concatenate([cache.k[layer], k], axis=1)  # [H, L, d]
             v = np.concatenate([cache.v[layer], v], axis=1)  # [H, L, d]
         cache.k[layer], cache.v[layer] = k, v
-    out, blocks = attention(q, k, v, layer, ctx)  # [H, n, d]
+    out, chunks = attention(q, k, v, layer, ctx)  # [H, n, d]
     merged = np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(n, C)  # [H, n, d] -> [n, C]
-    return linear(merged, p.c_proj, ctx.plan.get("attn.proj", layer), ctx), blocks  # [n, C] -> [n, C]
+    return dense(merged, p.c_proj, ctx.plan.accumulator("attn.proj", layer), ctx), chunks  # [n, C]
 
 
 def mlp(x: Array, p: MLP, layer: int, ctx: ForwardContext) -> Array:
     """The MLP: ``c_proj(gelu(c_fc(x)))``, ``[n, C] -> [n, 4C] -> [n, C]``."""
-    h = gelu(linear(x, p.c_fc, ctx.plan.get("mlp.fc", layer), ctx), ctx.config.gelu)  # [n, C] -> [n, 4C]
-    return linear(h, p.c_proj, ctx.plan.get("mlp.proj", layer), ctx)  # [n, 4C] -> [n, C]
+    h = dense(x, p.c_fc, ctx.plan.accumulator("mlp.fc", layer), ctx)  # [n, C] -> [n, 4C]
+    return dense(gelu(h, ctx.config.gelu), p.c_proj, ctx.plan.accumulator("mlp.proj", layer), ctx)  # [n, C]
 
 
-def block(
+def transformer_block(
     x: Array, p: Block, layer: int, ctx: ForwardContext, cache: _KVCache | None = None
-) -> tuple[Array, Array, list[tuple[int, AttentionProbs]]]:
+) -> tuple[Array, Array, RowChunks]:
     """One pre-norm transformer block, ``[n, C] -> [n, C]``; returns the block output, the residual stream
-    after attention, and the attention blocks of :func:`attention`."""
+    after attention, and the row chunks of :func:`attention`."""
     eps = ctx.config.layer_norm_epsilon
-    a, blocks = mha(layer_norm(x, p.ln_1.g, p.ln_1.b, eps), p.attn, layer, ctx, cache)  # [n, C]
+    a, chunks = mha(layer_norm(x, p.ln_1.g, p.ln_1.b, eps), p.attn, layer, ctx, cache)  # [n, C]
     mid = x + a  # [n, C]
     out = mid + mlp(layer_norm(mid, p.ln_2.g, p.ln_2.b, eps), p.mlp, layer, ctx)  # [n, C]
-    return out, mid, blocks
+    return out, mid, chunks
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -477,7 +291,7 @@ class GPT2Trace:
         ``wte[tokens] + wpe[:T]``, the input of block 0.
     scores : tuple of ndarray, shape (H, T, T), one per layer
         The scaled attention scores that enter the softmax: at and below the diagonal the scores as the
-        score site computed them, above it (future positions) :math:`-\infty`.
+        score site computed them, above it (future positions) $-\infty$.
     probs : tuple of ndarray, shape (H, T, T), one per layer
         Attention probabilities (zero above the diagonal).
     attn_residual : tuple of ndarray, shape (T, C), one per layer
@@ -503,12 +317,12 @@ class GPT2Trace:
     stats: tuple[dict[str, Any], ...]
 
 
-def _sum_stats(blocks: list[tuple[int, AttentionProbs]]) -> dict[str, Any]:
-    """The statistics of a layer's attention blocks: summed (they are additive by the ScoreRule contract),
+def _sum_stats(chunks: RowChunks) -> dict[str, Any]:
+    """The statistics of a layer's row chunks: summed (they are additive by the ScoreRule contract),
     except row statistics (keys starting with ``row_``, shape ``[H, rows]``), which are concatenated along
     the rows in position order."""
     stats: dict[str, Any] = {}
-    for _, ap in sorted(blocks, key=lambda b: b[0]):
+    for _, ap in sorted(chunks, key=lambda c: c[0]):
         for key, value in ap.stats.items():
             if key not in stats:
                 stats[key] = value
@@ -519,20 +333,18 @@ def _sum_stats(blocks: list[tuple[int, AttentionProbs]]) -> dict[str, Any]:
     return stats
 
 
-def _assemble(blocks: list[tuple[int, AttentionProbs]], T: int) -> tuple[Array, Array, dict[str, Any]]:
-    """Square ``[H, T, T]`` masked scores and probabilities of a sequence from its attention blocks, and the
-    blocks' statistics summed."""
-    H = blocks[0][1].scores.shape[0]
-    dtype = blocks[0][1].scores.dtype
-    scores = np.full((H, T, T), -np.inf, dtype=dtype)
-    probs = np.zeros((H, T, T), dtype=blocks[0][1].probs.dtype)
-    for pos, ap in blocks:
+def _assemble(chunks: RowChunks, T: int) -> tuple[Array, Array, dict[str, Any]]:
+    """Square ``[H, T, T]`` masked scores and probabilities of a sequence from its row chunks, and the
+    chunks' statistics summed."""
+    H = chunks[0][1].scores.shape[0]
+    scores = np.full((H, T, T), -np.inf, dtype=chunks[0][1].scores.dtype)
+    probs = np.zeros((H, T, T), dtype=chunks[0][1].probs.dtype)
+    for pos, ap in chunks:
         r = ap.scores.shape[1]
         N = min(ap.scores.shape[2], T)
-        future = np.arange(N)[None, :] > np.arange(pos, pos + r)[:, None]  # [r, N]
-        scores[:, pos : pos + r, :N] = np.where(future, dtype.type(-np.inf), ap.scores[:, :, :N])
+        scores[:, pos : pos + r, :N] = mask_scores(ap.scores[:, :, :N], causal_mask(pos, r, N))
         probs[:, pos : pos + r, :N] = ap.probs[:, :, :N]
-    return scores, probs, _sum_stats(blocks)
+    return scores, probs, _sum_stats(chunks)
 
 
 class GPT2:
@@ -577,11 +389,11 @@ class GPT2:
         if params.dtype != np.float32:
             raise InputValueError(f"params have dtype {params.dtype}; expected float32")
         params.check(config)
-        if isinstance(row_block, bool) or not isinstance(row_block, int) or row_block < 1:
+        if not is_int(row_block) or row_block < 1:
             raise InputValueError(f"row_block={row_block!r} is not valid; expected a positive integer")
         self.params = params
         self.config = config
-        self.row_block = row_block
+        self.row_block = int(row_block)
         self._params64: GPT2Params | None = None
 
     @classmethod
@@ -663,12 +475,12 @@ class GPT2:
         x = p.wte[tokens] + p.wpe[start : start + n]  # [n] -> [n, C]
         if record is not None and "embedding" in record:
             record["embedding"].append(x)
-        for layer, blk in enumerate(p.h):
-            x, mid, blocks = block(x, blk, layer, ctx, cache)  # [n, C] -> [n, C]
+        for layer, params in enumerate(p.h):
+            x, mid, chunks = transformer_block(x, params, layer, ctx, cache)  # [n, C] -> [n, C]
             if record is not None and set(record) == {"stats"}:
-                record["stats"].append(_sum_stats(blocks))
+                record["stats"].append(_sum_stats(chunks))
             elif record is not None:
-                scores, probs, stats = _assemble(blocks, n)
+                scores, probs, stats = _assemble(chunks, n)
                 for key, value in (("scores", scores), ("probs", probs), ("attn_residual", mid),
                                    ("hidden", x), ("stats", stats)):  # fmt: skip
                     record[key].append(value)
@@ -678,7 +490,7 @@ class GPT2:
         if last_only:
             x = x[-1:]
             ctx = ForwardContext(plan, self.config, start + n - 1, self.row_block, rng)
-        return _site_matmul(x, p.wte.T, plan.get("lm_head"), ctx)  # [n, C] @ [C, V] -> [n, V]
+        return _site_matmul(x, p.wte.T, plan.accumulator("lm_head"), ctx)  # [n, C] @ [C, V] -> [n, V]
 
     def logits(self, tokens: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None) -> Array:
         """Next-token logits of every position.
@@ -809,7 +621,7 @@ class GPT2:
             Only with ``return_logits=True``.
         """
         toks = self._tokens(tokens)
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        if not is_int(n) or n < 0:
             raise InputValueError(f"n={n!r} is not valid; expected a non-negative integer")
         n = int(n)
         T = toks.shape[-1]

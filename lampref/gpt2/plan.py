@@ -28,14 +28,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
+import numpy as np
 from numpy.typing import NDArray
 
+from .._validate import is_int
 from ..accumulate import Accumulator
 from ..errors import PlanError, expected_one_of
 
-__all__ = ["LAYER_SITES", "SITES", "AttentionProbs", "PrecisionPlan", "ScoreRule"]
+__all__ = ["SITES", "AttentionProbs", "PrecisionPlan", "ScoreRule", "SiteSpec"]
 
 SITES: tuple[str, ...] = (
     "attn.qkv",
@@ -47,10 +49,6 @@ SITES: tuple[str, ...] = (
     "lm_head",
 )
 """The GEMM sites of the forward pass, in execution order."""
-
-LAYER_SITES: tuple[str, ...] = SITES[:-1]
-"""The sites that occur once per block (and can be set per layer)."""
-
 
 class AttentionProbs(NamedTuple):
     """What the score step of attention produces for a block of query rows.
@@ -95,13 +93,20 @@ class ScoreRule(Protocol):
     ) -> AttentionProbs: ...
 
 
+SiteSpec: TypeAlias = Accumulator | ScoreRule | None
+"""What a plan holds for a site: an Accumulator, a ScoreRule (``attn.score`` only), or None (BLAS)."""
+
+PlanEntry: TypeAlias = tuple[str, int | None, SiteSpec]
+"""One setting of a plan: (site, layer or None for every layer, spec)."""
+
+
 def _check_site(site: object) -> str:
     if site not in SITES:
         raise PlanError(expected_one_of("site", site, SITES))
     return str(site)
 
 
-def _check_spec(site: str, spec: object) -> Any:
+def _check_spec(site: str, spec: object) -> SiteSpec:
     if spec is None or isinstance(spec, Accumulator):
         return spec
     if site == "attn.score" and isinstance(spec, ScoreRule):
@@ -119,23 +124,23 @@ def _check_layers(site: str, layers: Iterable[int] | int | None) -> tuple[int | 
         return (None,)
     if site == "lm_head":
         raise PlanError("site 'lm_head' occurs once, after the last block; it takes no layers")
-    if isinstance(layers, bool):
+    if isinstance(layers, (bool, np.bool_)):
         raise PlanError(
             f"layers={layers!r} is not valid; expected a layer index, an iterable of them, or None"
         )
-    if isinstance(layers, int):
-        layers = (layers,)
+    if isinstance(layers, (int, np.integer)):
+        layers = (int(layers),)
     out = []
     for layer in layers:
-        if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
+        if not is_int(layer) or layer < 0:
             raise PlanError(f"layers holds {layer!r}; expected non-negative integers")
-        out.append(layer)
+        out.append(int(layer))
     if not out:
         raise PlanError("layers is empty; pass None for every layer")
     return tuple(sorted(set(out)))
 
 
-def _key(entry: tuple[str, int | None, Any]) -> tuple[int, int]:
+def _key(entry: PlanEntry) -> tuple[int, int]:
     site, layer, _ = entry
     return (SITES.index(site), -1 if layer is None else layer)
 
@@ -176,7 +181,7 @@ class PrecisionPlan:
     'attn.value', 'attn.proj', 'mlp.fc', 'mlp.proj', 'lm_head'
     """
 
-    entries: tuple[tuple[str, int | None, Any], ...] = ()
+    entries: tuple[PlanEntry, ...] = ()
     is_reference: bool = False
 
     def __post_init__(self) -> None:
@@ -184,7 +189,7 @@ class PrecisionPlan:
             raise PlanError(
                 f"entries must be a tuple of (site, layer, spec), got {type(self.entries).__name__}"
             )
-        seen: dict[tuple[str, int | None], Any] = {}
+        seen: dict[tuple[str, int | None], SiteSpec] = {}
         for entry in self.entries:
             if not isinstance(entry, tuple) or len(entry) != 3:
                 raise PlanError(f"plan entry {entry!r} is not a (site, layer, spec) triple")
@@ -206,7 +211,7 @@ class PrecisionPlan:
         return cls(tuple((site, None, _check_spec(site, acc)) for site in SITES))
 
     @classmethod
-    def only(cls, site: str, spec: Any, layers: Iterable[int] | int | None = None) -> PrecisionPlan:
+    def only(cls, site: str, spec: SiteSpec, layers: Iterable[int] | int | None = None) -> PrecisionPlan:
         """One site (optionally only in some layers) under ``spec``; every other product in float32 BLAS."""
         return cls().set(site, spec, layers)
 
@@ -215,7 +220,7 @@ class PrecisionPlan:
         """The float64 reference: every operation of the forward pass (GEMMs included) in float64."""
         return cls((), is_reference=True)
 
-    def set(self, site: str, spec: Any, layers: Iterable[int] | int | None = None) -> PrecisionPlan:
+    def set(self, site: str, spec: SiteSpec, layers: Iterable[int] | int | None = None) -> PrecisionPlan:
         """A new plan with ``site`` (in ``layers``, or for every layer) set to ``spec``.
 
         Setting a site for every layer removes its per-layer settings.
@@ -232,7 +237,7 @@ class PrecisionPlan:
         return PrecisionPlan((*kept, *((site, layer, spec) for layer in chosen)))
 
     # ---------------------------------------------------------------- lookup
-    def get(self, site: str, layer: int | None = None) -> Any:
+    def get(self, site: str, layer: int | None = None) -> SiteSpec:
         """The spec of ``site`` in ``layer`` (None: float32 BLAS, or float64 under the reference plan)."""
         _check_site(site)
         default = None
@@ -244,16 +249,19 @@ class PrecisionPlan:
                     default = spec
         return default
 
+    def accumulator(self, site: str, layer: int | None = None) -> Accumulator | None:
+        """The accumulator of a product site in ``layer`` (None: float32 BLAS, or float64 under the reference
+        plan); :class:`~lampref.errors.PlanError` if the site holds a :class:`ScoreRule` instead."""
+        spec = self.get(site, layer)
+        if isinstance(spec, ScoreRule):
+            raise PlanError(f"site {site!r} holds the score rule {spec!r}; expected an Accumulator or None")
+        return spec
+
     def check_layers(self, n_layer: int) -> None:
         """Raise :class:`~lampref.errors.PlanError` if a per-layer setting names a layer ``>= n_layer``."""
         bad = sorted({(s, lay) for s, lay, _ in self.entries if lay is not None and lay >= n_layer})
         if bad:
             raise PlanError(f"the plan sets {bad} but the model has {n_layer} layers (0..{n_layer - 1})")
-
-    @property
-    def is_float32(self) -> bool:
-        """True when every product runs in float32 BLAS and everything else in float32."""
-        return not self.is_reference and all(spec is None for _, _, spec in self.entries)
 
     def __repr__(self) -> str:
         if self.is_reference:
