@@ -43,7 +43,7 @@ import re
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path, PurePath
 from typing import Any, NamedTuple
@@ -261,21 +261,54 @@ class GPT2Params(_Params):
         return _build(lambda name: state[name], n_layer)
 
 
-_BLOCK_SUFFIXES = (
-    "ln_1.weight",
-    "ln_1.bias",
-    "attn.c_attn.weight",
-    "attn.c_attn.bias",
-    "attn.c_proj.weight",
-    "attn.c_proj.bias",
-    "ln_2.weight",
-    "ln_2.bias",
-    "mlp.c_fc.weight",
-    "mlp.c_fc.bias",
-    "mlp.c_proj.weight",
-    "mlp.c_proj.bias",
+class _Tensor(NamedTuple):
+    """One parameter tensor as both checkpoint layouts store it (a row of :data:`_LAYOUT`).
+
+    ``hf`` is its Hugging Face name (after ``h.<i>.`` for a per-layer tensor), ``llmc`` llm.c's name for it,
+    ``shape`` its Conv1D-layout shape in the letters ``C`` (width), ``3C``, ``4C``, ``V`` (vocabulary) and
+    ``P`` (positions). llm.c stores a per-layer tensor as one group stacked over the layers, ``(L, ...)``;
+    a ``transposed`` weight as ``(out, in)``; a ``padded`` tensor with its vocabulary rows padded to ``Vp``.
+    """
+
+    hf: str
+    llmc: str
+    per_layer: bool
+    shape: tuple[str, ...]
+    transposed: bool = False
+    padded: bool = False
+
+    def dims(self, C: int, V: int, P: int) -> tuple[int, ...]:
+        """The shape in Conv1D layout for width ``C``, vocabulary ``V`` and ``P`` positions."""
+        sizes = {"C": C, "3C": 3 * C, "4C": 4 * C, "V": V, "P": P}
+        return tuple(sizes[d] for d in self.shape)
+
+    def names(self, n_layer: int) -> list[str]:
+        """Its Hugging Face names in a model of ``n_layer`` blocks: one, or one per block."""
+        return [f"h.{i}.{self.hf}" for i in range(n_layer)] if self.per_layer else [self.hf]
+
+
+# Every GPT-2 tensor, in llm.c's file order, which is also Hugging Face's checkpoint order once the
+# per-layer run is repeated block by block. Reading, writing and every size come from this table.
+_LAYOUT: tuple[_Tensor, ...] = (
+    _Tensor("wte.weight", "wte", False, ("V", "C"), padded=True),
+    _Tensor("wpe.weight", "wpe", False, ("P", "C")),
+    _Tensor("ln_1.weight", "ln1w", True, ("C",)),
+    _Tensor("ln_1.bias", "ln1b", True, ("C",)),
+    _Tensor("attn.c_attn.weight", "qkvw", True, ("C", "3C"), transposed=True),
+    _Tensor("attn.c_attn.bias", "qkvb", True, ("3C",)),
+    _Tensor("attn.c_proj.weight", "attprojw", True, ("C", "C"), transposed=True),
+    _Tensor("attn.c_proj.bias", "attprojb", True, ("C",)),
+    _Tensor("ln_2.weight", "ln2w", True, ("C",)),
+    _Tensor("ln_2.bias", "ln2b", True, ("C",)),
+    _Tensor("mlp.c_fc.weight", "fcw", True, ("C", "4C"), transposed=True),
+    _Tensor("mlp.c_fc.bias", "fcb", True, ("4C",)),
+    _Tensor("mlp.c_proj.weight", "fcprojw", True, ("4C", "C"), transposed=True),
+    _Tensor("mlp.c_proj.bias", "fcprojb", True, ("C",)),
+    _Tensor("ln_f.weight", "lnfw", False, ("C",)),
+    _Tensor("ln_f.bias", "lnfb", False, ("C",)),
 )
-_OUTER_NAMES = ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias")
+_BLOCK_SUFFIXES = tuple(t.hf for t in _LAYOUT if t.per_layer)
+_OUTER_NAMES = tuple(t.hf for t in _LAYOUT if not t.per_layer)
 
 
 def _n_tensors(n_layer: int) -> int:
@@ -285,13 +318,13 @@ def _n_tensors(n_layer: int) -> int:
 
 def _iter_shapes(C: int, V: int, P: int, n_layer: int) -> Iterator[tuple[str, tuple[int, ...]]]:
     """Yield the Hugging Face names and shapes in checkpoint order, lazily (so a caller may stop early)."""
-    attn = [(C,), (C,), (C, 3 * C), (3 * C,), (C, C), (C,)]  # ln_1, attn.c_attn, attn.c_proj
-    mlp = [(C,), (C,), (C, 4 * C), (4 * C,), (4 * C, C), (C,)]  # ln_2, mlp.c_fc, mlp.c_proj
-    per = dict(zip(_BLOCK_SUFFIXES, attn + mlp, strict=True))
-    yield from (("wte.weight", (V, C)), ("wpe.weight", (P, C)))
-    for i in range(n_layer):
-        yield from ((f"h.{i}.{k}", v) for k, v in per.items())
-    yield from (("ln_f.weight", (C,)), ("ln_f.bias", (C,)))
+    for per_layer, run in itertools.groupby(_LAYOUT, key=lambda t: t.per_layer):
+        shapes = [(t.hf, t.dims(C, V, P)) for t in run]
+        if not per_layer:
+            yield from shapes
+            continue
+        for i in range(n_layer):
+            yield from ((f"h.{i}.{suffix}", shape) for suffix, shape in shapes)
 
 
 def _is_param_name(name: str, n_layer: int) -> bool:
@@ -724,25 +757,15 @@ def _load_npz(path: Path, config: GPT2Config | None, n_head: int | None, allow_n
         raise WeightsError(f"{path}: cannot be read ({exc})") from None
 
 
-def _llmc_sizes(V: int, Vp: int, maxT: int, L: int, C: int) -> list[tuple[str, tuple[int, ...]]]:
-    return [
-        ("wte", (Vp, C)),
-        ("wpe", (maxT, C)),
-        ("ln1w", (L, C)),
-        ("ln1b", (L, C)),
-        ("qkvw", (L, 3 * C, C)),
-        ("qkvb", (L, 3 * C)),
-        ("attprojw", (L, C, C)),
-        ("attprojb", (L, C)),
-        ("ln2w", (L, C)),
-        ("ln2b", (L, C)),
-        ("fcw", (L, 4 * C, C)),
-        ("fcb", (L, 4 * C)),
-        ("fcprojw", (L, C, 4 * C)),
-        ("fcprojb", (L, C)),
-        ("lnfw", (C,)),
-        ("lnfb", (C,)),
-    ]
+def _llmc_groups(config: GPT2Config, Vp: int) -> list[tuple[_Tensor, tuple[int, ...]]]:
+    """llm.c's parameter groups in file order, each with its stored shape."""
+    C, L = config.n_embd, config.n_layer
+    groups = []
+    for t in _LAYOUT:
+        shape = t.dims(C, Vp, config.n_positions)
+        shape = shape[::-1] if t.transposed else shape
+        groups.append((t, (L, *shape) if t.per_layer else shape))
+    return groups
 
 
 def load_llmc(path: str | Path, *, allow_nonfinite: bool = False) -> Checkpoint:
@@ -775,6 +798,24 @@ def load_llmc(path: str | Path, *, allow_nonfinite: bool = False) -> Checkpoint:
     if not path.is_file():
         raise WeightsNotFoundError(f"{path}: no such file (expected an llm.c checkpoint)")
     size = path.stat().st_size
+    version, config, Vp = _llmc_header(path, size)
+    count = sum(math.prod(shape) for _, shape in _llmc_groups(config, Vp))
+    expected = LLMC_HEADER_INTS * 4 + count * (4 if version == 3 else 2)
+    if size != expected:
+        what = "truncated" if size < expected else f"{size - expected} trailing bytes"
+        raise WeightsError(
+            f"{path}: {size} bytes, {what}; the header (version {version}, maxT={config.n_positions}, "
+            f"V={config.vocab_size}, L={config.n_layer}, C={config.n_embd}, Vp={Vp}) needs {expected}"
+        )
+    state = _llmc_state(_llmc_data(path, version, count), config, Vp)
+    params = _build(state.__getitem__, config.n_layer)
+    if not allow_nonfinite:
+        _check_finite(params, str(path))
+    return Checkpoint(params, config)
+
+
+def _llmc_header(path: Path, size: int) -> tuple[int, GPT2Config, int]:
+    """The version, configuration and padded vocabulary ``Vp`` of an llm.c header, every field checked."""
     nh = LLMC_HEADER_INTS * 4
     if size < nh:
         raise WeightsError(f"{path}: {size} bytes is shorter than the llm.c header ({nh} bytes)")
@@ -804,54 +845,31 @@ def load_llmc(path: str | Path, *, allow_nonfinite: bool = False) -> Checkpoint:
         config = GPT2Config(n_layer=L, n_head=NH, n_embd=C, n_positions=maxT, vocab_size=V)
     except ConfigError as exc:
         raise WeightsError(f"{path}: llm.c header does not describe a valid model ({exc})") from None
-    groups = _llmc_sizes(V, Vp, maxT, L, C)
-    count = sum(math.prod(s) for _, s in groups)
-    item = 4 if version == 3 else 2
-    expected = nh + count * item
-    if size != expected:
-        what = "truncated" if size < expected else f"{size - expected} trailing bytes"
-        raise WeightsError(
-            f"{path}: {size} bytes, {what}; the header (version {version}, maxT={maxT}, V={V}, L={L}, C={C}, "
-            f"Vp={Vp}) needs {expected}"
-        )
-    flat: F32
+    return version, config, Vp
+
+
+def _llmc_data(path: Path, version: int, count: int) -> F32:
+    """The ``count`` parameters after the header, as float32: a map of a float32 file, a widened bfloat16."""
+    offset = LLMC_HEADER_INTS * 4
     if version == 3:
-        flat = np.asarray(np.memmap(path, dtype="<f4", mode="r", offset=nh, shape=(count,)))
-        if not flat.dtype.isnative:
-            flat = flat.astype(np.float32)
-    else:
-        bits = np.memmap(path, dtype="<u2", mode="r", offset=nh, shape=(count,))
-        flat = (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
-        del bits
-    g: dict[str, F32] = {}
+        flat: F32 = np.asarray(np.memmap(path, dtype="<f4", mode="r", offset=offset, shape=(count,)))
+        return flat if flat.dtype.isnative else flat.astype(np.float32)
+    bits = np.memmap(path, dtype="<u2", mode="r", offset=offset, shape=(count,))
+    return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+def _llmc_state(flat: F32, config: GPT2Config, Vp: int) -> dict[str, F32]:
+    """Views of llm.c's parameter groups under Hugging Face names: weights transposed, ``wte`` unpadded."""
+    state: dict[str, F32] = {}
     pos = 0
-    for name, shape in groups:
-        size = math.prod(shape)
-        g[name] = flat[pos : pos + size].reshape(shape)
-        pos += size
-    state: dict[str, F32] = {"wte.weight": g["wte"][:V], "wpe.weight": g["wpe"]}
-    for i in range(L):
-        state.update(
-            {
-                f"h.{i}.ln_1.weight": g["ln1w"][i],
-                f"h.{i}.ln_1.bias": g["ln1b"][i],
-                f"h.{i}.attn.c_attn.weight": g["qkvw"][i].T,
-                f"h.{i}.attn.c_attn.bias": g["qkvb"][i],
-                f"h.{i}.attn.c_proj.weight": g["attprojw"][i].T,
-                f"h.{i}.attn.c_proj.bias": g["attprojb"][i],
-                f"h.{i}.ln_2.weight": g["ln2w"][i],
-                f"h.{i}.ln_2.bias": g["ln2b"][i],
-                f"h.{i}.mlp.c_fc.weight": g["fcw"][i].T,
-                f"h.{i}.mlp.c_fc.bias": g["fcb"][i],
-                f"h.{i}.mlp.c_proj.weight": g["fcprojw"][i].T,
-                f"h.{i}.mlp.c_proj.bias": g["fcprojb"][i],
-            }
-        )
-    state.update({"ln_f.weight": g["lnfw"], "ln_f.bias": g["lnfb"]})
-    params = _build(state.__getitem__, L)
-    if not allow_nonfinite:
-        _check_finite(params, str(path))
-    return Checkpoint(params, config)
+    for t, shape in _llmc_groups(config, Vp):
+        group = flat[pos : pos + math.prod(shape)].reshape(shape)
+        pos += math.prod(shape)
+        for i, name in enumerate(t.names(config.n_layer)):
+            view = group[i] if t.per_layer else group
+            view = view.T if t.transposed else view
+            state[name] = view[: config.vocab_size] if t.padded else view
+    return state
 
 
 def load(
@@ -1056,31 +1074,14 @@ def save_llmc(
         r = np.asarray(round_to(a32, "bf16"), dtype=np.float32)
         return (r.view(np.uint32) >> np.uint32(16)).astype("<u2").tobytes()
 
-    h = params.h
-    per_layer: list[Callable[[Block], F32]] = [
-        lambda b: b.ln_1.g,
-        lambda b: b.ln_1.b,
-        lambda b: b.attn.c_attn.w.T,
-        lambda b: b.attn.c_attn.b,
-        lambda b: b.attn.c_proj.w.T,
-        lambda b: b.attn.c_proj.b,
-        lambda b: b.ln_2.g,
-        lambda b: b.ln_2.b,
-        lambda b: b.mlp.c_fc.w.T,
-        lambda b: b.mlp.c_fc.b,
-        lambda b: b.mlp.c_proj.w.T,
-        lambda b: b.mlp.c_proj.b,
-    ]
     path = Path(path)
     if not path.parent.is_dir():
         raise WeightsNotFoundError(f"{path.parent}: no such directory")
+    state = params.state_dict()
     with atomic_output(path) as f:
         f.write(header.tobytes())
-        f.write(encode(params.wte))
-        f.write(encode(np.zeros((Vp - V, C), dtype=np.float32)))
-        f.write(encode(params.wpe))
-        for get in per_layer:
-            for block in h:
-                f.write(encode(get(block)))
-        f.write(encode(params.ln_f.g))
-        f.write(encode(params.ln_f.b))
+        for t, shape in _llmc_groups(config, Vp):
+            for name in t.names(L):
+                f.write(encode(state[name].T if t.transposed else state[name]))
+            if t.padded:
+                f.write(encode(np.zeros((Vp - V, *shape[1:]), dtype=np.float32)))
