@@ -42,13 +42,14 @@ format gives $\pm x_{\max}$ for every overflow and for infinite inputs.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._validate import as_array, check_rng
-from .errors import InputTypeError, InputValueError, ModeError, expected_one_of
+from .errors import FormatError, InputTypeError, InputValueError, ModeError, expected_one_of
 from .formats import FloatFormat, get_format
 
 __all__ = [
@@ -62,16 +63,6 @@ __all__ = [
     "ulp",
 ]
 
-Mode = Literal[
-    "nearest_even",
-    "nearest_away",
-    "toward_zero",
-    "toward_pos",
-    "toward_neg",
-    "odd",
-    "stochastic",
-    "stochastic_equal",
-]
 DETERMINISTIC_MODES: tuple[str, ...] = (
     "nearest_even",
     "nearest_away",
@@ -169,14 +160,50 @@ def as_exact_array(x: ArrayLike, name: str = "x") -> NDArray[Any]:
     )
 
 
+def as_exact_float64(x: ArrayLike, name: str = "x") -> NDArray[np.float64]:
+    """``x`` as a float64 array holding exactly the same values (see :func:`as_exact_array`), or raise."""
+    with np.errstate(invalid="ignore"):  # signalling NaNs stay NaN
+        return np.asarray(as_exact_array(x, name), dtype=np.float64)
+
+
 # ------------------------------------------------------------------------- kernel
-class _Plan:
-    """Everything about (format, container, mode) that does not depend on the data."""
+@dataclass(frozen=True, slots=True)
+class _ModeRule:
+    """How a rounding mode picks one of the two neighbours of a value, resolved once from its name.
+
+    ``family`` is "nearest" (the closer neighbour; on a tie the even one when ``ties_to_even``, else the one
+    away from zero), "directed" (the neighbour toward zero, except for the magnitudes of the sign
+    ``away_sign``, "+" or "-", which go away from zero; with ``sticky`` an inexact result gets an odd last
+    bit) or "stochastic" (away from zero with probability equal to the distance to the neighbour toward zero
+    when ``proportional``, else 1/2).
+    """
+
+    family: Literal["nearest", "directed", "stochastic"]
+    ties_to_even: bool = False
+    away_sign: Literal["", "+", "-"] = ""
+    sticky: bool = False
+    proportional: bool = False
+
+
+_MODE_RULES: dict[str, _ModeRule] = {
+    "nearest_even": _ModeRule("nearest", ties_to_even=True),
+    "nearest_away": _ModeRule("nearest"),
+    "toward_zero": _ModeRule("directed"),
+    "toward_pos": _ModeRule("directed", away_sign="+"),
+    "toward_neg": _ModeRule("directed", away_sign="-"),
+    "odd": _ModeRule("directed", sticky=True),
+    "stochastic": _ModeRule("stochastic", proportional=True),
+    "stochastic_equal": _ModeRule("stochastic"),
+}
+
+
+class _KernelConstants:
+    """What the kernel needs about (format, container, mode): everything that does not depend on the data."""
 
     def __init__(self, fmt: FloatFormat, c: _Container, mode: str) -> None:
         assert fmt.emin is not None
         self.c = c
-        self.mode = mode
+        self.rule = _MODE_RULES[mode]
         U = c.udtype.type
         self.shift = c.mb + 1 - fmt.p  # pattern bits dropped in the normal range (>= 0)
         self.q_sub = fmt.emin - fmt.p + 1 if fmt.subnormals else fmt.emin  # quantum below 2**emin
@@ -211,114 +238,132 @@ class _Plan:
         self.quantum_sub = c.pattern(math.ldexp(1.0, self.q_sub))
 
 
-def _round_chunk(x: NDArray[Any], plan: _Plan, words: NDArray[np.uint64] | None) -> NDArray[Any]:
-    """Round one contiguous chunk given in the container dtype; returns the container dtype."""
-    c = plan.c
-    U = c.udtype.type
-    mode = plan.mode
+def _round_chunk(x: NDArray[Any], k: _KernelConstants, words: NDArray[np.uint64] | None) -> NDArray[Any]:
+    """Round one contiguous chunk given in the container dtype; returns the container dtype.
+
+    The magnitude's pattern gets an increment chosen by the mode and loses its low ``d`` bits; magnitudes
+    below half the smallest step are settled apart, then overflow, the special values and the sign.
+    """
+    if k.simple:
+        return _round_chunk_simple(x, k)
+    c = k.c
     b = x.view(c.udtype)
-    if plan.simple:
-        return _round_chunk_simple(x, b, plan)
-    A = b & c.abs_mask
-    neg: Any = None
-    if mode in ("toward_pos", "toward_neg") or (plan.variable and mode in STOCHASTIC_MODES):
-        neg = b > c.abs_mask
-
-    # d: pattern bits to drop for each element; tiny: the step does not fit in the significand field.
-    tiny: NDArray[np.bool_] | None = None
-    d: Any = U(plan.shift)
-    variable = False
-    if plan.variable:
-        # nonzero magnitudes below 2**emin (A - 1 wraps zero around to the top)
-        below = (A - plan.one) < (plan.min_normal - plan.one)
-        variable = bool(below.any())
-    if variable:
-        if plan.fmt.subnormals:
-            E = A >> U(c.mb)
-            extra = U(plan.eq) - np.minimum(np.maximum(E, U(1)), U(plan.eq))
-            limit = U(c.mb - plan.shift)
-            tiny = extra > limit
-            d = np.minimum(extra, limit) + U(plan.shift)
-        else:
-            tiny = below
-        if not tiny.any():
-            tiny = None
-        if neg is None:
-            neg = b > c.abs_mask
-    mask = (plan.one << d) - plan.one
-    notmask = ~mask
-
-    if mode == "nearest_even":
-        R = A + (mask >> plan.one)
-        R += _parity(A, d, mask, plan, variable)
-        R &= notmask
-    elif mode == "nearest_away":
-        R = A + ((mask + plan.one) >> plan.one)
-        R &= notmask
-    elif mode == "toward_zero":
-        R = A & notmask
-    elif mode == "toward_pos":
-        R = A + np.where(neg, plan.zero, mask)
-        R &= notmask
-    elif mode == "toward_neg":
-        R = A + np.where(neg, mask, plan.zero)
-        R &= notmask
-    elif mode == "odd":
-        # set the last kept bit when inexact and the truncated significand is even
-        sticky = ((A & mask) != 0).astype(c.udtype) & ~_parity(A, d, mask, plan, variable)
-        R = A & notmask
-        R += sticky << d
-    else:
-        assert words is not None
-        if mode == "stochastic":
-            # the top d bits of the random word, uniform on [0, 2**d): P(carry) = (A mod 2**d) / 2**d
-            top = words >> (np.uint64(64) - np.asarray(d, dtype=np.uint64))
-            R = A + top.astype(c.udtype)
-        else:  # stochastic_equal: the top bit of the word picks the neighbour
-            R = A + np.where(words >> np.uint64(63), mask, plan.zero)
-        R &= notmask
-
+    A = b & c.abs_mask  # the magnitudes' patterns
+    away = _away_from_zero(b, k)  # None unless the sign directs the mode
+    d, tiny, variable = _dropped_bits(A, k)
+    mask = (k.one << d) - k.one
+    R = A + _increment(A, d, mask, k, variable, away, words)  # the neighbour above is a carry
+    R &= ~mask
     if tiny is not None:
-        R[tiny] = _round_tiny(A[tiny], neg[tiny], plan, None if words is None else words[tiny])
-
-    over = R > plan.xmax
+        R[tiny] = _round_tiny(A[tiny], k, _subset(away, tiny), _subset(words, tiny))
+    over = R > k.xmax
     if over.any():
-        if neg is None:
-            neg = b > c.abs_mask
-        truncating: Any
-        if mode in ("toward_zero", "odd"):
-            truncating = True
-        elif mode == "toward_pos":
-            truncating = neg
-        elif mode == "toward_neg":
-            truncating = ~neg
-        else:
-            truncating = False
-        R = np.where(over, np.where(truncating, plan.xmax, plan.overflow_value), R)
-        special = A >= c.inf
-        if special.any():
-            R = np.where(special, np.where(A > c.inf, A, plan.inf_value), R)
-    R |= b & ~c.abs_mask
+        R = _overflow(R, A, over, k, away)
+    R |= b & ~c.abs_mask  # the sign
     out: NDArray[Any] = R.view(c.dtype)
     return out
 
 
-def _round_chunk_simple(x: NDArray[Any], b: NDArray[Any], plan: _Plan) -> NDArray[Any]:
+def _subset(a: NDArray[Any] | None, where: NDArray[np.bool_]) -> NDArray[Any] | None:
+    """The elements of ``a`` where ``where`` is True (None stays None)."""
+    return None if a is None else a[where]
+
+
+def _away_from_zero(b: NDArray[Any], k: _KernelConstants) -> NDArray[np.bool_] | None:
+    """For a mode directed by the sign, which elements (patterns ``b``) round their magnitude away from 0."""
+    if k.rule.away_sign == "+":
+        return b <= k.c.abs_mask
+    if k.rule.away_sign == "-":
+        return b > k.c.abs_mask
+    return None
+
+
+def _dropped_bits(A: NDArray[Any], k: _KernelConstants) -> tuple[Any, NDArray[np.bool_] | None, bool]:
+    """The pattern bits ``d`` to drop from each magnitude ``A`` (a scalar when all share it), the magnitudes
+    whose step does not fit in the significand field (None when there are none), and whether any magnitude
+    lies below ``2**emin`` where the step differs from the normal range's."""
+    c = k.c
+    U = c.udtype.type
+    d: Any = U(k.shift)
+    if not k.variable:
+        return d, None, False
+    below = (A - k.one) < (k.min_normal - k.one)  # nonzero magnitudes below 2**emin (0 - 1 wraps around)
+    if not below.any():
+        return d, None, False
+    if k.fmt.subnormals:
+        E = A >> U(c.mb)
+        extra = U(k.eq) - np.minimum(np.maximum(E, U(1)), U(k.eq))
+        limit = U(c.mb - k.shift)
+        tiny = extra > limit
+        d = np.minimum(extra, limit) + U(k.shift)
+    else:
+        tiny = below
+    return d, (tiny if tiny.any() else None), True
+
+
+def _increment(
+    A: NDArray[Any],
+    d: Any,
+    mask: Any,
+    k: _KernelConstants,
+    variable: bool,
+    away: NDArray[np.bool_] | None,
+    words: NDArray[np.uint64] | None,
+) -> Any:
+    """What the mode adds to the magnitude ``A`` before its low ``d`` bits (``mask``) are cleared."""
+    rule = k.rule
+    if rule.family == "nearest":
+        if rule.ties_to_even:  # half an ulp less one unit, plus one when the kept last bit is odd
+            return (mask >> k.one) + _parity(A, d, mask, k, variable)
+        return (mask + k.one) >> k.one  # half an ulp: a tie carries
+    if rule.family == "directed":
+        if rule.sticky:  # set the last kept bit when inexact and the truncated significand is even
+            return (((A & mask) != 0).astype(k.c.udtype) & ~_parity(A, d, mask, k, variable)) << d
+        return k.zero if away is None else np.where(away, mask, k.zero)
+    assert words is not None
+    if rule.proportional:
+        # the top d bits of the random word, uniform on [0, 2**d): P(carry) = (A mod 2**d) / 2**d
+        top = words >> (np.uint64(64) - np.asarray(d, dtype=np.uint64))
+        return top.astype(k.c.udtype)
+    return np.where(words >> np.uint64(63), mask, k.zero)  # the top bit of the word picks the neighbour
+
+
+def _overflow(
+    R: NDArray[Any],
+    A: NDArray[Any],
+    over: NDArray[np.bool_],
+    k: _KernelConstants,
+    away: NDArray[np.bool_] | None,
+) -> NDArray[Any]:
+    """Results beyond the largest finite value: ``xmax`` where the mode truncates, else the overflow value;
+    infinite and NaN inputs are set apart."""
+    c = k.c
+    truncating: Any = k.rule.family == "directed" and (True if away is None else ~away)
+    R = np.where(over, np.where(truncating, k.xmax, k.overflow_value), R)
+    special = A >= c.inf
+    if special.any():
+        R = np.where(special, np.where(A > c.inf, A, k.inf_value), R)
+    return R
+
+
+def _round_chunk_simple(x: NDArray[Any], k: _KernelConstants) -> NDArray[Any]:
     """Nearest and toward-zero rounding when only the precision differs from the container's.
 
     The magnitude is rounded on the signed pattern directly (the sign bit is above every carry of a
     finite value, and a carry out of the largest binade gives infinity, as overflow should); NaNs, which
     the carry could turn into infinities or flip the sign of, are restored afterwards.
     """
-    c = plan.c
-    d = c.udtype.type(plan.shift)
-    mask = (plan.one << d) - plan.one
-    if plan.mode == "nearest_even":
-        R = (b >> d) & plan.one
+    c = k.c
+    b = x.view(c.udtype)
+    d = c.udtype.type(k.shift)
+    mask = (k.one << d) - k.one
+    rule = k.rule
+    if rule.family == "nearest" and rule.ties_to_even:
+        R = (b >> d) & k.one
         R += b
-        R += mask >> plan.one
-    elif plan.mode == "nearest_away":
-        R = b + ((mask + plan.one) >> plan.one)
+        R += mask >> k.one
+    elif rule.family == "nearest":
+        R = b + ((mask + k.one) >> k.one)
     else:  # toward_zero
         R = b.copy()
     R &= ~mask
@@ -329,20 +374,20 @@ def _round_chunk_simple(x: NDArray[Any], b: NDArray[Any], plan: _Plan) -> NDArra
     return out
 
 
-def _parity(A: NDArray[Any], d: Any, mask: Any, plan: _Plan, variable: bool) -> NDArray[Any]:
+def _parity(A: NDArray[Any], d: Any, mask: Any, k: _KernelConstants, variable: bool) -> NDArray[Any]:
     """Last bit (0 or 1) of the significand kept when ``d`` pattern bits are dropped.
 
     Pattern bit ``d`` is that bit while ``d`` is inside the fraction field. At ``d == mb`` the kept
     significand is just the implicit bit (1 for a normal container value, 0 for a subnormal one), while
     pattern bit ``mb`` is the exponent's last bit, so it is replaced. ``d == 0`` drops nothing.
     """
-    c = plan.c
+    c = k.c
     U = c.udtype.type
-    if plan.shift == c.mb:  # p == 1: d == mb for every element
+    if k.shift == c.mb:  # p == 1: d == mb for every element
         implicit: NDArray[Any] = (A >= (U(1) << U(c.mb))).astype(c.udtype)
         return implicit
-    lsb: NDArray[Any] = (A >> d) & plan.one
-    if plan.shift == 0:
+    lsb: NDArray[Any] = (A >> d) & k.one
+    if k.shift == 0:
         lsb &= (mask != 0).astype(c.udtype)
     if variable:
         lsb = np.where(d == U(c.mb), (A >= (U(1) << U(c.mb))).astype(c.udtype), lsb)
@@ -350,32 +395,28 @@ def _parity(A: NDArray[Any], d: Any, mask: Any, plan: _Plan, variable: bool) -> 
 
 
 def _round_tiny(
-    A: NDArray[Any], neg: NDArray[np.bool_], plan: _Plan, words: NDArray[np.uint64] | None
+    A: NDArray[Any],
+    k: _KernelConstants,
+    away: NDArray[np.bool_] | None,
+    words: NDArray[np.uint64] | None,
 ) -> NDArray[Any]:
     """Round magnitudes below half of the format's smallest step: the result is 0 or that step."""
-    mode = plan.mode
+    rule = k.rule
     nonzero = A != 0
-    if mode == "nearest_even":
-        up = A > plan.half_sub  # an exact tie goes to zero, which is even
-    elif mode == "nearest_away":
-        up = A >= plan.half_sub
-    elif mode == "toward_zero":
-        up = np.zeros_like(nonzero)
-    elif mode == "toward_pos":
-        up = nonzero & ~neg
-    elif mode == "toward_neg":
-        up = nonzero & neg
-    elif mode == "odd":
-        up = nonzero  # truncation gives 0 (even); an inexact result gets the odd last bit
-    elif mode == "stochastic":
+    if rule.family == "nearest":  # an exact tie goes to zero (which is even) or away from it
+        up = A > k.half_sub if rule.ties_to_even else A >= k.half_sub
+    elif rule.family == "directed":
+        # round to odd: truncation gives 0 (even) and an inexact result gets the odd last bit
+        up = nonzero if rule.sticky else (np.zeros_like(nonzero) if away is None else nonzero & away)
+    elif rule.proportional:
         assert words is not None
-        frac = np.ldexp(A.view(plan.c.dtype).astype(np.float64), -plan.q_sub)  # exact, in (0, 1)
+        frac = np.ldexp(A.view(k.c.dtype).astype(np.float64), -k.q_sub)  # exact, in (0, 1)
         uniform = (words >> np.uint64(11)).astype(np.float64) * math.ldexp(1.0, -53)
         up = uniform < frac
     else:
         assert words is not None
         up = nonzero & (words >> np.uint64(63)).astype(bool)
-    return np.where(up, plan.quantum_sub, plan.zero)
+    return np.where(up, k.quantum_sub, k.zero)
 
 
 class Rounder:
@@ -386,13 +427,16 @@ class Rounder:
     same dtype as the (contiguous, 1-D or any shape) input.
     """
 
-    __slots__ = ("_plan", "identity", "stochastic")
+    __slots__ = ("_constants", "identity", "stochastic")
 
     def __init__(self, fmt: FloatFormat, mode: str, dtype: Any = np.float64) -> None:
         container = _F32 if np.dtype(dtype) == np.float32 else _F64
         if container is _F32 and not fmt.fits_float32:
-            raise ValueError("a float32 container needs a format that fits in float32")
-        self._plan = _Plan(fmt, container, mode)
+            raise FormatError(
+                f"dtype=float32 needs a format that fits in float32; {fmt!r} does not "
+                "(expected dtype=float64)"
+            )
+        self._constants = _KernelConstants(fmt, container, check_mode(mode))
         self.stochastic = mode in STOCHASTIC_MODES
         self.identity = container is _F64 and (
             fmt.p,
@@ -415,8 +459,28 @@ class Rounder:
                 if gen is None:
                     raise ModeError("stochastic rounding needs rng= (a seed or a numpy.random.Generator)")
                 words = gen.integers(0, 1 << 64, size=stop - start, dtype=np.uint64, endpoint=False)
-            out[start:stop] = _round_chunk(flat[start:stop], self._plan, words)
+            out[start:stop] = _round_chunk(flat[start:stop], self._constants, words)
         return out.reshape(np.shape(x))
+
+
+@overload
+def round_to(
+    x: float | np.number[Any] | np.bool_,
+    fmt: FloatFormat | str,
+    mode: str = ...,
+    *,
+    rng: RngLike = ...,
+) -> np.floating[Any]: ...
+
+
+@overload
+def round_to(
+    x: ArrayLike,
+    fmt: FloatFormat | str,
+    mode: str = ...,
+    *,
+    rng: RngLike = ...,
+) -> NDArray[np.floating[Any]] | np.floating[Any]: ...
 
 
 def round_to(
@@ -425,7 +489,7 @@ def round_to(
     mode: str = "nearest_even",
     *,
     rng: RngLike = None,
-) -> Any:
+) -> NDArray[np.floating[Any]] | np.floating[Any]:
     r"""Round every element of ``x`` to the format ``fmt``, correctly, in the given rounding mode.
 
     Parameters
@@ -514,11 +578,6 @@ def round_to(
 
 
 # ---------------------------------------------------------------- neighbourhood
-def _float64(x: ArrayLike) -> NDArray[np.float64]:
-    with np.errstate(invalid="ignore"):  # signalling NaNs stay NaN
-        return np.asarray(as_exact_array(x), dtype=np.float64)
-
-
 def _spacing_exponent(a: NDArray[np.float64], fmt: FloatFormat) -> NDArray[np.int64]:
     """max(floor(log2 a), emin) - p + 1 for a >= 0 (0 gives the subnormal step)."""
     assert fmt.emin is not None
@@ -528,7 +587,7 @@ def _spacing_exponent(a: NDArray[np.float64], fmt: FloatFormat) -> NDArray[np.in
     return np.maximum(e.astype(np.int64) - 1, fmt.emin) - fmt.p + 1
 
 
-def ulp(x: ArrayLike, fmt: FloatFormat | str) -> Any:
+def ulp(x: ArrayLike, fmt: FloatFormat | str) -> NDArray[np.floating[Any]] | np.floating[Any]:
     r"""The unit in the last place of ``x`` in ``fmt``: $2^{\max(\lfloor\log_2|x|\rfloor, e_{\min})-p+1}$.
 
     This is the spacing of the format's values in the binade of ``x`` (Goldberg's definition); for 0 it is
@@ -541,7 +600,7 @@ def ulp(x: ArrayLike, fmt: FloatFormat | str) -> Any:
     array([9.765625e-04, 9.765625e-04, 1.953125e-03, 5.960464e-08], dtype=float32)
     """
     fmt = get_format(fmt)
-    a = np.abs(_float64(x))
+    a = np.abs(as_exact_float64(x))
     finite = np.isfinite(a)
     a0 = np.where(finite, a, 0.0)
     out = np.ldexp(1.0, _spacing_exponent(a0, fmt))
@@ -551,7 +610,7 @@ def ulp(x: ArrayLike, fmt: FloatFormat | str) -> Any:
     return res[()] if res.ndim == 0 else res
 
 
-def next_up(x: ArrayLike, fmt: FloatFormat | str) -> Any:
+def next_up(x: ArrayLike, fmt: FloatFormat | str) -> NDArray[np.floating[Any]] | np.floating[Any]:
     """The smallest value of ``fmt`` strictly greater than ``x`` (``x`` need not be representable).
 
     The largest finite value steps to infinity (also in formats without infinity, where nothing is larger),
@@ -566,7 +625,7 @@ def next_up(x: ArrayLike, fmt: FloatFormat | str) -> Any:
     True
     """
     fmt = get_format(fmt)
-    v = _float64(x)
+    v = as_exact_float64(x)
     y = np.asarray(round_to(v, fmt, "toward_neg"), dtype=np.float64)  # largest value <= x
     with np.errstate(invalid="ignore"):
         y = np.where(np.isinf(v), v, y)
@@ -590,7 +649,7 @@ def next_up(x: ArrayLike, fmt: FloatFormat | str) -> Any:
     return out[()] if out.ndim == 0 else out
 
 
-def next_down(x: ArrayLike, fmt: FloatFormat | str) -> Any:
+def next_down(x: ArrayLike, fmt: FloatFormat | str) -> NDArray[np.floating[Any]] | np.floating[Any]:
     """The largest value of ``fmt`` strictly less than ``x``: ``-next_up(-x, fmt)``.
 
     Examples
@@ -599,11 +658,11 @@ def next_down(x: ArrayLike, fmt: FloatFormat | str) -> Any:
     >>> next_down([1.0, 0.0], "bf16")
     array([ 9.9609375e-01, -9.1835496e-41], dtype=float32)
     """
-    out = -np.asarray(next_up(-_float64(x), fmt))
+    out = -np.asarray(next_up(-as_exact_float64(x), fmt))
     return out[()] if out.ndim == 0 else out
 
 
-def is_representable(x: ArrayLike, fmt: FloatFormat | str) -> Any:
+def is_representable(x: ArrayLike, fmt: FloatFormat | str) -> NDArray[np.bool_] | np.bool_:
     """Whether each element of ``x`` is a value of ``fmt`` (NaN and infinities: if the format has them).
 
     Examples
@@ -613,11 +672,11 @@ def is_representable(x: ArrayLike, fmt: FloatFormat | str) -> Any:
     array([False,  True,  True, False,  True])
     """
     fmt = get_format(fmt)
-    v = _float64(x)
+    v = as_exact_float64(x)
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(v)
         r = np.asarray(round_to(np.where(finite, v, 0.0), fmt, "toward_zero"), dtype=np.float64)
         ok = finite & (r == v) & (np.abs(v) <= fmt.max)
         ok |= np.isinf(v) & fmt.has_inf
         ok |= np.isnan(v) & fmt.has_nan
-    return ok[()] if ok.ndim == 0 else ok
+    return np.bool_(ok[()]) if ok.ndim == 0 else ok
