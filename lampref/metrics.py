@@ -3,9 +3,10 @@ r"""Metrics that compare a low-precision run with its reference: KL divergence, 
 Every metric computes in float64 whatever the input dtype (float16, float32 or float64; integers and booleans
 are accepted where exact). Logits have shape ``[..., V]``: the last axis is the vocabulary, every leading axis
 indexes a *position*, and position-wise results are averaged with equal weight over all positions. These are
-the two metrics of the LAMP paper (arXiv 2601.21623): the KL divergence :math:`\mathrm{KL}(P_{\mathrm{ref}}
-\,\|\, P_{\mathrm{test}})` of the next-token distributions averaged over positions, and the flip rate, the
-share of positions whose greedy (argmax) token differs from the fp32 reference.
+the two metrics of the LAMP paper (arXiv 2601.21623): the KL divergence
+$\mathrm{KL}(P_{\mathrm{ref}} \,\|\, P_{\mathrm{test}})$ of the next-token distributions averaged over
+positions, and the flip rate, the share of positions whose greedy (argmax) token differs from the fp32
+reference.
 
 Bad input raises :class:`~lampref.errors.ShapeError` (mismatched or unusable shapes) or
 :class:`~lampref.errors.InputValueError` (NaN, infinities where not allowed, ``k`` out of range, values not
@@ -24,7 +25,7 @@ from ._validate import as_array, check_choice
 from .errors import InputValueError, ShapeError
 from .formats import FloatFormat, get_format
 from .nn import log_softmax as _lse_kernel
-from .rounding import as_exact_array, is_representable
+from .rounding import as_exact_float64, is_representable
 
 __all__ = [
     "flip_rate",
@@ -48,8 +49,7 @@ def _float64(x: ArrayLike, name: str) -> NDArray[np.float64]:
     if arr.dtype.kind == "V" and arr.dtype.itemsize <= 2:  # ml_dtypes (bfloat16, float8_*): exact in float32
         with contextlib.suppress(TypeError, ValueError):
             arr = arr.astype(np.float32)
-    with np.errstate(invalid="ignore"):  # signalling NaNs stay NaN
-        return np.asarray(as_exact_array(arr, name), dtype=np.float64)
+    return as_exact_float64(arr, name)
 
 
 def _logits(x: ArrayLike, name: str) -> NDArray[np.float64]:
@@ -108,7 +108,7 @@ def log_softmax(logits: ArrayLike) -> NDArray[np.float64]:
     Returns
     -------
     numpy.ndarray of float64, shape [..., V]
-        :math:`\log p_i`, with ``-inf`` where the logit is ``-inf``.
+        $\log p_i$, with ``-inf`` where the logit is ``-inf``.
 
     Raises
     ------
@@ -119,9 +119,9 @@ def log_softmax(logits: ArrayLike) -> NDArray[np.float64]:
 
     Notes
     -----
-    With :math:`m = \max_j z_j`,
+    With $m = \max_j z_j$,
 
-    .. math:: \log p_i = (z_i - m) - \log \sum_j e^{z_j - m},
+    $$ \log p_i = (z_i - m) - \log \sum_j e^{z_j - m}, $$
 
     the log-sum-exp trick: every exponent is at most 0 and the largest is exactly 1, so nothing overflows
     and the sum is at least 1 (Blanchard, Higham & Higham 2021).
@@ -145,7 +145,7 @@ def log_softmax(logits: ArrayLike) -> NDArray[np.float64]:
 
 
 def kl_divergence(ref_logits: ArrayLike, test_logits: ArrayLike, *, reduction: Reduction = "mean") -> Any:
-    r"""KL divergence :math:`\mathrm{KL}(P_{\mathrm{ref}} \,\|\, P_{\mathrm{test}})` of the softmax
+    r"""KL divergence $\mathrm{KL}(P_{\mathrm{ref}} \,\|\, P_{\mathrm{test}})$ of the softmax
     distributions, per position, averaged over positions.
 
     Parameters
@@ -170,20 +170,20 @@ def kl_divergence(ref_logits: ArrayLike, test_logits: ArrayLike, *, reduction: R
 
     Notes
     -----
-    With :math:`\log p = \mathrm{log\_softmax}(z_{\mathrm{ref}})` and
-    :math:`\log q = \mathrm{log\_softmax}(z_{\mathrm{test}})` (see :func:`log_softmax`), per position
+    With $\log p = \mathrm{log\_softmax}(z_{\mathrm{ref}})$ and
+    $\log q = \mathrm{log\_softmax}(z_{\mathrm{test}})$ (see :func:`log_softmax`), per position
 
-    .. math:: \mathrm{KL}(p \,\|\, q) = \sum_{i:\, p_i > 0} p_i (\log p_i - \log q_i),
+    $$ \mathrm{KL}(p \,\|\, q) = \sum_{i:\, p_i > 0} p_i (\log p_i - \log q_i), $$
 
-    computed from the log-probabilities (never from a ratio of probabilities). Terms with :math:`p_i = 0`
-    contribute 0 (:math:`0 \log 0 = 0`); a term with :math:`p_i > 0 = q_i` makes the result ``inf``.
+    computed from the log-probabilities (never from a ratio of probabilities). Terms with $p_i = 0$
+    contribute 0 ($0 \log 0 = 0$); a term with $p_i > 0 = q_i$ makes the result ``inf``.
     Identical logits give exactly 0, and rounding that would make a result slightly negative is clamped at 0.
 
     ``reduction="mean"`` equals PyTorch's
     ``torch.nn.functional.kl_div(log_softmax(test), log_softmax(ref), log_target=True,
     reduction="batchmean")`` on logits reshaped to ``[positions, V]`` ("batchmean" divides the sum by the
     first dimension, the number of positions) — the metric of the LAMP authors' code. PyTorch returns NaN
-    instead of 0 for a ``-inf`` reference logit (:math:`0 \cdot (-\infty)`); here it contributes 0.
+    instead of 0 for a ``-inf`` reference logit ($0 \cdot (-\infty)$); here it contributes 0.
 
     References
     ----------
@@ -241,7 +241,7 @@ def flip_rate(ref_logits: ArrayLike, test_logits: ArrayLike) -> float:
     Returns
     -------
     float
-        In :math:`[0, 1]`.
+        In $[0, 1]$.
 
     Raises
     ------
@@ -280,7 +280,7 @@ def _topk_mask(z: NDArray[np.float64], k: int) -> NDArray[np.bool_]:
 
 
 def topk_agreement(ref_logits: ArrayLike, test_logits: ArrayLike, k: int) -> float:
-    r"""Mean overlap of the top-``k`` token sets: :math:`|T_k(\mathrm{ref}) \cap T_k(\mathrm{test})| / k`.
+    r"""Mean overlap of the top-``k`` token sets: $|T_k(\mathrm{ref}) \cap T_k(\mathrm{test})| / k$.
 
     Parameters
     ----------
@@ -292,7 +292,7 @@ def topk_agreement(ref_logits: ArrayLike, test_logits: ArrayLike, k: int) -> flo
     Returns
     -------
     float
-        In :math:`[0, 1]`; 1 when every position has the same top-``k`` set. ``k = 1`` gives
+        In $[0, 1]$; 1 when every position has the same top-``k`` set. ``k = 1`` gives
         ``1 - flip_rate``.
 
     Raises
@@ -304,7 +304,7 @@ def topk_agreement(ref_logits: ArrayLike, test_logits: ArrayLike, k: int) -> flo
 
     Notes
     -----
-    :math:`T_k` holds the indices of the ``k`` largest logits of a position; ties at the ``k``-th value are
+    $T_k$ holds the indices of the ``k`` largest logits of a position; ties at the ``k``-th value are
     broken toward lower indices (consistently with :func:`flip_rate` for ``k = 1``). Order within the set
     does not matter.
 
@@ -327,7 +327,7 @@ def topk_agreement(ref_logits: ArrayLike, test_logits: ArrayLike, k: int) -> flo
 
 # ----------------------------------------------------------------------------- elementwise errors
 def max_abs_diff(a: ArrayLike, b: ArrayLike) -> float:
-    r"""The largest absolute difference :math:`\max_i |a_i - b_i|`, in float64.
+    r"""The largest absolute difference $\max_i |a_i - b_i|$, in float64.
 
     Parameters
     ----------
@@ -362,7 +362,7 @@ def max_abs_diff(a: ArrayLike, b: ArrayLike) -> float:
 
 
 def relative_error(ref: ArrayLike, test: ArrayLike) -> float:
-    r"""Norm-wise relative error :math:`\|\mathrm{test} - \mathrm{ref}\|_F / \|\mathrm{ref}\|_F`.
+    r"""Norm-wise relative error $\|\mathrm{test} - \mathrm{ref}\|_F / \|\mathrm{ref}\|_F$.
 
     Parameters
     ----------
@@ -464,7 +464,7 @@ def ulp_distance(a: ArrayLike, b: ArrayLike, fmt: FloatFormat | str = "fp32") ->
     Returns
     -------
     numpy.uint64 or numpy.ndarray of uint64
-        :math:`|\mathrm{ord}(b) - \mathrm{ord}(a)|`: 0 for equal values (``+0`` and ``-0`` included), 1 for
+        $|\mathrm{ord}(b) - \mathrm{ord}(a)|$: 0 for equal values (``+0`` and ``-0`` included), 1 for
         neighbours. Unsigned, because the distance from ``-max`` to ``max`` in fp64 does not fit in int64.
 
     Raises
@@ -478,15 +478,15 @@ def ulp_distance(a: ArrayLike, b: ArrayLike, fmt: FloatFormat | str = "fp32") ->
 
     Notes
     -----
-    :math:`\mathrm{ord}(x)` numbers the values of the format in increasing order with
-    :math:`\mathrm{ord}(\pm 0) = 0` and :math:`\mathrm{ord}(-x) = -\mathrm{ord}(x)`. For fp16, fp32 and fp64
+    $\mathrm{ord}(x)$ numbers the values of the format in increasing order with
+    $\mathrm{ord}(\pm 0) = 0$ and $\mathrm{ord}(-x) = -\mathrm{ord}(x)$. For fp16, fp32 and fp64
     it is read off the bit pattern (sign and magnitude bits, the classic ulp-distance trick). For any other
-    format, with :math:`e = \max(\lfloor \log_2 |x| \rfloor, e_{\min})` and the integer significand
-    :math:`m = |x| / 2^{e - p + 1}`,
+    format, with $e = \max(\lfloor \log_2 |x| \rfloor, e_{\min})$ and the integer significand
+    $m = |x| / 2^{e - p + 1}$,
 
-    .. math:: \mathrm{ord}(|x|) = (e - e_{\min})\, 2^{p-1} + m,
+    $$ \mathrm{ord}(|x|) = (e - e_{\min})\, 2^{p-1} + m, $$
 
-    less :math:`2^{p-1} - 1` for normal values of a format without subnormals. Membership is checked with
+    less $2^{p-1} - 1$ for normal values of a format without subnormals. Membership is checked with
     :func:`~lampref.is_representable` (a :func:`~lampref.round_to` round trip). The tests check both routes
     against each other, against ``numpy.nextafter`` stepping (float16, float32, ml_dtypes bfloat16) and
     against counting :meth:`FloatFormat.values`.
