@@ -58,7 +58,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._validate import check_bool, check_choice, check_rng
 from .errors import FormatError, InputValueError, ModeError, ShapeError
-from .formats import FloatFormat, fp32, get_format
+from .formats import FloatFormat, fp32, fp32_mantissa, get_format
 from .rounding import (
     STOCHASTIC_MODES,
     RngLike,
@@ -220,7 +220,8 @@ class Accumulator:
         """The LAMP authors' kernel for ``m`` mantissa bits: float32 staging, nearest-even rounding of the
         float32 accumulator to ``fp32_mantissa(m)`` after every product (``block=1``, their "strict") or
         after every 32-wide block (``block=32``, their "efficient"). For ``m = 0`` their bit trick's tie
-        rule (the exponent field's parity) is reproduced, see ``_authors_round_m0``.
+        rule is reproduced: a tie goes to the neighbour whose float32 exponent field is even (3 -> 2), where
+        correct rounding to 1 significand bit takes the larger (3 -> 4).
 
         ``fma`` (``block=1`` only) defaults to True: their strict step ``acc += a * b`` is compiled by
         Triton, which contracts a multiply and an add into one fused multiply-add unless the kernel is
@@ -232,8 +233,6 @@ class Accumulator:
         >>> Accumulator.authors(10).fmt.p, Accumulator.authors(10).fma, Accumulator.authors(10, 32).fma
         (11, True, False)
         """
-        from .formats import fp32_mantissa
-
         if fma is None:
             fma = isinstance(block, (int, np.integer)) and not isinstance(block, bool) and block == 1
         return cls(fp32_mantissa(m), block=block, staging="fp32", fma=fma)
@@ -587,8 +586,6 @@ def _authors_round_m0(s: NDArray[np.float32], gen: Any = None) -> NDArray[np.flo
 
 def _fp32_stage_rounder(acc: Accumulator) -> Any:
     """The rounding of the float32 accumulator to fmt in the authors' kernel."""
-    from .formats import fp32_mantissa
-
     if acc.fmt == fp32_mantissa(0) and acc.mode == "nearest_even":
         return _authors_round_m0
     return Rounder(acc.fmt, acc.mode, np.float32)
