@@ -38,12 +38,23 @@ from .formats import (
     tf32,
     to_pychop,
 )
-from .rounding import MODES, is_representable, next_down, next_up, round_to, ulp
+from .rounding import (
+    DETERMINISTIC_MODES,
+    MODES,
+    STOCHASTIC_MODES,
+    is_representable,
+    next_down,
+    next_up,
+    round_to,
+    ulp,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DETERMINISTIC_MODES",
     "MODES",
+    "STOCHASTIC_MODES",
     "Accumulator",
     "AnalysisError",
     "ConfigError",

@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import lampref
-from lampref import MODES, FloatFormat, round_to, ulp
+from lampref import DETERMINISTIC_MODES, STOCHASTIC_MODES, FloatFormat, round_to, ulp
 
 SMALL = os.environ.get("LAMPREF_SMALL", "0") not in ("", "0")
 GRID = 2_001 if SMALL else 40_001  # points of the fine grids
@@ -46,9 +46,6 @@ DRAWS = 4_000 if SMALL else 200_000  # stochastic draws of one value
 TERMS = 2_000 if SMALL else 20_000  # terms of the long sum
 RUNS = 20 if SMALL else 100  # independent stochastic runs of the long sum
 SEED = 20_260_130
-
-DETERMINISTIC = [m for m in MODES if not m.startswith("stochastic")]
-STOCHASTIC = [m for m in MODES if m.startswith("stochastic")]
 
 
 def show(fig):
@@ -136,7 +133,7 @@ show(fig)
 x = np.linspace(-4.0, 4.0, GRID)
 half_ulp = ulp(x, tiny).astype(np.float64) / 2
 fig, axes = plt.subplots(2, 3, figsize=(12, 5.5), sharex=True, sharey=True)
-for ax, mode in zip(axes.flat, DETERMINISTIC, strict=True):
+for ax, mode in zip(axes.flat, DETERMINISTIC_MODES, strict=True):
     err = round_to(x, tiny, mode).astype(np.float64) - x
     ax.plot(x, err, lw=0.9, color="C0")
     ax.fill_between(x, -half_ulp, half_ulp, color="C2", alpha=0.15, lw=0, label=r"$\pm\,\mathrm{ulp}/2$")
@@ -164,7 +161,7 @@ show(fig)
 x = np.geomspace(2.0**-5, tiny.max, GRID)
 u = tiny.unit_roundoff
 normal_range = x >= tiny.smallest_normal
-rel = {mode: np.abs(round_to(x, tiny, mode).astype(np.float64) - x) / x for mode in DETERMINISTIC}
+rel = {mode: np.abs(round_to(x, tiny, mode).astype(np.float64) - x) / x for mode in DETERMINISTIC_MODES}
 for mode, r in rel.items():
     bound = u if mode.startswith("nearest") else 2 * u
     assert r[normal_range].max() <= bound, mode  # the bounds of the user guide, on every grid point
@@ -267,7 +264,7 @@ for name, f in variants.items():
         math.nan,
     ]
     print(f"{name}: max = {f.max}, inputs {[float(p) for p in probes]}")
-    for mode in DETERMINISTIC:
+    for mode in DETERMINISTIC_MODES:
         print(f"    {mode:13}", [float(r) for r in round_to(probes, f, mode)])
 
 # %% [markdown]
@@ -327,7 +324,9 @@ rng = np.random.default_rng(SEED)
 x0 = 1.1
 lo, hi = 1.0, 1.25
 p_up = (x0 - lo) / (hi - lo)
-draws = {mode: round_to(np.full(DRAWS, x0), tiny, mode, rng=rng).astype(np.float64) for mode in STOCHASTIC}
+draws = {
+    mode: round_to(np.full(DRAWS, x0), tiny, mode, rng=rng).astype(np.float64) for mode in STOCHASTIC_MODES
+}
 for mode, d in draws.items():
     print(
         f"{mode:16}: values {sorted(set(d.tolist()))}, "
