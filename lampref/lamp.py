@@ -11,7 +11,7 @@ runs LAMP attention. Per block of query rows it does:
 
 1. low-precision scores exactly as the score site does under an accumulator: ``matmul(q, k^T, score)``,
    divided by $\sqrt d$ in float32, rounded again to ``score.fmt`` with ``score.mode``;
-2. the causal softmax of these scores (:func:`~lampref.gpt2.model.causal_softmax`);
+2. the causal softmax of these scores (:func:`~lampref.nn.causal_softmax`);
 3. the selection (``lamp_select(probs, tau, valid=causal, rule=rule)``), or a random baseline with the same
    number of entries per row;
 4. the selected scores recomputed: ``q.k`` in float32 (products and a pairwise sum in float32, per entry, so
@@ -54,13 +54,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validate import check_choice, check_rng
-from .accumulate import Accumulator, matmul
+from ._validate import check_choice, check_rng, is_int
+from .accumulate import Accumulator
 from .analysis.softmax import lamp_select, softmax_kappa
 from .errors import AnalysisError, InputTypeError
-from .gpt2.model import causal_softmax
 from .gpt2.plan import AttentionProbs
-from .rounding import round_to
+from .nn import attention_scores, causal_mask, masked_softmax
 
 __all__ = ["BASELINES", "KAPPA_BINS", "RULES", "LampConfig", "RecomputeFraction", "recompute_fraction"]
 
@@ -76,28 +75,18 @@ KAPPA_BINS: NDArray[np.float64] = np.linspace(0.0, 2.0, 41)
 Array = NDArray[Any]
 
 
-def _causal(start: int, n: int, N: int) -> NDArray[np.bool_]:
-    """``[n, N]``: row ``i`` (position ``start + i``) sees the keys ``j <= start + i``."""
-    return np.arange(N)[None, :] <= np.arange(start, start + n)[:, None]
-
-
-def _site_scores(q: Array, k: Array, acc: Accumulator, rng: Any) -> Array:
-    """The score site under an accumulator (as :func:`lampref.gpt2.model.attention_scores`)."""
-    d = q.shape[-1]
-    s = np.asarray(matmul(q, k.transpose(0, 2, 1), acc, rng=rng), dtype=np.float32)  # [H, n, N]
-    s = s / np.sqrt(np.float32(d))
-    return np.asarray(round_to(s, acc.fmt, acc.mode, rng=rng), dtype=np.float32)
+def _f32_dots(q: Array, kT: Array) -> Array:
+    """``[S, 1, d] @ [S, d, 1] -> [S, 1, 1]`` entry by entry: float32 products and a float32 pairwise sum
+    along the contiguous last axis, so the bits of an entry do not depend on the others."""
+    dots: Array = np.multiply(q[:, 0, :], kT[:, :, 0], dtype=np.float32).sum(axis=-1, dtype=np.float32)
+    return dots[:, None, None]  # [S] -> [S, 1, 1]
 
 
 def _entry_scores(qs: Array, ks: Array, acc: Accumulator | None, rng: Any) -> Array:
-    """Scores of individual entries: ``qs``, ``ks`` ``[S, d]`` -> ``[S]``, each entry on its own."""
-    d = qs.shape[-1]
-    if acc is None:  # float32 products, float32 pairwise sum along the contiguous last axis
-        s = np.multiply(qs, ks, dtype=np.float32).sum(axis=-1, dtype=np.float32)
-        return np.asarray(s / np.sqrt(np.float32(d)), dtype=np.float32)
-    s = np.asarray(matmul(qs[:, None, :], ks[:, :, None], acc, rng=rng), dtype=np.float32)[:, 0, 0]
-    s = s / np.sqrt(np.float32(d))
-    return np.asarray(round_to(s, acc.fmt, acc.mode, rng=rng), dtype=np.float32)
+    """The score site for individual entries: ``qs``, ``ks`` ``[S, d]`` -> ``[S]``, each entry on its own
+    (:func:`lampref.nn.attention_scores` on ``[S, 1, d]`` queries and keys)."""
+    s = attention_scores(qs[:, None, :], ks[:, None, :], acc, rng=rng, blas=_f32_dots)  # [S, 1, 1]
+    return np.asarray(s[:, 0, 0], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -205,7 +194,7 @@ class LampConfig:
         check_choice(self.rule, "rule", RULES, AnalysisError)
         check_choice(self.baseline, "baseline", BASELINES, AnalysisError)
         seed = self.seed
-        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        if not is_int(seed) or seed < 0:
             raise AnalysisError(f"seed={seed!r} is not valid; expected a non-negative integer")
         object.__setattr__(self, "seed", int(seed))
 
@@ -235,38 +224,42 @@ class LampConfig:
         return out
 
     # ------------------------------------------------------------------------------ ScoreRule
+    def _low_and_selection(
+        self, q: Array, k: Array, start: int, layer: int, rng: np.random.Generator | None
+    ) -> tuple[Array, Array, NDArray[np.bool_], NDArray[np.bool_]]:
+        """Steps 1 to 3 of the module notes: low-precision scores, their causal softmax, the causal mask
+        ``[n, N]`` and the entries to recompute ``[H, n, N]``."""
+        n, N = q.shape[1], k.shape[1]
+        visible = causal_mask(start, n, N)  # [n, N]
+        low = attention_scores(q, k, self.score, rng=rng)  # [H, n, d], [H, N, d] -> [H, n, N]
+        probs_low = masked_softmax(low, visible)  # [H, n, N]
+        valid = np.broadcast_to(visible, low.shape)  # [H, n, N]
+        sel = self._select(probs_low, valid)
+        if self.baseline is not None:
+            sel = self._random(sel.sum(axis=-1), valid, start, layer, rng) & valid
+        return low, probs_low, visible, sel
+
     def select(
         self, q: Array, k: Array, *, start: int, layer: int = 0, rng: Any = None
     ) -> tuple[Array, Array, NDArray[np.bool_]]:
-        """Steps 1 to 3 of the module notes for a block of query rows: the low-precision scores, their
+        """Steps 1 to 3 of the module notes for a chunk of query rows: the low-precision scores, their
         causal softmax, and the entries to recompute (LAMP's or the baseline's), all ``[H, n, N]``.
 
         The returned mask covers valid (causal) entries only; with ``baseline="random_authors"`` the draws
         that land on masked positions are dropped from it.
         """
-        rng = check_rng(rng)  # one stream for the whole call, whatever was given
-        H, n, _ = q.shape
-        N = k.shape[1]
-        low = _site_scores(q, k, self.score, rng)  # [H, n, N]
-        probs_low = causal_softmax(low, start)  # [H, n, N]
-        valid = np.broadcast_to(_causal(start, n, N), (H, n, N))
-        sel = self._select(probs_low, valid)
-        if self.baseline is not None:
-            sel = self._random(sel.sum(axis=-1), valid, start, layer, rng) & valid
+        low, probs_low, _, sel = self._low_and_selection(q, k, start, layer, check_rng(rng))
         return low, probs_low, sel
 
     def attention_probs(self, q: Array, k: Array, *, start: int, layer: int, rng: Any) -> AttentionProbs:
-        """Scores and probabilities ``[H, n, N]`` of a block of query rows (the ScoreRule protocol).
+        """Scores and probabilities ``[H, n, N]`` of a chunk of query rows (the ScoreRule protocol).
 
         ``q`` ``[H, n, d]`` holds the rows at positions ``start .. start + n - 1``, ``k`` ``[H, N, d]`` the
         keys of positions ``0 .. N - 1``. Returns the scores after recomputation (before the mask), the
         probabilities, and the statistics of the module notes.
         """
         rng = check_rng(rng)  # one stream for the whole call: selection, baseline and recomputation
-        H, n, _ = q.shape
-        N = k.shape[1]
-        low, probs_low, sel = self.select(q, k, start=start, layer=layer, rng=rng)
-        valid = np.broadcast_to(_causal(start, n, N), (H, n, N))
+        low, probs_low, visible, sel = self._low_and_selection(q, k, start, layer, rng)
         scores = low
         if sel.any():
             h, i, j = np.nonzero(sel)
@@ -274,18 +267,23 @@ class LampConfig:
             ks = np.ascontiguousarray(k[h, j])  # [S, d]
             scores = low.copy()
             scores[h, i, j] = _entry_scores(qs, ks, self.recompute, rng)
-        probs = causal_softmax(scores, start)  # [H, n, N]
-        kappa = np.asarray(softmax_kappa(probs_low, sel, valid=valid), dtype=np.float64).reshape(H, n)
-        hist = np.stack([np.histogram(kappa[hh], bins=KAPPA_BINS)[0] for hh in range(H)]).astype(np.int64)
-        stats = {
-            "selected": sel.sum(axis=(1, 2), dtype=np.int64),
-            "valid": valid.sum(axis=(1, 2), dtype=np.int64),
-            "rows": np.full(H, n, dtype=np.int64),
-            "kappa_sum": kappa.sum(axis=-1),
-            "kappa_hist": hist,
-            "row_kappa": kappa,
-        }
-        return AttentionProbs(scores, probs, stats)
+        probs = masked_softmax(scores, visible)  # [H, n, N]
+        return AttentionProbs(scores, probs, _row_stats(probs_low, sel, np.broadcast_to(visible, sel.shape)))
+
+
+def _row_stats(probs_low: Array, sel: NDArray[np.bool_], valid: NDArray[np.bool_]) -> dict[str, Any]:
+    """The statistics of the module notes for a chunk of rows ``[H, n, N]``."""
+    H, n, _ = sel.shape
+    kappa = np.asarray(softmax_kappa(probs_low, sel, valid=valid), dtype=np.float64).reshape(H, n)
+    hist = np.stack([np.histogram(kappa[hh], bins=KAPPA_BINS)[0] for hh in range(H)]).astype(np.int64)
+    return {
+        "selected": sel.sum(axis=(1, 2), dtype=np.int64),
+        "valid": valid.sum(axis=(1, 2), dtype=np.int64),
+        "rows": np.full(H, n, dtype=np.int64),
+        "kappa_sum": kappa.sum(axis=-1),
+        "kappa_hist": hist,
+        "row_kappa": kappa,
+    }
 
 
 class RecomputeFraction(NamedTuple):
