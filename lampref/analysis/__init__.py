@@ -26,10 +26,11 @@ from .composition import (
 )
 from .elementwise import CONDITION_FUNCTIONS, condition_number
 from .layernorm import layernorm_amplification, layernorm_jacobian
-from .softmax import lamp_select, softmax_amplification, softmax_kappa
+from .softmax import RULES, lamp_select, softmax_amplification, softmax_kappa
 
 __all__ = [
     "CONDITION_FUNCTIONS",
+    "RULES",
     "RelativeErrorBound",
     "amplification_matrix",
     "condition_number",

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._validate import as_array
-from ..errors import AnalysisError, InputTypeError
+from ..errors import AnalysisError, InputTypeError, LamprefError
 
 __all__: list[str] = []
 
@@ -50,18 +50,33 @@ def bool_mask(mask: ArrayLike, name: str, shape: tuple[int, ...]) -> NDArray[np.
     return np.broadcast_to(arr, shape)
 
 
-def real_scalar(value: object, name: str) -> float:
-    """A real number (Python or NumPy scalar, or a 0-d array) as a Python float."""
+def real_scalar(value: object, name: str, *, error: type[LamprefError] = AnalysisError) -> float:
+    """A real number (Python or NumPy scalar, or a 0-d array) as a Python float, or ``error``."""
     if isinstance(value, (bool, np.bool_)):
-        raise AnalysisError(f"{name} must be a real number, got {value!r}")
+        raise error(f"{name} must be a real number, got {value!r}")
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
     if not isinstance(value, numbers.Real):
-        raise AnalysisError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+        raise error(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     out = float(value)
     if math.isnan(out):
-        raise AnalysisError(f"{name} is NaN; expected a real number")
+        raise error(f"{name} is NaN; expected a real number")
     return out
+
+
+def check_tau(tau: object, *, error: type[LamprefError] = AnalysisError) -> float:
+    """The LAMP threshold ``tau`` as a Python float in $(0, 2]$, or ``error`` naming it.
+
+    The one check of ``tau`` for :func:`~lampref.analysis.lamp_select` and the modules that pass ``tau`` on
+    to it; ``error`` lets a caller raise its own :class:`~lampref.errors.LamprefError` subclass.
+    """
+    t = real_scalar(tau, "tau", error=error)
+    if not 0.0 < t <= 2.0:
+        raise error(
+            f"tau={tau!r} is out of range; expected 0 < tau <= 2 (tau = 2 recomputes nothing, "
+            "tau -> 1 recomputes almost everything)"
+        )
+    return t
 
 
 def nonnegative_int(value: object, name: str) -> int:

@@ -35,12 +35,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._validate import as_array, check_choice
 from ..errors import AnalysisError
-from ._checks import bool_mask, real_array, real_scalar
+from ._checks import bool_mask, check_tau, real_array
 
-__all__ = ["lamp_select", "softmax_amplification", "softmax_kappa"]
+__all__ = ["RULES", "lamp_select", "softmax_amplification", "softmax_kappa"]
 
-RULES = ("prefix", "optimal", "authors")
-SCANS = ("cuda", "cpu", "sequential")
+RULES: tuple[str, ...] = ("prefix", "optimal", "authors")
+"""The selection rules of :func:`lamp_select`: the top-$k$ prefix, the exact optimum, the authors' code."""
+SCANS = ("cuda", "cpu", "sequential")  # the float32 prefix-sum orders of rule="authors"
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -79,16 +80,6 @@ def _check_probs(
             f"to 1 within {tol:.3g} = max(2**-20, 4*n*u) for n={n} and the unit roundoff u of {raw.dtype}"
         )
     return live.astype(dtype, copy=False), mask
-
-
-def _check_tau(tau: object) -> float:
-    t = real_scalar(tau, "tau")
-    if not 0.0 < t <= 2.0:
-        raise AnalysisError(
-            f"tau={tau!r} is out of range; expected 0 < tau <= 2 (tau = 2 recomputes nothing, "
-            "tau -> 1 recomputes almost everything)"
-        )
-    return t
 
 
 # ---------------------------------------------------------------------------------- amplification
@@ -391,50 +382,18 @@ def lamp_select(
 
     Notes
     -----
-    **Order.** Entries are sorted by decreasing probability; equal probabilities keep their index order
-    (a stable sort), so the lower index comes first.
+    Entries are ordered by decreasing probability, ties by increasing index (a stable sort). ``"prefix"``
+    returns the smallest $k$ whose top-$k$ set has $\kappa \le \tau$; it is optimal among the sets that
+    leave the row's minimum unselected. ``"optimal"`` tries every choice of the smallest unselected entry at
+    once, in $O(n \log n)$ per row, and never selects more than ``"prefix"``. Both evaluate $\kappa$ in
+    float64, so a returned set meets $\kappa(S) \le \tau$ up to a few units of $2^{-53}$; if no set meets
+    $\tau$, every valid entry is selected.
 
-    **prefix.** With $P_k$ the sum of the $k$ largest valid entries and $s_{\min}$ the smallest valid entry,
-    the top-$k$ set ($1 \le k < n$) has $\kappa = \max(2 - P_k - 2 s_{\min}, 1 - P_k)$ (the second term
-    matters only in a row of one entry), the empty set $2 - 2 s_{\min}$; the rule returns the smallest $k$
-    with $\kappa \le \tau$. It is optimal among the sets that leave the row's minimum unselected.
-
-    **optimal.** Fix the smallest unselected entry $s_r$: every entry after it in the order must be
-    selected, and then the best completion adds the largest entries until
-    $\max(2 - P - 2 s_r, 1 - P) \le \tau$ ($P$ the selected mass). Every $r$ is tried at once with prefix sums
-    and a merged sort, $O(n \log n)$ per row; among the smallest sets the one with the smallest $\kappa$ is
-    returned, and among those the one with the largest $r$ (so the prefix set when it is among them). In
-    tiny rows the optimum can beat the prefix: $s = (0.537, 0.376, 0.087)$, $\tau = 1.2$ needs two entries
-    as a prefix, while $\{0.087\}$ alone gives $\kappa = 1.161$.
-
-    Both rules are evaluated in float64 from prefix and suffix sums of the sorted row, so a returned set has
-    $\kappa(S) \le \tau$ up to the rounding of these sums (a few units of $2^{-53}$), and
-    ``"optimal"`` is never larger than ``"prefix"``. If no set meets $\tau$ (possible only for $\tau$ below
-    the rounding level of the row sum) every valid entry is selected.
-
-    **authors.** The authors' ``get_lamp_softmax_mask(att, 2 - tau)``: sort descending; exclusive prefix
-    sums $P_k$ (``cumsum``, then shifted by one with a leading 0); select the $k$-th entry iff
-    $P_k + 2 \min(\text{row}) < 2 - \tau$. Emulated bit for bit in float32 under these assumptions:
-
-    * the probabilities are float32 (other dtypes are rounded to float32 first), and invalid entries are
-      set to 0, as the authors' masked softmax gives; the minimum is over the **whole row**, so it is 0 in
-      every causally masked row but the last;
-    * ``2 - tau`` is computed in double precision (a Python float) and rounded to float32 by the comparison
-      with the float32 tensor (PyTorch casts a Python scalar to the tensor's dtype);
-    * ``2 * min`` is exact, and ``P_k + 2 * min`` is one float32 addition;
-    * the prefix sums: ``scan="cuda"`` follows PyTorch's innermost-dimension CUDA scan (PyTorch 2.1 and
-      later, ``ScanUtils.cuh``): chunks of $2 \cdot 2^L$ entries with $L$ chosen from the number of rows
-      and the row length, a Sklansky scan in float32 within a chunk, the running total added to each
-      chunk's first entry. (A tensor holding a single row goes to CUB's device scan instead, whose order is
-      not reproduced; the batched order is used.) ``scan="cpu"`` is ATen's CPU kernel (a float64 running
-      sum, each output rounded to float32); ``scan="sequential"`` adds left to right in float32;
-    * ties: PyTorch's unstable sort may order equal probabilities differently; the values, and so the
-      number selected, are the same, only which of the tied indices is selected can differ.
-
-    With ``valid``, the authors' mask is returned with the invalid positions cleared. In exact arithmetic
-    the authors' rule is the prefix rule with the masked zeros counted as (zero-probability) entries of the
-    row; it selects a superset of the prefix rule over the valid entries, and the two agree on rows with no
-    masked entry, up to float32 rounding near the threshold.
+    ``"authors"`` selects the $k$-th largest entry iff $P_k + 2 \min(\text{row}) < 2 - \tau$, $P_k$ the
+    sum of the $k - 1$ larger entries, in float32 and with the minimum over the whole row (invalid entries
+    count as zeros): over the valid entries it selects a superset of ``"prefix"``. The float32 details it
+    reproduces (the rounding of $2 - \tau$, the summation orders of ``scan``, ties) are set out in the user
+    guide, "Error analysis of compositions", section "The LAMP selection rule".
 
     References
     ----------
@@ -466,7 +425,7 @@ def lamp_select(
     check_choice(rule, "rule", RULES, AnalysisError)
     if scan is not None and rule != "authors":
         raise AnalysisError(f"scan={scan!r} applies only to rule='authors' (got rule={rule!r})")
-    t = _check_tau(tau)
+    t = check_tau(tau)
     if rule == "authors":
         sc = "cuda" if scan is None else scan
         check_choice(sc, "scan", SCANS, AnalysisError)
