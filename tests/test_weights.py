@@ -35,6 +35,7 @@ from lampref.gpt2 import GPT2, default_model
 from lampref.gpt2.config import GPT2Config
 from lampref.gpt2.safetensors import load_file, save_file
 from lampref.gpt2.weights import (
+    RANDOM_PARAMS_VERSION,
     GPT2Params,
     hf_shapes,
     load,
@@ -593,6 +594,38 @@ def test_issue11_item06_allow_nonfinite_is_a_flag(tmp_path: Path) -> None:
     save_llmc(TINY, TINY_CFG, tmp_path / "m.bin")
     with pytest.raises(LamprefError, match="allow_nonfinite"):
         load_llmc(tmp_path / "m.bin", allow_nonfinite="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rng", [-1, True, 1.5, "7", np.array([3])])
+def test_random_params_rng_is_checked_like_every_other_rng(rng: Any) -> None:
+    """random_params passed rng to numpy's default_rng, so a negative seed gave numpy's plain ValueError and
+    a bool or an array was taken as a seed; it refuses them now with a lampref error naming rng."""
+    with pytest.raises(LamprefError, match="rng"):
+        random_params(TINY_CFG, rng=rng)
+
+
+def test_random_params_seed_is_the_generator_of_that_seed() -> None:
+    """A seed (Python's or NumPy's int) draws from numpy's default_rng of that seed, the token embedding first
+    (version 1 of the draw order), as the Generator itself does."""
+    assert RANDOM_PARAMS_VERSION == 1
+    expected = np.random.default_rng(11).standard_normal((64, 16), dtype=np.float32) * np.float32(0.3)
+    for rng in (11, np.int64(11), np.random.default_rng(11)):
+        np.testing.assert_array_equal(random_params(TINY_CFG, rng=rng, std=0.3).wte, expected)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"), [(0, WeightsError), (-3, WeightsError), (True, TypeError), ("8", TypeError)]
+)
+def test_integer_arguments_of_the_writers_are_checked(tmp_path: Path, value: Any, kind: type) -> None:
+    """pad_multiple and from_state_dict's n_layer: an integer >= 1 (NumPy's included), never a bool."""
+    with pytest.raises(kind, match="pad_multiple"):
+        save_llmc(TINY, TINY_CFG, tmp_path / "m.bin", pad_multiple=value)
+    with pytest.raises(kind, match="n_layer"):
+        GPT2Params.from_state_dict(TINY.state_dict(), value)
+    assert not (tmp_path / "m.bin").exists()
+    save_llmc(TINY, TINY_CFG, tmp_path / "m.bin", pad_multiple=np.int64(48))  # type: ignore[arg-type]
+    assert (tmp_path / "m.bin").stat().st_size == 4 * (256 + TINY.n_params + (96 - 64) * 16)  # Vp = 96
+    assert GPT2Params.from_state_dict(TINY.state_dict(), np.int64(2)).n_params == TINY.n_params  # type: ignore[arg-type]
 
 
 def test_embedded_model_passes_the_finite_check() -> None:

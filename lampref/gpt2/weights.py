@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from .._validate import check_bool
+from .._validate import check_bool, check_int, check_rng
 from ..errors import (
     ConfigError,
     LamprefError,
@@ -252,8 +252,7 @@ class GPT2Params(_Params):
     @classmethod
     def from_state_dict(cls, state: Mapping[str, F32], n_layer: int) -> GPT2Params:
         """Build from float32 arrays under Hugging Face names (no prefix), ``n_layer`` blocks."""
-        if isinstance(n_layer, bool) or not isinstance(n_layer, int) or n_layer < 1:
-            raise WeightsError(f"n_layer={show(n_layer)} is not valid; expected a positive integer")
+        n_layer = check_int(n_layer, "n_layer", minimum=1, error=WeightsError)
         shapes = _iter_shapes(1, 1, 1, n_layer)  # lazily: stops after the first five missing names
         missing = list(itertools.islice((k for k, _ in shapes if k not in state), 5))
         if missing:
@@ -376,12 +375,15 @@ def random_params(
 ) -> GPT2Params:
     r"""Random parameters with every tensor randomised (for tests and examples).
 
-    Every weight and bias is :math:`\mathcal N(0, \mathrm{std}^2)`; LayerNorm scales are
-    :math:`1 + \mathcal N(0, \mathrm{ln\_spread}^2)` and shifts :math:`\mathcal N(0, \mathrm{ln\_spread}^2)`,
+    Every weight and bias is $\mathcal N(0, \mathrm{std}^2)$; LayerNorm scales are
+    $1 + \mathcal N(0, \mathrm{ln\_spread}^2)$ and shifts $\mathcal N(0, \mathrm{ln\_spread}^2)$,
     so that a bug in a bias, a LayerNorm shift or the GELU variant shows in the output. Draws are float32
     ``Generator.standard_normal`` in the Hugging Face checkpoint order (:func:`hf_shapes`), one call per
     tensor, scaled by float32 multiplication; this is version :data:`RANDOM_PARAMS_VERSION` of the
     generator, so a seed reproduces the same weights.
+
+    ``rng`` is a ``numpy.random.Generator`` (drawn from), a non-negative integer seed, or None (fresh
+    entropy); anything else, a negative seed or a bool included, raises :class:`~lampref.errors.ModeError`.
 
     Examples
     --------
@@ -391,7 +393,8 @@ def random_params(
     >>> p.ln_f.g.dtype, bool(p.ln_f.b.any())
     (dtype('float32'), True)
     """
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = check_rng(rng)
+    gen = np.random.default_rng() if gen is None else gen
     state: dict[str, F32] = {}
     for name, shape in hf_shapes(config).items():
         z = gen.standard_normal(shape, dtype=np.float32)
@@ -1057,8 +1060,7 @@ def save_llmc(
             "llm.c checkpoints always mean tanh GELU and LayerNorm epsilon 1e-5; config has "
             f"gelu={config.gelu!r}, layer_norm_epsilon={config.layer_norm_epsilon}"
         )
-    if isinstance(pad_multiple, bool) or not isinstance(pad_multiple, int) or pad_multiple < 1:
-        raise WeightsError(f"pad_multiple={pad_multiple!r} is not valid; expected a positive integer")
+    pad_multiple = check_int(pad_multiple, "pad_multiple", minimum=1, error=WeightsError)
     version = {v: k for k, v in LLMC_VERSIONS.items()}[dtype]
     V, C, L = config.vocab_size, config.n_embd, config.n_layer
     Vp = -(-V // pad_multiple) * pad_multiple
