@@ -50,6 +50,7 @@ SITES: tuple[str, ...] = (
 )
 """The GEMM sites of the forward pass, in execution order."""
 
+
 class AttentionProbs(NamedTuple):
     """What the score step of attention produces for a block of query rows.
 
