@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import AnalysisError, expected_one_of
+from ..special import erfc
 from ._checks import real_array
 
 __all__ = ["CONDITION_FUNCTIONS", "condition_number"]
@@ -29,7 +30,6 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_TANH_A = 0.044715
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_HALF = math.sqrt(0.5)
-_erfc = np.frompyfunc(math.erfc, 1, 1)
 
 
 def _sigmoid(x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -50,7 +50,7 @@ def _kappa_gelu_erf(z: NDArray[np.float64]) -> NDArray[np.float64]:
     # phi = z Phi(z), phi' = Phi(z) + z pdf(z): kappa = |1 + z pdf(z) / Phi(z)|
     far = z < -20.0
     zz = np.where(far | (z > 40.0), -1.0, z)
-    cdf = 0.5 * np.asarray(_erfc(-zz * _SQRT_HALF), dtype=np.float64)
+    cdf = 0.5 * erfc(-zz * _SQRT_HALF)
     ratio = np.exp(-0.5 * zz * zz) * _INV_SQRT_2PI / cdf
     ratio = np.where(z > 40.0, 0.0, ratio)  # pdf/cdf < 1e-340 there
     ratio = np.where(far, _mills_inverse(np.where(far, -z, 20.0)), ratio)
