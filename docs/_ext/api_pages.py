@@ -26,7 +26,9 @@ from mkdocs.structure.files import File, Files
 # The public modules whose API is documented, in the order of the nav.
 API_MODULES = [
     "lampref",
+    "lampref.special",
     "lampref.analysis",
+    "lampref.nn",
     "lampref.gpt2",
     "lampref.lamp",
     "lampref.metrics",
