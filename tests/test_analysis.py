@@ -876,6 +876,29 @@ def test_lamp_select_rejects_bad_tau(tau: object) -> None:
         lamp_select(np.array([0.5, 0.5]), tau)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("tau", [0.0, -1.0, 2.0000001, 3, float("nan"), True, "1.5", np.array([1.0, 2.0])])
+def test_check_tau_raises_the_callers_error(tau: object) -> None:
+    """The one check of tau (shared by lamp_select, LampConfig and the study's settings) raises the error
+    class its caller names, with the message that names tau and its range."""
+    from lampref.analysis._checks import check_tau
+    from lampref.errors import ExperimentError
+
+    with pytest.raises(ExperimentError, match="tau") as err:
+        check_tau(tau, error=ExperimentError)
+    assert isinstance(err.value, ValueError)
+    if isinstance(tau, float) and not math.isnan(tau):
+        assert f"tau={tau!r} is out of range; expected 0 < tau <= 2" in str(err.value)
+
+
+@pytest.mark.parametrize("tau", [2, 1.5, np.float32(1.25), np.array(0.5), Fraction(1, 3)])
+def test_check_tau_returns_a_python_float(tau: object) -> None:
+    from lampref.analysis._checks import check_tau
+
+    t = check_tau(tau)
+    assert type(t) is float
+    assert Fraction(t) == Fraction(float(tau))  # type: ignore[arg-type]
+
+
 def test_lamp_select_rejects_bad_masks_rules_and_scans() -> None:
     s = np.array([[0.5, 0.5], [0.25, 0.75]])
     with pytest.raises(AnalysisError, match="valid has shape \\(3,\\)"):

@@ -961,6 +961,33 @@ def test_unknown_mode(mode: Any) -> None:
     check_error(err, f"mode={mode!r}", *(repr(m) for m in MODES))
 
 
+def test_mode_groups_say_which_modes_need_rng() -> None:
+    """DETERMINISTIC_MODES and STOCHASTIC_MODES, exported at the top level, split MODES by whether ``rng=``
+    is required: exactly the stochastic ones refuse to run without it."""
+    import lampref
+
+    assert lampref.DETERMINISTIC_MODES is DETERMINISTIC_MODES
+    assert lampref.STOCHASTIC_MODES is STOCHASTIC_MODES
+    assert sorted(DETERMINISTIC_MODES + STOCHASTIC_MODES) == sorted(MODES)
+    for mode in MODES:
+        if mode in STOCHASTIC_MODES:
+            with pytest.raises(ModeError, match="rng"):
+                round_to([0.1], fp16, mode)
+        else:
+            assert float(round_to(0.5, fp16, mode)) == 0.5
+
+
+def test_rounder_errors_are_lampref_errors() -> None:
+    from lampref.rounding import Rounder
+
+    with pytest.raises(FormatError) as err:
+        Rounder(fp64, "nearest_even", np.float32)
+    check_error(err, "dtype=float32", "float64")
+    with pytest.raises(ModeError) as err:
+        Rounder(fp16, "nearest")
+    check_error(err, "mode='nearest'", "'nearest_even'")
+
+
 def test_unknown_format_name() -> None:
     with pytest.raises(FormatError) as err:
         round_to([1.0], "fp17")
