@@ -140,9 +140,9 @@ def test_rows_match_the_public_metrics(
 ) -> None:
     """kl_div and flip_rate of a row are the position-weighted means of metrics.kl_divergence and
     metrics.flip_rate over the sequences, with or without the cached reference log-probabilities."""
-    import lampref.experiment as experiment
+    import lampref.experiment.run as experiment_run
 
-    monkeypatch.setattr(experiment, "REF_CACHE_BYTES", cache_bytes)
+    monkeypatch.setattr(experiment_run, "REF_CACHE_BYTES", cache_bytes)
     rows = _run(model, tmp_path / "r.csv")
     batch = windows(CORPUS["toy"], 32, 2, seed=42)
     for s, row in zip(SETTINGS, rows, strict=True):

@@ -1,0 +1,389 @@
+r"""The report: the summary table and the figures of a study's rows.
+
+Both read rows by their CSV column names (:mod:`lampref.experiment.results`), so they work on the rows
+:func:`~lampref.experiment.run_experiment` returns and on any results CSV read back, the LAMP authors'
+included: ``sparsity`` is the recomputed fraction of the causal scores, and a row's baseline is its
+``baseline`` column, or ``fake_lamp`` where there is none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._validate import is_int
+from ..errors import ExperimentError
+from .results import baseline_of
+
+__all__ = ["plot_results", "summary_table"]
+
+_GROUP_FIELDS = (
+    "model",
+    "seed",
+    "nbatches",
+    "seq_len",
+    "positions",
+    "shuffle",
+    "accumulation",
+    "rule",
+)
+"""Rows that differ in one of these fields are never summarised together (the model by its digest where the
+rows have one, its label otherwise)."""
+
+
+def _group_value(row: Mapping[str, Any], field: str) -> Any:
+    if field == "model" and row.get("model_digest"):
+        return str(row["model_digest"])
+    return row.get(field)
+
+
+def summary_table(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    max_recomputed: float | None = None,
+    markdown: bool = False,
+) -> str:
+    r"""For each corpus and ``m``: KL and flip rate with no recomputation, the best LAMP result (lowest KL),
+    its recomputed fraction, and the improvement factors over uniform low precision and over random
+    recomputation of the same count (the random baseline at the same ``tau``; a column per baseline, "x
+    random" for lampref's and "x random (authors)" for the authors').
+
+    Each table is followed by the number of positions per row and the flip-rate resolution it implies (a
+    flip rate moves in steps of ``1 / positions``). Rows that differ in model (its weights' digest where
+    the rows record one, its label otherwise), seed, sizes, shuffle, accumulation or rule are never
+    summarised together: they get one table each, under a line that names what differs. Within a table,
+    two corpora under one name (different ``corpus_digest``) get one line each.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        Results rows (:func:`~lampref.experiment.run_experiment`,
+        :func:`~lampref.experiment.read_results`).
+    max_recomputed : float, optional
+        Only LAMP settings that recompute at most this fraction of the causal scores compete for "best"
+        (for example 0.1: the best result at a recomputation rate of 10% or less). A corpus and ``m`` with
+        no such setting is left out.
+    markdown : bool, default False
+        Markdown tables instead of aligned text.
+
+    Returns
+    -------
+    str
+        The tables (one line per corpus and ``m``) and their notes, separated by blank lines.
+
+    Examples
+    --------
+    >>> row = dict(dataset="prose", m_bits=4, positions=1024)
+    >>> rows = [dict(row, tau=2.0, fake_lamp=False, kl_div=1e-2, flip_rate=0.1, sparsity=0),
+    ...         dict(row, tau=1.1, fake_lamp=False, kl_div=1e-4, flip_rate=0.01, sparsity=0.05),
+    ...         dict(row, tau=1.1, fake_lamp=True, kl_div=5e-3, flip_rate=0.05, sparsity=0.05),
+    ...         dict(row, tau=1.02, fake_lamp=False, kl_div=1e-6, flip_rate=0.0, sparsity=0.5)]
+    >>> print(summary_table(rows))  # doctest: +NORMALIZE_WHITESPACE
+    dataset  m   KL uniform  flip uniform  best tau  KL LAMP   flip LAMP  recomputed  x uniform  x random
+    prose    4   1.00e-02    0.1000        1.02      1.00e-06  0.0000     50.00%      10000.0    nan
+    <BLANKLINE>
+    1024 positions per row: a flip rate moves in steps of 1/1024 = 9.8e-04 (one changed argmax)
+    >>> print(summary_table(rows, max_recomputed=0.1, markdown=True))
+    | dataset | m | KL uniform | flip uniform | best tau | KL LAMP | flip LAMP | recomputed | x uniform | x random |
+    |---|---|---|---|---|---|---|---|---|---|
+    | prose | 4 | 1.00e-02 | 0.1000 | 1.1 | 1.00e-04 | 0.0100 | 5.00% | 100.0 | 50.0 |
+    <BLANKLINE>
+    1024 positions per row: a flip rate moves in steps of 1/1024 = 9.8e-04 (one changed argmax)
+    >>> mixed = summary_table([dict(r, seed=7) for r in rows] + [dict(r, seed=42) for r in rows])
+    >>> print("\n".join(mixed.splitlines()[:3]))
+    these rows come from 2 runs that differ in seed: one table each, never averaged
+    <BLANKLINE>
+    seed=7:
+    """  # noqa: E501 (a doctest line of Markdown output)
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(_group_value(r, k) for k in _GROUP_FIELDS), []).append(r)
+    differ = [k for i, k in enumerate(_GROUP_FIELDS) if len({key[i] for key in groups}) > 1]
+    parts = []
+    if len(groups) > 1:
+        parts.append(
+            f"these rows come from {len(groups)} runs that differ in {', '.join(differ)}: one table each, "
+            "never averaged"
+        )
+    for key, sel in groups.items():
+        if len(groups) > 1:
+            named = {**dict(zip(_GROUP_FIELDS, key, strict=True)), "model": sel[0].get("model")}
+            if "model_digest" in sel[0]:
+                named["model"] = f"{named['model']} (digest {sel[0]['model_digest']})"
+            parts.append(", ".join(f"{k}={named[k]}" for k in differ) + ":")
+        parts.append(_table(sel, max_recomputed, markdown))
+        parts.append(_resolution(key[_GROUP_FIELDS.index("positions")]))
+    return "\n\n".join(parts)
+
+
+def _resolution(positions: Any) -> str:
+    """The note under a table: the flip-rate step that ``positions`` per row imply."""
+    if is_int(positions) and positions > 0:
+        return (
+            f"{positions} positions per row: a flip rate moves in steps of 1/{positions} = "
+            f"{1 / positions:.1e} (one changed argmax)"
+        )
+    return "the rows do not record their number of positions: the flip-rate resolution is unknown"
+
+
+def _table(rows: Sequence[Mapping[str, Any]], max_recomputed: float | None, markdown: bool) -> str:
+    """The summary table of rows of one run (:func:`summary_table`)."""
+    kinds = [k for k in ("random", "authors") if any(baseline_of(r) == k for r in rows)] or ["random"]
+    header = (
+        "dataset",
+        "m",
+        "KL uniform",
+        "flip uniform",
+        "best tau",
+        "KL LAMP",
+        "flip LAMP",
+        "recomputed",
+        "x uniform",
+        *("x random" if k == "random" else "x random (authors)" for k in kinds),
+    )
+    digests: dict[str, set[Any]] = {}
+    for r in rows:
+        digests.setdefault(str(r["dataset"]), set()).add(r.get("corpus_digest"))
+
+    def label(r: Mapping[str, Any]) -> str:  # two corpora under one name are told apart by their digest
+        name = str(r["dataset"])
+        return name if len(digests[name]) == 1 else f"{name}@{str(r.get('corpus_digest'))[:8]}"
+
+    lines = [header]
+    for dataset, m in sorted({(label(r), int(r["m_bits"])) for r in rows}):
+        sel = [r for r in rows if label(r) == dataset and int(r["m_bits"]) == m]
+        line = _table_line(sel, kinds, max_recomputed)
+        if line is not None:
+            lines.append((dataset, str(m), *line))
+    if markdown:
+        rule = "|" + "---|" * len(header)
+        return "\n".join(
+            ["| " + " | ".join(lines[0]) + " |", rule, *("| " + " | ".join(r) + " |" for r in lines[1:])]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def _table_line(
+    sel: Sequence[Mapping[str, Any]], kinds: Sequence[str], max_recomputed: float | None
+) -> tuple[str, ...] | None:
+    """The cells after corpus and ``m`` of one table line, from the rows of that corpus and ``m`` (None when
+    they hold no uniform row or no competing LAMP row)."""
+    uniform = [r for r in sel if float(r["tau"]) == 2.0 and baseline_of(r) == "none"]
+    lamp = [r for r in sel if float(r["tau"]) < 2.0 and baseline_of(r) == "none"]
+    if max_recomputed is not None:
+        lamp = [r for r in lamp if float(r["sparsity"]) <= max_recomputed]
+    if not uniform or not lamp:
+        return None
+    u = uniform[0]
+    best = min(lamp, key=lambda r: (float(r["kl_div"]), float(r["sparsity"])))
+    kl_best = float(best["kl_div"])
+    x_uniform = float(u["kl_div"]) / kl_best if kl_best > 0 else float("inf")
+    x_random = []
+    for kind in kinds:
+        rnd = [r for r in sel if baseline_of(r) == kind and float(r["tau"]) == float(best["tau"])]
+        x_random.append(float(rnd[0]["kl_div"]) / kl_best if rnd and kl_best > 0 else float("nan"))
+    return (
+        f"{float(u['kl_div']):.2e}",
+        f"{float(u['flip_rate']):.4f}",
+        f"{float(best['tau']):g}",
+        f"{kl_best:.2e}",
+        f"{float(best['flip_rate']):.4f}",
+        f"{100 * float(best['sparsity']):.2f}%",
+        f"{x_uniform:.1f}",
+        *(f"{x:.1f}" for x in x_random),
+    )
+
+
+# ------------------------------------------------------------------------------------ figures
+_PLOT_KINDS = (
+    ("none", "o", "-", "LAMP"),
+    ("random", "x", ":", "random"),
+    ("authors", "+", "--", "random (authors)"),
+)
+_FIX = "choose another output folder"
+
+
+def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list[Path]:
+    """Draw the study's figures as PNG files in ``out_dir`` and return their paths.
+
+    * ``kl_vs_m.png`` and ``flip_vs_m.png``: KL divergence and flip rate against ``m`` for each ``tau``
+      (``tau = 2``: uniform low precision), one panel per corpus;
+    * ``kl_vs_recomputed.png``: KL against the recomputed fraction, LAMP and the random baseline;
+    * ``layer_recomputed.png``: the recomputed fraction per layer for each ``tau`` (lampref CSVs only).
+
+    Works on the authors' CSVs too (their columns are a subset of lampref's). Needs matplotlib
+    (``pip install 'lampref[plot]'``).
+
+    Raises
+    ------
+    ExperimentError
+        No rows, or ``out_dir`` cannot be created or written (the message names the path).
+    """
+    plt = _pyplot()
+    if not rows:
+        raise ExperimentError("no rows to plot")
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ExperimentError(
+            f"cannot create the figures folder {out}: {err.strerror or err}; {_FIX}"
+        ) from None
+    datasets = sorted({str(r["dataset"]) for r in rows})
+    paths = [
+        _save(plt, _metric_vs_m(plt, rows, datasets, "kl_div", "KL(fp32 || test)"), out / "kl_vs_m.png"),
+        _save(plt, _metric_vs_m(plt, rows, datasets, "flip_rate", "flip rate"), out / "flip_vs_m.png"),
+        _save(plt, _kl_vs_recomputed(plt, rows, datasets), out / "kl_vs_recomputed.png"),
+    ]
+    layered = [
+        r for r in rows if r.get("layer_sparsity") and baseline_of(r) == "none" and float(r["tau"]) < 2.0
+    ]
+    if layered:
+        paths.append(_save(plt, _layer_recomputed(plt, layered, datasets), out / "layer_recomputed.png"))
+    return paths
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (the ``plot`` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # pragma: no cover - exercised only without the plot extra
+        raise ImportError("plotting needs matplotlib: pip install 'lampref[plot]'") from err
+    return plt
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """Write ``fig`` to ``path`` as PNG and close it; ExperimentError naming the path when it cannot."""
+    try:
+        fig.savefig(path, dpi=120)
+    except OSError as err:
+        raise ExperimentError(f"cannot write the figure {path}: {err.strerror or err}; {_FIX}") from None
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _panels(plt: Any, datasets: Sequence[str], title: str) -> tuple[Any, Any]:
+    """A figure with one panel per corpus, side by side, and its axes."""
+    fig, axes = plt.subplots(1, len(datasets), figsize=(max(7.0, 5.0 * len(datasets)), 4.5), squeeze=False)
+    fig.suptitle(title)
+    return fig, axes[0]
+
+
+def _legend(ax: Any, **kwargs: Any) -> None:
+    """A legend on ``ax`` when it has labelled lines (a grid with nothing to draw leaves the panel bare)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
+def _metric_vs_m(
+    plt: Any, rows: Sequence[Mapping[str, Any]], datasets: Sequence[str], metric: str, label: str
+) -> Any:
+    """``metric`` against ``m``, a line per ``tau`` of LAMP (``tau = 2``: no recomputation)."""
+    taus = sorted({float(r["tau"]) for r in rows}, reverse=True)
+    cmap = plt.get_cmap("viridis")
+    fig, axes = _panels(plt, datasets, f"{label} vs mantissa bits of q.k")
+    for ax, dataset in zip(axes, datasets, strict=True):
+        for i, tau in enumerate(taus):
+            sel = sorted(
+                (
+                    r
+                    for r in rows
+                    if r["dataset"] == dataset and float(r["tau"]) == tau and baseline_of(r) == "none"
+                ),
+                key=lambda r: int(r["m_bits"]),
+            )
+            if sel:
+                style = (
+                    {"color": "black", "lw": 2} if tau == 2.0 else {"color": cmap(i / max(len(taus) - 1, 1))}
+                )
+                ax.plot(
+                    [int(r["m_bits"]) for r in sel],
+                    [max(float(r[metric]), 1e-12) for r in sel],
+                    marker="o",
+                    ms=3,
+                    label="no recomputation" if tau == 2.0 else f"LAMP tau={tau:g}",
+                    **style,
+                )
+        ax.set_yscale("log")
+        ax.set_xlabel("mantissa bits m")
+        ax.set_ylabel(label)
+        ax.set_title(dataset)
+        ax.grid(True, which="both", alpha=0.3)
+    _legend(axes[-1], fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def _kl_vs_recomputed(plt: Any, rows: Sequence[Mapping[str, Any]], datasets: Sequence[str]) -> Any:
+    """KL against the recomputed fraction (the ``sparsity`` column), LAMP and each random baseline."""
+    cmap = plt.get_cmap("viridis")
+    fig, axes = _panels(plt, datasets, "KL vs recomputed fraction: LAMP and random")
+    for ax, dataset in zip(axes, datasets, strict=True):
+        ms = sorted({int(r["m_bits"]) for r in rows if r["dataset"] == dataset})
+        for j, m in enumerate(ms):
+            color = cmap(j / max(len(ms) - 1, 1))
+            for kind, marker, ls, name in _PLOT_KINDS:
+                sel = sorted(
+                    (
+                        r
+                        for r in rows
+                        if r["dataset"] == dataset
+                        and int(r["m_bits"]) == m
+                        and baseline_of(r) == kind
+                        and float(r["tau"]) < 2.0
+                    ),
+                    key=lambda r: float(r["sparsity"]),
+                )
+                if sel:
+                    ax.plot(
+                        [100 * float(r["sparsity"]) for r in sel],
+                        [max(float(r["kl_div"]), 1e-12) for r in sel],
+                        marker=marker,
+                        ls=ls,
+                        color=color,
+                        ms=3,
+                        label=f"m={m} {name}",
+                    )
+        ax.set_yscale("log")
+        ax.set_xlabel("recomputed scores (% of causal entries)")
+        ax.set_ylabel("KL(fp32 || test)")
+        ax.set_title(dataset)
+        ax.grid(True, which="both", alpha=0.3)
+    _legend(axes[-1], fontsize=6, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def _layer_recomputed(plt: Any, layered: Sequence[Mapping[str, Any]], datasets: Sequence[str]) -> Any:
+    """The recomputed fraction per layer (the ``layer_sparsity`` column) of the LAMP rows at the lowest
+    ``m`` (it recomputes the most), a line per ``tau``."""
+    cmap = plt.get_cmap("viridis")
+    m = min(int(r["m_bits"]) for r in layered)
+    fig, axes = _panels(plt, datasets, f"recomputed fraction per layer (m = {m})")
+    for ax, dataset in zip(axes, datasets, strict=True):
+        sel = [r for r in layered if r["dataset"] == dataset and int(r["m_bits"]) == m]
+        for i, r in enumerate(sorted(sel, key=lambda r: -float(r["tau"]))):
+            per_layer = [float(v) for v in str(r["layer_sparsity"]).split(";")]
+            ax.plot(
+                range(len(per_layer)),
+                [100 * v for v in per_layer],
+                marker="o",
+                ms=3,
+                color=cmap(i / max(len(sel) - 1, 1)),
+                label=f"tau={float(r['tau']):g}",
+            )
+        ax.set_xlabel("layer")
+        ax.set_ylabel("recomputed (%)")
+        ax.set_title(dataset)
+        ax.grid(True, alpha=0.3)
+    _legend(axes[-1], fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,441 @@
+r"""The run: the grid of settings, the token windows, and the runner that measures each setting.
+
+For every corpus and every setting of the grid (mantissa bits ``m`` of the key-query products, LAMP
+threshold ``tau``, selection rule, random baseline or not, accumulation model), the runner computes the
+next-token distributions of the model with the emulated score site and compares them with the float32
+model's: :func:`lampref.metrics.kl_divergence` (KL(P_fp32 || P_test) averaged over positions) and
+:func:`lampref.metrics.flip_rate` (share of positions whose argmax changes), plus the recomputed fraction of
+the attention scores (per layer and overall). A flip rate counts changed argmaxes over the ``positions`` of a
+row, so it moves in steps of ``1 / positions``; :func:`~lampref.experiment.summary_table` states that
+resolution.
+
+Each row is appended to the results CSV as soon as it is computed, and a run resumes where an earlier one
+stopped (:mod:`lampref.experiment.results`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._validate import check_bool, check_choice, is_int
+from ..accumulate import Accumulator
+from ..errors import ExperimentError, expected_one_of
+from ..formats import fp32_mantissa
+from ..gpt2 import PrecisionPlan
+from ..lamp import RULES, LampConfig, recompute_fraction
+from ..metrics import kl_from_log_probs, log_softmax
+from .results import (
+    BASELINE_KINDS,
+    append_row,
+    check_identity,
+    config_hash,
+    digest,
+    existing_rows,
+    make_row,
+    model_digest,
+    prepare_output,
+    truncate,
+)
+
+__all__ = [
+    "ACCUMULATIONS",
+    "AUTHORS_M_BITS",
+    "AUTHORS_TAUS",
+    "Setting",
+    "grid",
+    "run_experiment",
+    "windows",
+]
+
+AUTHORS_M_BITS: tuple[int, ...] = (2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22)
+AUTHORS_TAUS: tuple[float, ...] = (2.0, 1.9, 1.8, 1.7, 1.6, 1.5, 1.4, 1.3, 1.2, 1.1, 1.08, 1.06, 1.04, 1.02)
+
+_LAMP_BASELINE = {"none": None, "random": "random", "authors": "random_authors"}  # -> LampConfig.baseline
+
+
+def _strict(m: int) -> Accumulator:
+    return Accumulator(fp32_mantissa(m))
+
+
+def _blocked(m: int) -> Accumulator:
+    return Accumulator(fp32_mantissa(m), block=32)
+
+
+def _authors(m: int) -> Accumulator:
+    return Accumulator.authors(m)
+
+
+ACCUMULATIONS: dict[str, Callable[[int], Accumulator]] = {
+    "strict": _strict,
+    "blocked": _blocked,
+    "authors": _authors,
+}
+"""How the key-query products are accumulated at ``m`` bits: exact rounding after every product,
+exact 32-wide blocks, or the authors' float32-staged kernel after every product."""
+
+
+REF_CACHE_BYTES = 2 * 2**30
+"""The reference log-probabilities of a corpus (float64, sequences x seq_len x vocabulary) are computed
+once and kept when they fit in this many bytes; larger runs keep the float32 reference logits instead and
+recompute their log-softmax for every setting."""
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of the grid: the score site at ``m_bits``, LAMP at ``tau`` (2 = nothing recomputed), or a
+    random baseline (``baseline``, one of :data:`BASELINE_KINDS`) recomputing as many scores per row as LAMP.
+
+    A row of a random baseline has ``fake_lamp`` set in the results CSV (the authors' name for it).
+
+    >>> Setting(4, 1.5, "authors")
+    Setting(m_bits=4, tau=1.5, baseline='authors', rule='prefix', accumulation='strict')
+    >>> Setting(4, 1.5, True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lampref.errors.ExperimentError: baseline=True is not valid; expected one of: 'none', 'random', ...
+    """
+
+    m_bits: int
+    tau: float
+    baseline: str = "none"
+    rule: str = "prefix"
+    accumulation: str = "strict"
+
+    def __post_init__(self) -> None:
+        if not is_int(self.m_bits) or not 0 <= self.m_bits <= 23:
+            raise ExperimentError(f"m_bits={self.m_bits!r} is out of range; expected an integer 0 <= m <= 23")
+        if not _is_real(self.tau) or not 0.0 < float(self.tau) <= 2.0:
+            raise ExperimentError(f"tau={self.tau!r} is out of range; expected 0 < tau <= 2")
+        check_choice(self.baseline, "baseline", BASELINE_KINDS, ExperimentError)
+        check_choice(self.rule, "rule", RULES, ExperimentError)
+        check_choice(self.accumulation, "accumulation", tuple(ACCUMULATIONS), ExperimentError)
+        object.__setattr__(self, "m_bits", int(self.m_bits))
+        object.__setattr__(self, "tau", float(self.tau))
+
+    def plan(self, seed: int) -> PrecisionPlan:
+        """The precision plan of this setting."""
+        acc = ACCUMULATIONS[self.accumulation](self.m_bits)
+        if self.tau == 2.0 and self.baseline == "none":
+            return PrecisionPlan.only("attn.score", acc)
+        lamp = LampConfig(acc, self.tau, rule=self.rule, baseline=_LAMP_BASELINE[self.baseline], seed=seed)
+        return PrecisionPlan.only("attn.score", lamp)
+
+
+def grid(
+    m_bits: Iterable[int],
+    taus: Iterable[float],
+    *,
+    baseline: str | None = "random",
+    rule: str = "prefix",
+    accumulation: str = "strict",
+) -> list[Setting]:
+    """The settings of a study: every ``m`` with every ``tau``, and a random baseline at every ``tau < 2``
+    (same number of recomputed scores per row as LAMP).
+
+    ``baseline`` is ``"random"`` (lampref's: draws among each row's causal entries), ``"authors"`` (the
+    authors' "fake LAMP": draws over all positions of the row, masked ones included) or None (``"none"``)
+    for no baseline rows.
+
+    >>> [(s.m_bits, s.tau, s.baseline) for s in grid([4], [2.0, 1.5])]
+    [(4, 2.0, 'none'), (4, 1.5, 'none'), (4, 1.5, 'random')]
+    >>> [s.baseline for s in grid([4], [1.5], baseline="authors")]
+    ['none', 'authors']
+    """
+    if baseline is None:
+        baseline = "none"
+    if not isinstance(baseline, str) or baseline not in BASELINE_KINDS:
+        raise ExperimentError(expected_one_of("baseline", baseline, ("random", "authors")) + ", or None")
+    ms, ts = _grid_values("m_bits", m_bits), _grid_values("taus", taus)
+    out: list[Setting] = []
+    for m in ms:
+        for tau in ts:
+            out.append(Setting(m, tau, "none", rule, accumulation))
+            if baseline != "none" and float(tau) < 2.0:
+                out.append(Setting(m, tau, baseline, rule, accumulation))
+    return out
+
+
+def _grid_values(name: str, values: Iterable[Any]) -> list[Any]:
+    """The values of one grid axis, checked: at least one, none twice."""
+    if isinstance(values, (str, bytes)):
+        raise ExperimentError(f"{name}={values!r} is not valid; expected a sequence of numbers")
+    try:
+        out = list(values)
+    except TypeError:
+        raise ExperimentError(f"{name}={values!r} is not valid; expected a sequence of numbers") from None
+    if not out:
+        raise ExperimentError(f"{name} is empty; expected at least one value")
+    for i, v in enumerate(out):
+        if v in out[:i]:
+            raise ExperimentError(f"{name} lists {v!r} twice; expected distinct values")
+    return out
+
+
+def _check_seed(seed: Any) -> int:
+    if not is_int(seed) or seed < 0:
+        raise ExperimentError(f"seed={seed!r} is not valid; expected a non-negative integer")
+    return int(seed)
+
+
+def windows(
+    tokens: Sequence[int] | NDArray[np.integer[Any]],
+    seq_len: int,
+    count: int,
+    *,
+    seed: int,
+    shuffle: bool = False,
+) -> NDArray[np.int64]:
+    """``count`` non-overlapping windows of ``seq_len`` tokens, evenly spread over a tokenised corpus.
+
+    With ``shuffle=True`` the tokens of each window are permuted (the paper's input-agnostic check), with a
+    generator seeded by ``seed`` (a non-negative integer).
+
+    >>> windows(list(range(10)), 3, 2, seed=0).tolist()
+    [[0, 1, 2], [3, 4, 5]]
+    """
+    if not is_int(seq_len) or not is_int(count) or seq_len < 2 or count < 1:
+        raise ExperimentError(f"need seq_len >= 2 and count >= 1, got seq_len={seq_len!r}, count={count!r}")
+    _check_seed(seed)
+    arr = np.asarray(tokens)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise ExperimentError(f"tokens have shape {arr.shape} and dtype {arr.dtype}; expected 1-D token ids")
+    arr = arr.astype(np.int64)
+    n_windows = arr.size // seq_len
+    if n_windows < count:
+        raise ExperimentError(
+            f"the corpus has {arr.size} tokens: {n_windows} windows of {seq_len}, "
+            f"fewer than the {count} asked for"
+        )
+    starts = (np.arange(count) * (n_windows // count)) * seq_len
+    out = np.stack([arr[s : s + seq_len] for s in starts])
+    if shuffle:
+        rng = np.random.default_rng(int(seed))
+        out = np.stack([rng.permutation(row) for row in out])
+    return out
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # progress bars are optional (extra "progress")
+        return None
+    return tqdm(total=total, file=sys.stderr, dynamic_ncols=True)
+
+
+def _check_run(
+    model: Any,
+    corpora: Mapping[str, Any],
+    settings: Sequence[Setting],
+    model_name: str,
+    seq_len: int,
+    sequences: int,
+    seed: int,
+    shuffle: bool,
+) -> None:
+    """Validate the arguments of :func:`run_experiment` (ExperimentError naming the one at fault)."""
+    for name, value in (("seq_len", seq_len), ("sequences", sequences)):
+        low = 2 if name == "seq_len" else 1
+        if not is_int(value) or value < low:
+            raise ExperimentError(f"{name}={value!r} is not valid; expected an integer >= {low}")
+    _check_seed(seed)
+    check_bool(shuffle, "shuffle", ExperimentError)
+    n_positions: Any = getattr(getattr(model, "config", None), "n_positions", None)
+    if is_int(n_positions) and seq_len > n_positions:
+        raise ExperimentError(f"seq_len={seq_len} exceeds the model's context n_positions={n_positions}")
+    if not isinstance(corpora, Mapping) or not corpora:
+        raise ExperimentError("corpora is empty; expected at least one named token array")
+    for what, label in [("model_name", model_name), *(("corpus name", name) for name in corpora)]:
+        if not isinstance(label, str) or not label or any(c < " " or c == "\x7f" for c in label):
+            raise ExperimentError(f"{what} {label!r} is not valid; expected a non-empty one-line string")
+    if not settings or not all(isinstance(s, Setting) for s in settings):
+        raise ExperimentError("settings must be a non-empty sequence of Setting (see grid)")
+    if len(set(settings)) != len(settings):
+        twice = next(s for i, s in enumerate(settings) if s in settings[:i])
+        raise ExperimentError(f"settings holds {twice} twice")
+
+
+def _check_tokens(batch: NDArray[np.int64], dataset: str, model: Any) -> None:
+    vocab: Any = getattr(getattr(model, "config", None), "vocab_size", None)
+    if is_int(vocab) and batch.size and (batch.min() < 0 or batch.max() >= vocab):
+        bad = int(batch.min()) if batch.min() < 0 else int(batch.max())
+        raise ExperimentError(
+            f"the corpus {dataset!r} holds the token id {bad}; the model's ids are 0..{vocab - 1}"
+        )
+
+
+def run_experiment(
+    model: Any,
+    corpora: Mapping[str, NDArray[np.integer[Any]]],
+    settings: Sequence[Setting],
+    *,
+    model_name: str,
+    seq_len: int,
+    sequences: int,
+    seed: int = 42,
+    shuffle: bool = False,
+    out: str | Path,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run (or resume) a study and return its rows, in grid order.
+
+    Parameters
+    ----------
+    model : lampref.gpt2.GPT2
+        The model; its float32 forward pass is the reference. Identified by content (``model_digest``).
+    corpora : mapping of name to token array
+        Tokenised corpora; ``sequences`` windows of ``seq_len`` tokens are taken from each
+        (:func:`windows`).
+    settings : sequence of Setting
+        The grid (:func:`grid`).
+    model_name : str
+        Recorded in the ``model`` column (a label: the model is identified by ``model_digest``).
+    seq_len, sequences : int
+        Tokens per window (at least 2) and windows per corpus (at least 1).
+    seed : int, default 42
+        A non-negative integer: seeds the random baselines and the shuffle.
+    shuffle : bool, default False
+        Permute the tokens of each window (:func:`windows`).
+    out : path
+        The results CSV; rows already in it (same configuration hash) are not recomputed. An existing
+        file must have been written by a run with the same identity (:mod:`lampref.experiment.results`).
+    progress : bool, default True
+        A progress bar on stderr (with the ``progress`` extra).
+
+    Returns
+    -------
+    list of dict
+        One row per (corpus, setting), with the CSV's columns.
+
+    Raises
+    ------
+    ExperimentError
+        Before anything is computed: an invalid argument, a corpus too short for the windows, an output
+        path that is a folder or lies under a file, an output folder or CSV that cannot be written, a CSV
+        that is not UTF-8, has a damaged line or another header, or holds rows of another run (other
+        weights, seed, sizes, shuffle, or other corpus contents under the same name).
+    """
+    _check_run(model, corpora, settings, model_name, seq_len, sequences, seed, shuffle)
+    batches = {
+        name: windows(tok, seq_len, sequences, seed=seed, shuffle=shuffle) for name, tok in corpora.items()
+    }
+    for name, batch in batches.items():
+        _check_tokens(batch, name, model)
+    path = Path(out)
+    prepare_output(path)
+    existing, cut = existing_rows(path)
+    run = {
+        "model_digest": model_digest(model),
+        "seed": int(seed),
+        "nbatches": sequences,
+        "seq_len": seq_len,
+        "shuffle": bool(shuffle),
+    }
+    corpus_digests = {name: digest(batch) for name, batch in batches.items()}
+    check_identity(path, existing, run, corpus_digests)
+    if cut is not None:
+        truncate(path, cut)
+    done = {r["config_hash"]: r for _, r in existing}
+    jobs = []  # (identity columns of the row, its config hash, its setting), corpus-major
+    for dataset in batches:
+        for s in settings:
+            identity = {**run, "dataset": dataset, "corpus_digest": corpus_digests[dataset], **asdict(s)}
+            jobs.append((identity, config_hash(identity), s))
+    bar = _progress(sum(1 for j in jobs if j[1] not in done), progress)
+    refs: dict[str, list[tuple[NDArray[np.floating[Any]], NDArray[np.intp]]]] = {}
+    rows: list[dict[str, Any]] = []
+    try:
+        for identity, h, s in jobs:
+            if h in done:
+                rows.append(done[h])
+                continue
+            dataset = identity["dataset"]
+            if dataset not in refs:  # the reference of one corpus at a time
+                refs.clear()
+                refs[dataset] = _reference(model, batches[dataset])
+            measured = _measure(model, batches[dataset], refs[dataset], s.plan(seed))
+            row = make_row(identity, model=model_name, config_hash=h, **measured)
+            append_row(path, row)
+            rows.append(row)
+            _advance(bar, s, row)
+    finally:
+        if bar is not None:
+            bar.close()
+    return rows
+
+
+def _reference(
+    model: Any, batch: NDArray[np.int64]
+) -> list[tuple[NDArray[np.floating[Any]], NDArray[np.intp]]]:
+    """The float32 model's reference for each window: its log-probabilities (float64) when they fit in
+    :data:`REF_CACHE_BYTES` (8 bytes a logit), else its logits, with the argmax of each position."""
+    logits = [model.logits(seq) for seq in batch]  # float32 [T, V] each
+    keep = sum(z.size for z in logits) * 8 <= REF_CACHE_BYTES
+    return [(log_softmax(z) if keep else z, z.argmax(axis=-1)) for z in logits]
+
+
+def _measure(
+    model: Any,
+    batch: NDArray[np.int64],
+    refs: Sequence[tuple[NDArray[np.floating[Any]], NDArray[np.intp]]],
+    plan: PrecisionPlan,
+) -> dict[str, Any]:
+    """KL divergence and flip rate against the reference (averaged over positions) and the recomputed
+    fraction of the causal scores (overall and per layer) of one setting on one corpus's windows."""
+    kl_sum = flips = 0.0
+    stats_all: list[tuple[dict[str, Any], ...]] = []
+    for seq, (ref, ref_top) in zip(batch, refs, strict=True):
+        test, stats = model.logits_and_stats(seq, plan)
+        ref_logp = np.asarray(ref if ref.dtype == np.float64 else log_softmax(ref), np.float64)
+        kl_sum += float(kl_from_log_probs(ref_logp, log_softmax(test), "mean")) * len(seq)
+        flips += float(np.count_nonzero(test.argmax(axis=-1) != ref_top))  # as flip_rate
+        stats_all.append(stats)
+    positions = int(batch.size)
+    layer_stats = [_merge([st[layer] for st in stats_all]) for layer in range(len(stats_all[0]))]
+    if any(layer_stats):
+        frac = recompute_fraction(layer_stats)
+        recomputed, per_layer = float(frac.total), [float(v) for v in frac.per_layer]
+    else:
+        recomputed, per_layer = 0.0, [0.0] * len(layer_stats)
+    return {
+        "positions": positions,
+        "kl_div": kl_sum / positions,
+        "flip_rate": flips / positions,
+        "recomputed": recomputed,
+        "recomputed_per_layer": per_layer,
+    }
+
+
+def _merge(stats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Sum the additive statistics of one layer over sequences (row statistics are dropped)."""
+    out: dict[str, Any] = {}
+    for st in stats:
+        for key, value in st.items():
+            if key.startswith("row_"):
+                continue
+            out[key] = out[key] + value if key in out else value
+    return out
+
+
+def _advance(bar: Any, s: Setting, row: Mapping[str, Any]) -> None:
+    """Move the progress bar (if any) past one computed row."""
+    if bar is None:
+        return
+    label = "" if s.baseline == "none" else f" {s.baseline} baseline"
+    bar.set_description(f"{row['dataset']} m={s.m_bits} tau={s.tau:g}{label}", refresh=False)
+    bar.set_postfix(kl=f"{row['kl_div']:.2e}", flip=f"{row['flip_rate']:.3f}", refresh=False)
+    bar.update(1)
