@@ -56,15 +56,14 @@ from numpy.typing import NDArray
 
 from ._validate import check_choice, check_rng, is_int
 from .accumulate import Accumulator
-from .analysis.softmax import lamp_select, softmax_kappa
+from .analysis import RULES as RULES  # the selection rules of lamp_select, importable from here too
+from .analysis import lamp_select, softmax_kappa
+from .analysis._checks import check_tau
 from .errors import AnalysisError, InputTypeError
 from .gpt2.plan import AttentionProbs
 from .nn import attention_scores, causal_mask, masked_softmax
 
-__all__ = ["BASELINES", "KAPPA_BINS", "RULES", "LampConfig", "RecomputeFraction", "recompute_fraction"]
-
-RULES: tuple[str, ...] = ("prefix", "optimal", "authors")
-"""Selection rules (see :func:`lampref.analysis.lamp_select`)."""
+__all__ = ["BASELINES", "KAPPA_BINS", "LampConfig", "RecomputeFraction", "recompute_fraction"]
 
 BASELINES: tuple[str | None, ...] = (None, "random", "random_authors")
 """None (LAMP) or a random baseline ("fake LAMP") with the same number of recomputed entries per row."""
@@ -181,16 +180,7 @@ class LampConfig:
             raise InputTypeError(
                 f"recompute must be an Accumulator or None, got {type(self.recompute).__name__}"
             )
-        tau = self.tau
-        if isinstance(tau, (bool, np.bool_)) or not isinstance(tau, (int, float, np.integer, np.floating)):
-            raise AnalysisError(f"tau={tau!r} is not a real number; expected 0 < tau <= 2")
-        t = float(tau)
-        if not 0.0 < t <= 2.0:  # also rejects NaN
-            raise AnalysisError(
-                f"tau={tau!r} is out of range; expected 0 < tau <= 2 (tau = 2 recomputes nothing, "
-                "tau -> 1 recomputes almost everything)"
-            )
-        object.__setattr__(self, "tau", t)
+        object.__setattr__(self, "tau", check_tau(self.tau))
         check_choice(self.rule, "rule", RULES, AnalysisError)
         check_choice(self.baseline, "baseline", BASELINES, AnalysisError)
         seed = self.seed
