@@ -418,6 +418,21 @@ def test_issue11_item05_any_json_value_in_config_json(key: str, value: Any) -> N
         assert str(d) in str(error)
 
 
+def test_config_sizes_accept_numpy_integers() -> None:
+    """A size given as a NumPy integer was a ConfigError where every other integer argument takes one; it is
+    stored as a Python int, so the configuration still writes to JSON. Bools and out-of-range values stay
+    refused."""
+    sizes = {"n_layer": np.int64(2), "n_head": np.int32(2), "n_embd": np.uint16(16), "n_positions": 32}
+    cfg = GPT2Config(**sizes, vocab_size=64, layer_norm_epsilon=np.int64(1))  # type: ignore[arg-type]
+    assert cfg == GPT2Config(2, 2, 16, 32, 64, layer_norm_epsilon=1.0)
+    types = [type(v) for v in (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.layer_norm_epsilon)]
+    assert types == [int, int, int, float]
+    assert json.loads(json.dumps(cfg.to_hf()))["n_embd"] == 16
+    for bad in (np.bool_(True), np.int64(0), np.int64(2**31)):
+        with pytest.raises(ConfigError, match="n_layer"):
+            GPT2Config(n_layer=bad, n_head=2, n_embd=16, n_positions=32, vocab_size=64)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("document", ["safetensors header", "config.json", "index.json"])
 def test_issue11_item05_integer_beyond_the_parser_digit_limit(tmp_path: Path, document: str) -> None:
     """An integer of 5000 digits made json.loads raise a plain ValueError (Python's digit limit)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._validate import is_int
 from ..errors import ConfigError, LamprefError, WeightsNotFoundError, expected_one_of
 
 __all__ = ["GELU_KINDS", "HF_ACTIVATIONS", "MAX_SIZE", "GPT2Config"]
@@ -49,7 +50,7 @@ _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdi
 _JSON_KINDS: dict[str, tuple[str, Callable[[object], bool]]] = {
     "string": ("a string", lambda v: isinstance(v, str)),
     "bool": ("true or false", lambda v: isinstance(v, bool)),
-    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "int": ("an integer", is_int),
     "number": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
     "object": ("an object", lambda v: isinstance(v, dict)),
     "array": ("an array", lambda v: isinstance(v, list)),
@@ -103,16 +104,13 @@ def parse_json(
         raise error(f"{where}: {what} is not valid JSON ({exc})") from None
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+def _positive_int(name: str, value: Any) -> int:
+    """``value`` as a Python int when it is an integer (NumPy's included) in ``[1, MAX_SIZE]``."""
+    if not is_int(value) or not 1 <= value <= MAX_SIZE:
         raise ConfigError(
             f"{name}={show(value)} is not valid; expected a positive integer (at most {MAX_SIZE})"
         )
-    return value
+    return int(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,17 +120,17 @@ class GPT2Config:
     Parameters
     ----------
     n_layer : int
-        Number of transformer blocks :math:`L`.
+        Number of transformer blocks $L$.
     n_head : int
-        Number of attention heads :math:`H`; must divide ``n_embd``.
+        Number of attention heads $H$; must divide ``n_embd``.
     n_embd : int
-        Width of the residual stream :math:`C`.
+        Width of the residual stream $C$.
     n_positions : int
         Context length (number of learned position embeddings).
     vocab_size : int
-        Number of token embeddings :math:`V`.
+        Number of token embeddings $V$.
     layer_norm_epsilon : float, default 1e-5
-        The :math:`\epsilon` of every LayerNorm.
+        The $\epsilon$ of every LayerNorm.
     gelu : {"tanh", "erf"}, default "tanh"
         GELU variant of the MLP: the tanh approximation GPT-2 uses (Hugging Face ``gelu_new``) or the exact
         erf form (Hugging Face ``gelu``).
@@ -164,13 +162,13 @@ class GPT2Config:
 
     def __post_init__(self) -> None:
         for name in ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size"):
-            _positive_int(name, getattr(self, name))
+            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
         if self.n_embd % self.n_head:
             raise ConfigError(
                 f"n_head={self.n_head} does not divide n_embd={self.n_embd}; expected n_embd % n_head == 0"
             )
         eps = self.layer_norm_epsilon
-        as_float = float(eps) if isinstance(eps, float) or (_is_int(eps) and abs(eps) < 2**1024) else math.nan
+        as_float = float(eps) if isinstance(eps, float) or (is_int(eps) and abs(eps) < 2**1024) else math.nan
         if not (math.isfinite(as_float) and as_float > 0):
             raise ConfigError(
                 f"layer_norm_epsilon={show(eps)} is not valid; expected a positive finite number"

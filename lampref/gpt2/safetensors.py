@@ -2,8 +2,8 @@ r"""A small, strict reader and writer of the safetensors format, written from it
 
 A safetensors file is
 
-1. 8 bytes: :math:`N`, an unsigned 64-bit little-endian integer;
-2. :math:`N` bytes: a UTF-8 JSON object. Each key is a tensor name mapped to
+1. 8 bytes: $N$, an unsigned 64-bit little-endian integer;
+2. $N$ bytes: a UTF-8 JSON object. Each key is a tensor name mapped to
    ``{"dtype": "F32", "shape": [d0, d1, ...], "data_offsets": [begin, end]}``; the optional key
    ``"__metadata__"`` maps strings to strings. The header may end with spaces (padding);
 3. the data buffer: the tensors' bytes, little-endian, C order. ``data_offsets`` are relative to the start
@@ -35,7 +35,9 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._validate import is_int
 from ..errors import WeightsError, WeightsNotFoundError, expected_one_of
+from ..rounding import round_to
 from .config import json_field, parse_json, show
 
 __all__ = [
@@ -122,7 +124,7 @@ def shape_nbytes(shape: tuple[int, ...] | list[int], itemsize: int) -> int | Non
     """The byte count of an array of this shape, or None if NumPy cannot index such a shape.
 
     ``shape`` must hold at most :data:`MAX_NDIM` non-negative integers (not bools) whose non-zero entries,
-    multiplied together and by ``itemsize``, stay under :math:`2^{62}`; the product is computed with an
+    multiplied together and by ``itemsize``, stay under $2^{62}$; the product is computed with an
     early stop, so a hostile shape costs O(ndim) operations on small integers.
     """
     if len(shape) > MAX_NDIM or not all(type(d) is int and d >= 0 for d in shape):
@@ -154,11 +156,7 @@ def _header_entry(path: Path, key: str, value: object, buffer_len: int) -> Tenso
         raise WeightsError(
             f"{where}: shape={show(shape)}; expected a list of at most {MAX_NDIM} non-negative integers"
         )
-    if (
-        len(offsets) != 2
-        or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
-        or not 0 <= offsets[0] <= offsets[1]
-    ):
+    if len(offsets) != 2 or not all(is_int(o) for o in offsets) or not 0 <= offsets[0] <= offsets[1]:
         raise WeightsError(
             f"{where}: data_offsets={show(offsets)}; expected [begin, end] with 0 <= begin <= end"
         )
@@ -317,8 +315,6 @@ def load_file(path: str | Path, *, mmap: bool = True) -> dict[str, NDArray[Any]]
 def _storage_bytes(arr: NDArray[Any], st: str) -> bytes:
     """The little-endian bytes of a tensor in storage dtype ``st`` (BF16/F16: rounded to nearest-even)."""
     if st in ("BF16", "F16"):
-        from ..rounding import round_to
-
         r = np.asarray(round_to(arr, "bf16" if st == "BF16" else "fp16"), dtype=np.float32)
         if st == "F16":
             return r.astype("<f2").tobytes()

@@ -59,6 +59,7 @@ from ..errors import (
     WeightsNotFoundError,
     expected_one_of,
 )
+from ..rounding import round_to
 from .config import GPT2Config, json_field, parse_json, show
 from .safetensors import MAX_NDIM, atomic_output, load_file, save_file, shape_nbytes
 
@@ -1071,8 +1072,6 @@ def save_llmc(
         a32 = np.ascontiguousarray(a, dtype=np.float32)
         if version == 3:
             return a32.astype("<f4").tobytes()
-        from ..rounding import round_to
-
         r = np.asarray(round_to(a32, "bf16"), dtype=np.float32)
         return (r.view(np.uint32) >> np.uint32(16)).astype("<u2").tobytes()
 
