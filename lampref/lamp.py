@@ -7,7 +7,7 @@ $\tau$ (:func:`lampref.analysis.lamp_select`). The row is then masked and softma
 
 :class:`LampConfig` is a :class:`~lampref.gpt2.plan.ScoreRule`: put it at the ``attn.score`` site of a
 :class:`~lampref.gpt2.plan.PrecisionPlan` and the GPT-2 forward pass (full, traced, or cached generation)
-runs LAMP attention. Per block of query rows it does:
+runs LAMP attention. Per chunk of query rows it does:
 
 1. low-precision scores exactly as the score site does under an accumulator: ``matmul(q, k^T, score)``,
    divided by $\sqrt d$ in float32, rounded again to ``score.fmt`` with ``score.mode``;
@@ -21,7 +21,7 @@ runs LAMP attention. Per block of query rows it does:
 
 Statistics
 ----------
-Per layer, summed over the blocks of rows by :meth:`~lampref.gpt2.model.GPT2.trace` and
+Per layer, summed over the chunks of rows by :meth:`~lampref.gpt2.model.GPT2.trace` and
 :meth:`~lampref.gpt2.model.GPT2.logits_and_stats`:
 
 ``selected``
@@ -35,13 +35,13 @@ Per layer, summed over the blocks of rows by :meth:`~lampref.gpt2.model.GPT2.tra
     float64 ``[H]``: the sum over rows of the achieved $\kappa(S)$ (:func:`~lampref.analysis.softmax_kappa`
     of the low-precision probabilities with the recomputed set).
 ``row_kappa``
-    float64 ``[H, rows]``: the achieved $\kappa(S)$ of every row (a row statistic: blocks of rows are
+    float64 ``[H, rows]``: the achieved $\kappa(S)$ of every row (a row statistic: chunks of rows are
     concatenated in position order, not summed).
 ``kappa_hist``
     int64 ``[H, len(KAPPA_BINS) - 1]``: a histogram of the achieved $\kappa(S)$ per row on the bins
     :data:`KAPPA_BINS` (the upper edge of the last non-empty bin bounds the maximum).
 
-All are counts or sums, so they add over blocks of rows. :func:`recompute_fraction` turns them into
+All are counts or sums, so they add over chunks of rows. :func:`recompute_fraction` turns them into
 recomputed fractions (selected / valid) per layer and per head.
 """
 

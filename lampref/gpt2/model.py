@@ -4,7 +4,7 @@ The forward pass is OpenAI's and Hugging Face's GPT-2, written as small pure fun
 picoGPT) with the shape of every intermediate in a comment::
 
     x = wte[tokens] + wpe[positions]                  # [T] -> [T, C]
-    for each block:                                   # pre-norm residual blocks
+    for each transformer block:                       # pre-norm residual blocks
         x = x + attn(ln_1(x))                         # causal multi-head attention
         x = x + mlp(ln_2(x))                          # c_fc, GELU, c_proj
     logits = ln_f(x) @ wte.T                          # [T, C] -> [T, V]  (tied head)
@@ -15,12 +15,14 @@ in float32 BLAS (``None``). Everything else runs in float32, with every constant
 nothing is silently promoted to float64; under :meth:`~lampref.gpt2.plan.PrecisionPlan.reference` every
 operation runs in float64.
 
-The score site follows the LAMP authors: ``s = matmul(q, k^T, acc)`` (accumulated and rounded by the
-accumulator), then ``s / sqrt(d)`` in float32, then ``s`` rounded again to the accumulator's format and
-mode. The causal mask sets the scores of future positions to $-\infty$ before a max-subtracted
-softmax. A linear site adds its bias to the accumulated product and rounds once more
-(:func:`lampref.linear`). Site results are float32 activations: an accumulator whose format is wider than
-float32 has its results rounded to float32.
+The operations themselves (LayerNorm, GELU, the masked softmax, the score site) are those of
+:mod:`lampref.nn`; this module wires them into GPT-2 with the plan passed explicitly. The score site follows
+the LAMP authors: ``s = matmul(q, k^T, acc)`` (accumulated and rounded by the accumulator), then
+``s / sqrt(d)`` in float32, then ``s`` rounded again to the accumulator's format and mode
+(:func:`lampref.nn.attention_scores`). The causal mask sets the scores of future positions to $-\infty$
+before a max-subtracted softmax. A dense (linear-layer) site adds its bias to the accumulated product and
+rounds once more (:func:`lampref.linear`). Site results are float32 activations: an accumulator whose
+format is wider than float32 has its results rounded to float32.
 
 Bit-for-bit generation with a KV cache
 --------------------------------------
@@ -29,14 +31,14 @@ number of rows (OpenBLAS changes its blocking, its thread split and its kernel w
 float32 (and float64) BLAS product here is computed in fixed-shape row blocks: the rows of a sequence are
 grouped by absolute position into blocks of ``row_block`` rows (``positions [kR, (k+1)R)``), a partial
 block is padded with zero rows, and row ``t`` always sits in slot ``t mod R`` of a ``[R, K] @ [K, N]``
-product. In attention, the rows of block ``c`` attend over exactly ``(c+1)R`` keys (zero keys beyond the
+product. In attention, the rows of row block ``c`` attend over exactly ``(c+1)R`` keys (zero keys beyond the
 sequence, masked), so that the score and value products of a row do not depend on the length of the
 sequence either. The cached path computes the new token's row in the same slot of the same-shaped
 products, and element-wise NumPy operations do not depend on the other rows; the accumulators of
 :mod:`lampref.accumulate` compute every element independently by construction. Hence the logits of
 :meth:`GPT2.generate` equal those of a full recomputation bit for bit (stochastic rounding excepted: it
 draws a different number of random words). The price is padding: a sequence shorter than ``row_block``
-costs a full block in the linear layers.
+costs a full row block in the dense layers.
 """
 
 from __future__ import annotations
@@ -302,7 +304,7 @@ class GPT2Trace:
         ``ln_f`` of the last block's output (Hugging Face's last hidden state).
     logits : ndarray, shape (T, V)
     stats : tuple of dict, one per layer
-        What a :class:`~lampref.gpt2.plan.ScoreRule` reports per layer, summed over the blocks of query
+        What a :class:`~lampref.gpt2.plan.ScoreRule` reports per layer, summed over the chunks of query
         rows (empty dicts otherwise).
     """
 

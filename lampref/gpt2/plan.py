@@ -52,7 +52,7 @@ SITES: tuple[str, ...] = (
 
 
 class AttentionProbs(NamedTuple):
-    """What the score step of attention produces for a block of query rows.
+    """What the score step of attention produces for a chunk of query rows.
 
     Attributes
     ----------
@@ -62,7 +62,7 @@ class AttentionProbs(NamedTuple):
         Attention probabilities after the mask and the softmax.
     stats : dict
         Per-layer statistics a :class:`ScoreRule` reports (for example how many scores it recomputed):
-        additive arrays, summed over blocks of rows, and row statistics (keys starting with ``row_``,
+        additive arrays, summed over the chunks of rows, and row statistics (keys starting with ``row_``,
         ``[H, rows]``), concatenated in position order;
         empty for an :class:`~lampref.accumulate.Accumulator`. :meth:`~lampref.gpt2.model.GPT2.trace`
         returns them per layer.
@@ -77,16 +77,16 @@ class AttentionProbs(NamedTuple):
 class ScoreRule(Protocol):
     """A rule that computes attention probabilities at the ``attn.score`` site (the LAMP extension point).
 
-    ``attention_probs(q, k, *, start, layer, rng)`` receives the queries ``q`` ``[H, n, d]`` of one block of
+    ``attention_probs(q, k, *, start, layer, rng)`` receives the queries ``q`` ``[H, n, d]`` of one chunk of
     rows, at absolute positions ``start .. start + n - 1``, and the keys ``k`` ``[H, N, d]`` of positions
-    ``0 .. N - 1``, float32, where ``N >= start + n`` is the end of the block of ``row_block`` positions
+    ``0 .. N - 1``, float32, where ``N >= start + n`` is the end of the row block of ``row_block`` positions
     (keys beyond the sequence are zero); it returns :class:`AttentionProbs` of shape ``[H, n, N]``. It must
     apply the causal mask (query row ``i`` sees keys ``j <= start + i``, as
-    :func:`~lampref.gpt2.model.causal_softmax` does) and treat every row independently of the others, so
+    :func:`~lampref.nn.causal_mask` gives) and treat every row independently of the others, so
     that the cached generation path gives the same bits as a full recomputation. ``rng`` is the forward pass's
     ``numpy.random.Generator`` (or None). Implementations must be hashable (frozen dataclasses) so that
     plans stay hashable; statistics they return should be additive (counts), as the forward pass sums them
-    over the blocks of rows of a layer.
+    over the chunks of rows of a layer.
     """
 
     def attention_probs(
