@@ -16,13 +16,18 @@ import csv
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
+
+from . import experiment, gpt2
 from .errors import LamprefError
 from .formats import format_names, get_format
+from .lamp import RULES
 
 __all__ = ["main"]
 
@@ -81,13 +86,11 @@ def _cmd_formats(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .gpt2 import GPT2, Tokenizer
-
-    tok = Tokenizer()
+    tok = gpt2.Tokenizer()
     prompt = tok.encode(args.prompt, allowed_special="all")
     if not prompt:
         raise _CommandError("the prompt is empty; give the text to continue")
-    model = GPT2.load(args.model)
+    model = gpt2.GPT2.load(args.model)
     needed = len(prompt) + args.tokens - 1  # the last new token is predicted, never fed back
     if needed > model.config.n_positions:
         raise _CommandError(
@@ -182,8 +185,6 @@ def _read_corpus(path: Path) -> str:
 
 def _check_output_folder(folder: Path, fix: str) -> None:
     """Refuse, before any work, an output folder that is a file or cannot be created or written."""
-    import tempfile
-
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -231,39 +232,34 @@ def _require_matplotlib() -> None:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .experiment import grid, plot_results, run_experiment
-    from .gpt2 import GPT2, Tokenizer
-
     preset = QUICK if args.quick else FULL
     seq_len: int = preset.seq_len if args.seq_len is None else args.seq_len
     sequences: int = preset.sequences if args.sequences is None else args.sequences
     m_bits: Sequence[int] = preset.m_bits if args.m_bits is None else args.m_bits
     taus: Sequence[float] = preset.tau if args.tau is None else args.tau
     baseline = None if args.baseline == "none" else args.baseline
-    settings = grid(m_bits, taus, baseline=baseline, rule=args.rule, accumulation=args.accumulation)
+    settings = experiment.grid(
+        m_bits, taus, baseline=baseline, rule=args.rule, accumulation=args.accumulation
+    )
     sources = _resolve_corpora(args.corpus)
     out = Path(args.out)
     _check_output_folder(out, "choose another --out")
     _check_results_file(out / "results.csv")
     _require_matplotlib()
-    tok = Tokenizer()
+    tok = gpt2.Tokenizer()
     corpora = {
         name: np.asarray(tok.encode(_read_corpus(path), disallowed_special=()), dtype=np.int64)
         for name, path in sources.items()
     }
     if args.model is None:
-        from .gpt2 import default_model
-
-        model, model_name = default_model(), "lampref-default"
+        model, model_name = gpt2.default_model(), "lampref-default"
     else:
-        model, model_name = GPT2.load(args.model), Path(args.model).name
+        model, model_name = gpt2.GPT2.load(args.model), Path(args.model).name
     if seq_len > model.config.n_positions:
         raise _CommandError(
             f"--seq-len {seq_len} exceeds the model's context, n_positions={model.config.n_positions}"
         )
-    rows = run_experiment(
+    rows = experiment.run_experiment(
         model,
         corpora,
         settings,
@@ -276,15 +272,13 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     _print_summary(rows, args)
-    for p in plot_results(rows, out):
+    for p in experiment.plot_results(rows, out):
         print(f"wrote {p}")
     print(f"wrote {out / 'results.csv'}")
     return 0
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from .experiment import plot_results, read_results
-
     results = Path(args.results)
     if not results.exists():
         raise _CommandError(f"results file {results} does not exist")
@@ -293,23 +287,21 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else results.parent
     _check_output_folder(out, "choose another --out" if args.out else "give --out FOLDER for the figures")
     _require_matplotlib()
-    rows = read_results(results)
+    rows = experiment.read_results(results)
     if not rows:
         raise _CommandError(f"{results} holds no results rows")
     _print_summary(rows, args)
-    for p in plot_results(rows, out):
+    for p in experiment.plot_results(rows, out):
         print(f"wrote {p}")
     return 0
 
 
 def _print_summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     """The summary table, and with --max-recomputed the one restricted to low recomputation rates."""
-    from .experiment import summary_table
-
-    print(summary_table(rows, markdown=args.markdown))
+    print(experiment.summary_table(rows, markdown=args.markdown))
     if args.max_recomputed is not None:
         print(f"\nbest LAMP with at most {100 * args.max_recomputed:g}% of the scores recomputed:")
-        print(summary_table(rows, max_recomputed=args.max_recomputed, markdown=args.markdown))
+        print(experiment.summary_table(rows, max_recomputed=args.max_recomputed, markdown=args.markdown))
 
 
 # Option values: ASCII decimal numbers only (Python's int() and float() also take other scripts' digits,
@@ -417,15 +409,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp.add_argument("--tau", type=_floats, help="LAMP thresholds in (0, 2], e.g. 2,1.5,1.1 (2: none)")
     p_exp.add_argument(
         "--baseline",
-        choices=["random", "authors", "none"],
+        choices=experiment.BASELINE_KINDS,
         default="random",
         help="the random recomputation baseline run at every tau < 2, recomputing as many scores per row "
         "as LAMP: random (default) draws them among the valid causal entries; authors is the LAMP authors' "
         "'fake LAMP', a random permutation over all T positions of the row, masked ones included (so some "
         "draws are wasted); none runs no baseline",
     )
-    p_exp.add_argument("--rule", choices=["prefix", "optimal", "authors"], default="prefix")
-    p_exp.add_argument("--accumulation", choices=["strict", "blocked", "authors"], default="strict")
+    p_exp.add_argument("--rule", choices=RULES, default="prefix")
+    p_exp.add_argument("--accumulation", choices=tuple(experiment.ACCUMULATIONS), default="strict")
     p_exp.add_argument("--shuffle-tokens", action="store_true", help="permute the tokens of each sequence")
     p_exp.add_argument(
         "--seed", type=_int_at_least(0), default=42, help="seed of the shuffles and baselines (default 42)"
