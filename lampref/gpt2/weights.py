@@ -94,7 +94,7 @@ RANDOM_PARAMS_VERSION = 1
 
 F32 = NDArray[np.float32]
 _IGNORED = re.compile(r"h\.[0-9]+\.attn\.(bias|masked_bias)")  # full matches only
-_LAYER_KEY = re.compile(r"^h\.([0-9]+)\.")
+_BLOCK_INDEX = re.compile(r"^h\.([0-9]+)\.")
 _BLOCK_KEY = re.compile(r"h\.(0|[1-9][0-9]{0,17})\.(.+)", re.DOTALL)  # full matches only
 
 
@@ -211,7 +211,7 @@ class GPT2Params(_Params):
     _HF = {"wte": "wte.weight", "wpe": "wpe.weight"}  # noqa: RUF012
 
     def __post_init__(self) -> None:
-        if not isinstance(self.h, tuple) or not all(isinstance(b, Block) for b in self.h):
+        if not isinstance(self.h, tuple) or not all(isinstance(block, Block) for block in self.h):
             raise WeightsError("GPT2Params.h must be a tuple of Block")
         super().__post_init__()
         dtypes = {a.dtype for _, a in self.named_arrays()}
@@ -264,15 +264,14 @@ class GPT2Params(_Params):
 class _Tensor(NamedTuple):
     """One parameter tensor as both checkpoint layouts store it (a row of :data:`_LAYOUT`).
 
-    ``hf`` is its Hugging Face name (after ``h.<i>.`` for a per-layer tensor), ``llmc`` llm.c's name for it,
-    ``shape`` its Conv1D-layout shape in the letters ``C`` (width), ``3C``, ``4C``, ``V`` (vocabulary) and
-    ``P`` (positions). llm.c stores a per-layer tensor as one group stacked over the layers, ``(L, ...)``;
-    a ``transposed`` weight as ``(out, in)``; a ``padded`` tensor with its vocabulary rows padded to ``Vp``.
+    ``hf`` is its Hugging Face name (after ``h.<i>.`` for a per-block tensor), ``shape`` its Conv1D-layout
+    shape in the letters ``C`` (width), ``3C``, ``4C``, ``V`` (vocabulary) and ``P`` (positions). llm.c
+    stores a per-block tensor as one group stacked over the blocks, ``(L, ...)``; a ``transposed`` weight as
+    ``(out, in)``; a ``padded`` tensor with its vocabulary rows padded to ``Vp``.
     """
 
     hf: str
-    llmc: str
-    per_layer: bool
+    per_block: bool
     shape: tuple[str, ...]
     transposed: bool = False
     padded: bool = False
@@ -284,31 +283,32 @@ class _Tensor(NamedTuple):
 
     def names(self, n_layer: int) -> list[str]:
         """Its Hugging Face names in a model of ``n_layer`` blocks: one, or one per block."""
-        return [f"h.{i}.{self.hf}" for i in range(n_layer)] if self.per_layer else [self.hf]
+        return [f"h.{i}.{self.hf}" for i in range(n_layer)] if self.per_block else [self.hf]
 
 
-# Every GPT-2 tensor, in llm.c's file order, which is also Hugging Face's checkpoint order once the
-# per-layer run is repeated block by block. Reading, writing and every size come from this table.
+# Every GPT-2 tensor, in llm.c's file order (its names in the comments), which is also Hugging Face's
+# checkpoint order once the per-block run is repeated block by block. Reading, writing and every size
+# come from this table.
 _LAYOUT: tuple[_Tensor, ...] = (
-    _Tensor("wte.weight", "wte", False, ("V", "C"), padded=True),
-    _Tensor("wpe.weight", "wpe", False, ("P", "C")),
-    _Tensor("ln_1.weight", "ln1w", True, ("C",)),
-    _Tensor("ln_1.bias", "ln1b", True, ("C",)),
-    _Tensor("attn.c_attn.weight", "qkvw", True, ("C", "3C"), transposed=True),
-    _Tensor("attn.c_attn.bias", "qkvb", True, ("3C",)),
-    _Tensor("attn.c_proj.weight", "attprojw", True, ("C", "C"), transposed=True),
-    _Tensor("attn.c_proj.bias", "attprojb", True, ("C",)),
-    _Tensor("ln_2.weight", "ln2w", True, ("C",)),
-    _Tensor("ln_2.bias", "ln2b", True, ("C",)),
-    _Tensor("mlp.c_fc.weight", "fcw", True, ("C", "4C"), transposed=True),
-    _Tensor("mlp.c_fc.bias", "fcb", True, ("4C",)),
-    _Tensor("mlp.c_proj.weight", "fcprojw", True, ("4C", "C"), transposed=True),
-    _Tensor("mlp.c_proj.bias", "fcprojb", True, ("C",)),
-    _Tensor("ln_f.weight", "lnfw", False, ("C",)),
-    _Tensor("ln_f.bias", "lnfb", False, ("C",)),
+    _Tensor("wte.weight", False, ("V", "C"), padded=True),  # llm.c: wte
+    _Tensor("wpe.weight", False, ("P", "C")),  # llm.c: wpe
+    _Tensor("ln_1.weight", True, ("C",)),  # llm.c: ln1w
+    _Tensor("ln_1.bias", True, ("C",)),  # llm.c: ln1b
+    _Tensor("attn.c_attn.weight", True, ("C", "3C"), transposed=True),  # llm.c: qkvw
+    _Tensor("attn.c_attn.bias", True, ("3C",)),  # llm.c: qkvb
+    _Tensor("attn.c_proj.weight", True, ("C", "C"), transposed=True),  # llm.c: attprojw
+    _Tensor("attn.c_proj.bias", True, ("C",)),  # llm.c: attprojb
+    _Tensor("ln_2.weight", True, ("C",)),  # llm.c: ln2w
+    _Tensor("ln_2.bias", True, ("C",)),  # llm.c: ln2b
+    _Tensor("mlp.c_fc.weight", True, ("C", "4C"), transposed=True),  # llm.c: fcw
+    _Tensor("mlp.c_fc.bias", True, ("4C",)),  # llm.c: fcb
+    _Tensor("mlp.c_proj.weight", True, ("4C", "C"), transposed=True),  # llm.c: fcprojw
+    _Tensor("mlp.c_proj.bias", True, ("C",)),  # llm.c: fcprojb
+    _Tensor("ln_f.weight", False, ("C",)),  # llm.c: lnfw
+    _Tensor("ln_f.bias", False, ("C",)),  # llm.c: lnfb
 )
-_BLOCK_SUFFIXES = tuple(t.hf for t in _LAYOUT if t.per_layer)
-_OUTER_NAMES = tuple(t.hf for t in _LAYOUT if not t.per_layer)
+_BLOCK_SUFFIXES = tuple(t.hf for t in _LAYOUT if t.per_block)
+_OUTER_NAMES = tuple(t.hf for t in _LAYOUT if not t.per_block)
 
 
 def _n_tensors(n_layer: int) -> int:
@@ -318,9 +318,9 @@ def _n_tensors(n_layer: int) -> int:
 
 def _iter_shapes(C: int, V: int, P: int, n_layer: int) -> Iterator[tuple[str, tuple[int, ...]]]:
     """Yield the Hugging Face names and shapes in checkpoint order, lazily (so a caller may stop early)."""
-    for per_layer, run in itertools.groupby(_LAYOUT, key=lambda t: t.per_layer):
+    for per_block, run in itertools.groupby(_LAYOUT, key=lambda t: t.per_block):
         shapes = [(t.hf, t.dims(C, V, P)) for t in run]
-        if not per_layer:
+        if not per_block:
             yield from shapes
             continue
         for i in range(n_layer):
@@ -447,12 +447,12 @@ def _check_finite(params: GPT2Params, source: str) -> None:
             )
 
 
-def _layer_count(names: Collection[str], source: str) -> int:
+def _block_count(names: Collection[str], source: str) -> int:
     """The number of blocks the ``h.<i>.`` keys name, bounded by how many blocks the keys can hold."""
     most = max(0, (len(names) - len(_OUTER_NAMES)) // len(_BLOCK_SUFFIXES))
     top = -1
     for key in names:
-        m = _LAYER_KEY.match(key)
+        m = _BLOCK_INDEX.match(key)
         if m is None:
             continue
         digits = m.group(1)
@@ -478,7 +478,7 @@ def _infer_config(tensors: Mapping[str, Any], source: str, n_head: int | None) -
             )
     V, C = tensors["wte.weight"].shape
     P = tensors["wpe.weight"].shape[0]
-    n_layer = _layer_count(tensors.keys(), source)
+    n_layer = _block_count(tensors.keys(), source)
     if n_head is None:
         if C % 64:
             raise WeightsError(
@@ -768,7 +768,7 @@ def _llmc_groups(config: GPT2Config, Vp: int) -> list[tuple[_Tensor, tuple[int, 
     for t in _LAYOUT:
         shape = t.dims(C, Vp, config.n_positions)
         shape = shape[::-1] if t.transposed else shape
-        groups.append((t, (L, *shape) if t.per_layer else shape))
+        groups.append((t, (L, *shape) if t.per_block else shape))
     return groups
 
 
@@ -780,6 +780,10 @@ def load_llmc(path: str | Path, *, allow_nonfinite: bool = False) -> Checkpoint:
     views (Conv1D layout), the token embedding without its padding rows ``V..Vp``. A float32 file is
     memory-mapped (no copy); a bfloat16 file is widened to float32 once. The header's sizes are checked
     against the file's size before anything is read or allocated from them.
+
+    :func:`load` reads a ``.bin`` path with this function, then checks its ``n_head=`` and ``config=``
+    against the header; call ``load_llmc`` directly for an llm.c file named otherwise, or to state that the
+    file must be an llm.c checkpoint.
 
     Parameters
     ----------
@@ -870,7 +874,7 @@ def _llmc_state(flat: F32, config: GPT2Config, Vp: int) -> dict[str, F32]:
         group = flat[pos : pos + math.prod(shape)].reshape(shape)
         pos += math.prod(shape)
         for i, name in enumerate(t.names(config.n_layer)):
-            view = group[i] if t.per_layer else group
+            view = group[i] if t.per_block else group
             view = view.T if t.transposed else view
             state[name] = view[: config.vocab_size] if t.padded else view
     return state
