@@ -708,6 +708,25 @@ def test_token_validation() -> None:
     assert all(issubclass(e, LamprefError) for e in (InputValueError, WeightsError, PlanError, ConfigError))
 
 
+def test_integer_arguments_accept_numpy_integers_and_refuse_bools() -> None:
+    """row_block, generate's n and a plan's layers all take NumPy integers (as Python ints) and no bools."""
+    params = random_params(TINY_CFG, rng=7, std=0.3)
+    m = GPT2(params, TINY_CFG, row_block=np.int64(8))
+    assert m.row_block == 8
+    assert type(m.row_block) is int
+    np.testing.assert_array_equal(m.generate([1, 2], np.int64(2)), m.generate([1, 2], 2))
+    a4 = Accumulator(fp32_mantissa(4))
+    assert PrecisionPlan.only("mlp.fc", a4, layers=np.int64(1)) == PrecisionPlan.only("mlp.fc", a4, layers=1)
+    assert PrecisionPlan.only("mlp.fc", a4, layers=[np.int64(0)]).get("mlp.fc", 0) == a4
+    for bad in (True, 0, 2.0):
+        with pytest.raises(InputValueError, match="row_block"):
+            GPT2(params, TINY_CFG, row_block=bad)
+    with pytest.raises(InputValueError, match="n=True"):
+        m.generate([1], True)
+    with pytest.raises(PlanError, match="layers"):
+        PrecisionPlan.only("mlp.fc", a4, layers=[True])
+
+
 # ------------------------------------------------------------------------- forward vs transformers
 def test_small_logits_match_transformers(small_model: GPT2, small_ref: dict[str, np.ndarray]) -> None:
     logits = small_model.logits(small_ref["tokens"])  # a batch of 2
