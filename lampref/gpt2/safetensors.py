@@ -246,9 +246,15 @@ def read_header(path: str | Path) -> tuple[dict[str, TensorInfo], dict[str, str]
     return tensors, metadata, 8 + n
 
 
-def _bf16_to_float32(bits: NDArray[np.uint16]) -> NDArray[np.float32]:
+def bf16_to_float32(bits: NDArray[np.uint16]) -> NDArray[np.float32]:
     """Widen bfloat16 bit patterns to float32 (exact: bf16 is the top half of a float32)."""
     return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+def bf16_bits(values: NDArray[Any]) -> NDArray[np.uint16]:
+    """The little-endian bfloat16 bit patterns of ``values``, each rounded to nearest-even."""
+    r = np.asarray(round_to(values, "bf16"), dtype=np.float32)
+    return (r.view(np.uint32) >> np.uint32(16)).astype("<u2")
 
 
 def load_file(path: str | Path, *, mmap: bool = True) -> dict[str, NDArray[Any]]:
@@ -305,7 +311,7 @@ def load_file(path: str | Path, *, mmap: bool = True) -> dict[str, NDArray[Any]]
             raw = np.array(raw)  # an aligned copy (BLAS and fast loops need aligned data)
         arr = raw.view(dt).reshape(info.shape)
         if info.dtype == "BF16":
-            arr = _bf16_to_float32(arr)
+            arr = bf16_to_float32(arr)
         elif dt.byteorder not in ("=", "|") and not dt.isnative:
             arr = arr.astype(dt.newbyteorder("="))
         out[key] = arr
@@ -314,11 +320,10 @@ def load_file(path: str | Path, *, mmap: bool = True) -> dict[str, NDArray[Any]]
 
 def _storage_bytes(arr: NDArray[Any], st: str) -> bytes:
     """The little-endian bytes of a tensor in storage dtype ``st`` (BF16/F16: rounded to nearest-even)."""
-    if st in ("BF16", "F16"):
-        r = np.asarray(round_to(arr, "bf16" if st == "BF16" else "fp16"), dtype=np.float32)
-        if st == "F16":
-            return r.astype("<f2").tobytes()
-        return (r.view(np.uint32) >> np.uint32(16)).astype("<u2").tobytes()
+    if st == "BF16":
+        return bf16_bits(arr).tobytes()
+    if st == "F16":
+        return np.asarray(round_to(arr, "fp16"), dtype=np.float32).astype("<f2").tobytes()
     return np.ascontiguousarray(arr, dtype=DTYPES[st]).tobytes()
 
 

@@ -59,9 +59,16 @@ from ..errors import (
     WeightsNotFoundError,
     expected_one_of,
 )
-from ..rounding import round_to
 from .config import GPT2Config, json_field, parse_json, show
-from .safetensors import MAX_NDIM, atomic_output, load_file, save_file, shape_nbytes
+from .safetensors import (
+    MAX_NDIM,
+    atomic_output,
+    bf16_bits,
+    bf16_to_float32,
+    load_file,
+    save_file,
+    shape_nbytes,
+)
 
 __all__ = [
     "LLMC_HEADER_INTS",
@@ -862,8 +869,7 @@ def _llmc_data(path: Path, version: int, count: int) -> F32:
     if version == 3:
         flat: F32 = np.asarray(np.memmap(path, dtype="<f4", mode="r", offset=offset, shape=(count,)))
         return flat if flat.dtype.isnative else flat.astype(np.float32)
-    bits = np.memmap(path, dtype="<u2", mode="r", offset=offset, shape=(count,))
-    return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
+    return bf16_to_float32(np.memmap(path, dtype="<u2", mode="r", offset=offset, shape=(count,)))
 
 
 def _llmc_state(flat: F32, config: GPT2Config, Vp: int) -> dict[str, F32]:
@@ -1076,8 +1082,7 @@ def save_llmc(
         a32 = np.ascontiguousarray(a, dtype=np.float32)
         if version == 3:
             return a32.astype("<f4").tobytes()
-        r = np.asarray(round_to(a32, "bf16"), dtype=np.float32)
-        return (r.view(np.uint32) >> np.uint32(16)).astype("<u2").tobytes()
+        return bf16_bits(a32).tobytes()
 
     path = Path(path)
     if not path.parent.is_dir():
