@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from .._validate import check_bool, check_choice, is_int
 from ..accumulate import Accumulator
+from ..analysis._checks import check_tau
 from ..errors import ExperimentError, expected_one_of
 from ..formats import fp32_mantissa
 from ..gpt2 import PrecisionPlan
@@ -87,12 +88,6 @@ once and kept when they fit in this many bytes; larger runs keep the float32 ref
 recompute their log-softmax for every setting."""
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
-
-
 @dataclass(frozen=True)
 class Setting:
     """One point of the grid: the score site at ``m_bits``, LAMP at ``tau`` (2 = nothing recomputed), or a
@@ -117,13 +112,12 @@ class Setting:
     def __post_init__(self) -> None:
         if not is_int(self.m_bits) or not 0 <= self.m_bits <= 23:
             raise ExperimentError(f"m_bits={self.m_bits!r} is out of range; expected an integer 0 <= m <= 23")
-        if not _is_real(self.tau) or not 0.0 < float(self.tau) <= 2.0:
-            raise ExperimentError(f"tau={self.tau!r} is out of range; expected 0 < tau <= 2")
+        tau = check_tau(self.tau, error=ExperimentError)
         check_choice(self.baseline, "baseline", BASELINE_KINDS, ExperimentError)
         check_choice(self.rule, "rule", RULES, ExperimentError)
         check_choice(self.accumulation, "accumulation", tuple(ACCUMULATIONS), ExperimentError)
         object.__setattr__(self, "m_bits", int(self.m_bits))
-        object.__setattr__(self, "tau", float(self.tau))
+        object.__setattr__(self, "tau", tau)
 
     def plan(self, seed: int) -> PrecisionPlan:
         """The precision plan of this setting."""
