@@ -643,6 +643,17 @@ def test_integer_arguments_of_the_writers_are_checked(tmp_path: Path, value: Any
     assert GPT2Params.from_state_dict(TINY.state_dict(), np.int64(2)).n_params == TINY.n_params  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("dtype", ["F8", "f32", ["F32"], np.array(["F32", "F16"]), None])
+def test_writers_check_the_storage_dtype_first(tmp_path: Path, dtype: Any) -> None:
+    """save created the model folder before refusing its dtype (and an array dtype met an ambiguous truth
+    value); the storage dtype of save and save_llmc is checked before anything is written."""
+    with pytest.raises(WeightsError, match="dtype"):
+        save(TINY, TINY_CFG, tmp_path / "hf", dtype=dtype)
+    with pytest.raises(WeightsError, match="dtype"):
+        save_llmc(TINY, TINY_CFG, tmp_path / "m.bin", dtype=dtype)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_embedded_model_passes_the_finite_check() -> None:
     """The embedded float16 model passes the load-time check (every weight finite)."""
     model = default_model()

@@ -51,13 +51,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from .._validate import check_bool, check_int, check_rng
+from .._validate import check_bool, check_choice, check_int, check_rng
 from ..errors import (
     ConfigError,
     LamprefError,
     WeightsError,
     WeightsNotFoundError,
-    expected_one_of,
 )
 from .config import GPT2Config, json_field, parse_json, show
 from .safetensors import (
@@ -1003,12 +1002,11 @@ def save(params: GPT2Params, config: GPT2Config, path: str | Path, *, dtype: str
     The directory is created if needed (its parent must exist).
     """
     _check_writable(params, config)
+    check_choice(dtype, "dtype", ("F32", "F16", "BF16"), error=WeightsError)
     path = Path(path)
     if not path.parent.is_dir():
         raise WeightsNotFoundError(f"{path.parent}: no such directory")
     path.mkdir(exist_ok=True)
-    if dtype not in ("F32", "F16", "BF16"):
-        raise WeightsError(f"dtype={dtype!r} is not valid; expected 'F32', 'F16' or 'BF16'")
     tensors = params.state_dict("transformer.")
     storage = {} if dtype == "F32" else dict.fromkeys(tensors, dtype)
     save_file(tensors, path / "model.safetensors", metadata={"format": "pt"}, dtypes=storage)
@@ -1064,8 +1062,7 @@ def save_llmc(
     ``(L, C, 4C)``, fcprojb ``(L, C)``, lnfw ``(C,)``, lnfb ``(C,)``; weights ``(out, in)``, little-endian.
     """
     _check_writable(params, config)
-    if dtype not in LLMC_VERSIONS.values():
-        raise WeightsError(expected_one_of("dtype", dtype, tuple(LLMC_VERSIONS.values())))
+    check_choice(dtype, "dtype", tuple(LLMC_VERSIONS.values()), error=WeightsError)
     if config.gelu != "tanh" or config.layer_norm_epsilon != 1e-5:
         raise ConfigError(
             "llm.c checkpoints always mean tanh GELU and LayerNorm epsilon 1e-5; config has "
