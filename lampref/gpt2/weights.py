@@ -260,8 +260,7 @@ class GPT2Params(_Params):
     def from_state_dict(cls, state: Mapping[str, F32], n_layer: int) -> GPT2Params:
         """Build from float32 arrays under Hugging Face names (no prefix), ``n_layer`` blocks."""
         n_layer = check_int(n_layer, "n_layer", minimum=1, error=WeightsError)
-        shapes = _iter_shapes(1, 1, 1, n_layer)  # lazily: stops after the first five missing names
-        missing = list(itertools.islice((k for k, _ in shapes if k not in state), 5))
+        missing = _first_missing(state, n_layer)
         if missing:
             raise WeightsError(f"state dict is missing {missing}")
         return _build(lambda name: state[name], n_layer)
@@ -331,6 +330,13 @@ def _iter_shapes(C: int, V: int, P: int, n_layer: int) -> Iterator[tuple[str, tu
             continue
         for i in range(n_layer):
             yield from ((f"h.{i}.{suffix}", shape) for suffix, shape in shapes)
+
+
+def _first_missing(state: Collection[str], n_layer: int, most: int = 5) -> list[str]:
+    """The first ``most`` parameter names (checkpoint order) absent from ``state``, found lazily, so that a
+    huge ``n_layer`` costs only the names enumerated up to them."""
+    names = (name for name, _ in _iter_shapes(1, 1, 1, n_layer))
+    return list(itertools.islice((name for name in names if name not in state), most))
 
 
 def _is_param_name(name: str, n_layer: int) -> bool:
@@ -503,8 +509,7 @@ def _check_names(state: Mapping[str, Any], config: GPT2Config, source: str) -> N
     L = config.n_layer
     n_missing = _n_tensors(L) - sum(1 for k in state if _is_param_name(k, L))
     if n_missing:
-        shapes = _iter_shapes(1, 1, 1, L)  # stops after the first five missing names
-        missing = list(itertools.islice((k for k, _ in shapes if k not in state), 5))
+        missing = _first_missing(state, L)
         more = f" and {n_missing - 5} more" if n_missing > 5 else ""
         raise WeightsError(f"{source}: missing tensor(s) {missing}{more} (for {config})")
     extra = sorted(k for k in state if not _is_param_name(k, L))
