@@ -277,10 +277,22 @@ def _panels(plt: Any, datasets: Sequence[str], title: str) -> tuple[Any, Any]:
     return fig, axes[0]
 
 
-def _legend(ax: Any, **kwargs: Any) -> None:
-    """A legend on ``ax`` when it has labelled lines (a grid with nothing to draw leaves the panel bare)."""
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(**kwargs)
+def _finish(
+    fig: Any, axes: Any, datasets: Sequence[str], xlabel: str, ylabel: str, *, log: bool, **legend: Any
+) -> Any:
+    """Label the panels (one per corpus; a log-scale y axis where ``log``), put the legend (``legend``:
+    its options) on the last one when it has labelled lines, and lay the figure out."""
+    for ax, dataset in zip(axes, datasets, strict=True):
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(dataset)
+        ax.grid(True, which="both" if log else "major", alpha=0.3)
+    if axes[-1].get_legend_handles_labels()[0]:  # a grid with nothing to draw leaves the panel bare
+        axes[-1].legend(**legend)
+    fig.tight_layout()
+    return fig
 
 
 def _metric_vs_m(
@@ -312,14 +324,7 @@ def _metric_vs_m(
                     label="no recomputation" if tau == 2.0 else f"LAMP tau={tau:g}",
                     **style,
                 )
-        ax.set_yscale("log")
-        ax.set_xlabel("mantissa bits m")
-        ax.set_ylabel(label)
-        ax.set_title(dataset)
-        ax.grid(True, which="both", alpha=0.3)
-    _legend(axes[-1], fontsize=7, ncol=2)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes, datasets, "mantissa bits m", label, log=True, fontsize=7, ncol=2)
 
 
 def _kl_vs_recomputed(plt: Any, rows: Sequence[Mapping[str, Any]], datasets: Sequence[str]) -> Any:
@@ -352,14 +357,8 @@ def _kl_vs_recomputed(plt: Any, rows: Sequence[Mapping[str, Any]], datasets: Seq
                         ms=3,
                         label=f"m={m} {name}",
                     )
-        ax.set_yscale("log")
-        ax.set_xlabel("recomputed scores (% of causal entries)")
-        ax.set_ylabel("KL(fp32 || test)")
-        ax.set_title(dataset)
-        ax.grid(True, which="both", alpha=0.3)
-    _legend(axes[-1], fontsize=6, ncol=2)
-    fig.tight_layout()
-    return fig
+    xlabel = "recomputed scores (% of causal entries)"
+    return _finish(fig, axes, datasets, xlabel, "KL(fp32 || test)", log=True, fontsize=6, ncol=2)
 
 
 def _layer_recomputed(plt: Any, layered: Sequence[Mapping[str, Any]], datasets: Sequence[str]) -> Any:
@@ -380,10 +379,4 @@ def _layer_recomputed(plt: Any, layered: Sequence[Mapping[str, Any]], datasets: 
                 color=cmap(i / max(len(sel) - 1, 1)),
                 label=f"tau={float(r['tau']):g}",
             )
-        ax.set_xlabel("layer")
-        ax.set_ylabel("recomputed (%)")
-        ax.set_title(dataset)
-        ax.grid(True, alpha=0.3)
-    _legend(axes[-1], fontsize=7)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes, datasets, "layer", "recomputed (%)", log=False, fontsize=7)
