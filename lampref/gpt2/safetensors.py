@@ -78,20 +78,9 @@ _MAX_ELEMENT_BYTES = 2**62
 """Bound on ``itemsize`` times the product of the non-zero dimensions, so that NumPy can index any shape read
 (the dimensions of a zero-size tensor included)."""
 
-_NUMPY_TO_ST: dict[str, str] = {
-    "float64": "F64",
-    "float32": "F32",
-    "float16": "F16",
-    "int64": "I64",
-    "int32": "I32",
-    "int16": "I16",
-    "int8": "I8",
-    "uint64": "U64",
-    "uint32": "U32",
-    "uint16": "U16",
-    "uint8": "U8",
-    "bool": "BOOL",
-}
+_NUMPY_TO_ST: dict[str, str] = {dt.name: st for st, dt in DTYPES.items() if st != "BF16"}
+"""The safetensors dtype of each NumPy dtype stored as itself (BF16 has no NumPy dtype: it is written by
+conversion only)."""
 
 
 @dataclass(frozen=True, slots=True)
