@@ -316,6 +316,24 @@ def _storage_bytes(arr: NDArray[Any], st: str) -> bytes:
     return np.ascontiguousarray(arr, dtype=DTYPES[st]).tobytes()
 
 
+def _storage_dtype(key: object, arr: NDArray[Any], st: str | None) -> str:
+    """The safetensors dtype tensor ``key`` is stored in: ``st`` (a conversion) or its own NumPy dtype's."""
+    if not isinstance(key, str) or key == "__metadata__":
+        raise WeightsError(f"tensor name {key!r} is not valid; expected a string other than '__metadata__'")
+    if st is None:
+        own = _NUMPY_TO_ST.get(arr.dtype.name)
+        if own is None:
+            raise WeightsError(
+                f"tensor {key!r} has dtype {arr.dtype}; expected one of {sorted(_NUMPY_TO_ST)}"
+            )
+        return own
+    if not isinstance(st, str) or st not in ("BF16", "F16"):
+        raise WeightsError(f"tensor {key!r}: {expected_one_of('storage dtype', st, ('BF16', 'F16'))}")
+    if arr.dtype.kind != "f":
+        raise WeightsError(f"tensor {key!r}: dtype {arr.dtype} cannot be stored as {st}; expected floats")
+    return st
+
+
 def save_file(
     tensors: Mapping[str, ArrayLike],
     path: str | Path,
@@ -354,35 +372,16 @@ def save_file(
         raise WeightsError(f"dtypes names tensors that are not given: {sorted(unknown)}")
     # First pass: storage dtype, shape and size of every tensor (nothing converted yet, so that writing a
     # large checkpoint holds at most one converted tensor in memory).
-    plan: list[tuple[str, str, NDArray[Any]]] = []
+    entries: list[tuple[str, str, NDArray[Any]]] = []
     for key, value in tensors.items():
-        if not isinstance(key, str) or key == "__metadata__":
-            raise WeightsError(
-                f"tensor name {key!r} is not valid; expected a string other than '__metadata__'"
-            )
         arr = np.asarray(value)
-        st = dtypes.get(key)
-        if st is not None:
-            if st not in ("BF16", "F16"):
-                raise WeightsError(f"tensor {key!r}: {expected_one_of('storage dtype', st, ('BF16', 'F16'))}")
-            if arr.dtype.kind != "f":
-                raise WeightsError(
-                    f"tensor {key!r}: dtype {arr.dtype} cannot be stored as {st}; expected floats"
-                )
-        else:
-            name = _NUMPY_TO_ST.get(arr.dtype.name)
-            if name is None:
-                raise WeightsError(
-                    f"tensor {key!r} has dtype {arr.dtype}; expected one of {sorted(_NUMPY_TO_ST)}"
-                )
-            st = name
-        plan.append((key, st, arr))
-    plan.sort(key=lambda item: (-DTYPES[item[1]].itemsize, item[0]))
+        entries.append((key, _storage_dtype(key, arr, dtypes.get(key)), arr))
+    entries.sort(key=lambda entry: (-DTYPES[entry[1]].itemsize, entry[0]))
     header: dict[str, Any] = {}
     if metadata:
         header["__metadata__"] = dict(metadata)
     offset = 0
-    for key, st, arr in plan:
+    for key, st, arr in entries:
         nbytes = arr.size * DTYPES[st].itemsize
         header[key] = {"dtype": st, "shape": list(arr.shape), "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
@@ -394,7 +393,7 @@ def save_file(
     with atomic_output(path) as f:
         f.write(len(blob).to_bytes(8, "little"))
         f.write(blob)
-        for _, st, arr in plan:
+        for _, st, arr in entries:
             f.write(_storage_bytes(arr, st))
 
 
