@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 import lampref.experiment as experiment
 import lampref.gpt2 as gpt2
+import lampref.lamp as lamp
 from lampref import get_format
 from lampref.cli import build_parser, main
 from lampref.gpt2 import GPT2, GPT2Config, Tokenizer, random_params, save
@@ -240,6 +241,36 @@ def test_issue11_item14_baseline_choices_reach_the_grid(
     status, out, _ = _call(["experiment", "--help"])
     assert status == 0
     assert "fake LAMP" in " ".join(out.split())
+
+
+@pytest.mark.parametrize(
+    ("option", "keyword", "library"),
+    [("--rule", "rule", "RULES"), ("--accumulation", "accumulation", "ACCUMULATIONS")],
+)
+def test_rule_and_accumulation_choices_are_the_librarys(
+    no_model_load: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    option: str,
+    keyword: str,
+    library: str,
+) -> None:
+    """--rule and --accumulation take every value of lamp.RULES and experiment.ACCUMULATIONS (the grid gets
+    it as given) and nothing else."""
+    values = tuple(getattr(lamp if library == "RULES" else experiment, library))
+    seen: list[Any] = []
+
+    def spy(m_bits: Any, taus: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs[keyword])
+        raise experiment.ExperimentError("stopped by the test")
+
+    monkeypatch.setattr(experiment, "grid", spy)
+    for value in values:
+        _call(["experiment", "--quick", "--out", str(tmp_path), option, value])
+    assert seen == list(values)
+    status, _, err = _call(["experiment", "--quick", "--out", str(tmp_path), option, "nope"])
+    assert status == 2
+    assert "invalid choice: 'nope'" in err
 
 
 # -- corpora ----------------------------------------------------------------------------------------------
