@@ -51,7 +51,7 @@ _JSON_KINDS: dict[str, tuple[str, Callable[[object], bool]]] = {
     "string": ("a string", lambda v: isinstance(v, str)),
     "bool": ("true or false", lambda v: isinstance(v, bool)),
     "int": ("an integer", is_int),
-    "number": ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    "number": ("a number", lambda v: is_int(v) or isinstance(v, float)),
     "object": ("an object", lambda v: isinstance(v, dict)),
     "array": ("an array", lambda v: isinstance(v, list)),
 }
