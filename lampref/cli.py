@@ -365,6 +365,48 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def _experiment_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``lampref experiment``: model, corpora, sizes, grid, seed and output."""
+    bundled = ", ".join(_bundled_corpora())
+    p.add_argument(
+        "--model", help="GPT-2 weights (HF directory, safetensors, llm.c .bin, npz); default: embedded"
+    )
+    p.add_argument(
+        "--corpus",
+        nargs="+",
+        metavar="CORPUS",
+        help=f"bundled corpus names ({bundled}), text files or folders (their {', '.join(CORPUS_SUFFIXES)} "
+        "files, sorted). A bundled name means the bundled corpus, anything else is a path: write ./NAME for "
+        "a local file or folder with a bundled name (a bare bundled name that also exists here is refused "
+        "as ambiguous). A corpus is named by its file stem or folder name (the dataset column); names must "
+        "be unique. Default: the bundled corpora",
+    )
+    p.add_argument("--seq-len", type=_int_at_least(2), help="tokens per sequence (default: 256; --quick: 64)")
+    p.add_argument("--sequences", type=_int_at_least(1), help="sequences per corpus (default: 4; --quick: 2)")
+    p.add_argument(
+        "--m-bits", type=_ints, help="mantissa bits of the key-query products in 0..23, e.g. 2,4,8"
+    )
+    p.add_argument("--tau", type=_floats, help="LAMP thresholds in (0, 2], e.g. 2,1.5,1.1 (2: none)")
+    p.add_argument(
+        "--baseline",
+        choices=experiment.BASELINE_KINDS,
+        default="random",
+        help="the random recomputation baseline run at every tau < 2, recomputing as many scores per row "
+        "as LAMP: random (default) draws them among the valid causal entries; authors is the LAMP authors' "
+        "'fake LAMP', a random permutation over all T positions of the row, masked ones included (so some "
+        "draws are wasted); none runs no baseline",
+    )
+    p.add_argument("--rule", choices=RULES, default="prefix")
+    p.add_argument("--accumulation", choices=tuple(experiment.ACCUMULATIONS), default="strict")
+    p.add_argument("--shuffle-tokens", action="store_true", help="permute the tokens of each sequence")
+    p.add_argument(
+        "--seed", type=_int_at_least(0), default=42, help="seed of the shuffles and baselines (default 42)"
+    )
+    p.add_argument("--out", default="lampref-results", help="output folder (CSV and PNG)")
+    p.add_argument("--quick", action="store_true", help="a small grid that runs in a couple of minutes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lampref`` command."""
     parser = _Parser(prog="lampref", description="Exact floating-point emulation and LAMP.")
@@ -382,49 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_gen.set_defaults(func=_cmd_generate)
 
-    bundled = ", ".join(_bundled_corpora())
     p_exp = sub.add_parser("experiment", help="the LAMP study: KL and flip rate against float32 over a grid")
-    p_exp.add_argument(
-        "--model", help="GPT-2 weights (HF directory, safetensors, llm.c .bin, npz); default: embedded"
-    )
-    p_exp.add_argument(
-        "--corpus",
-        nargs="+",
-        metavar="CORPUS",
-        help=f"bundled corpus names ({bundled}), text files or folders (their {', '.join(CORPUS_SUFFIXES)} "
-        "files, sorted). A bundled name means the bundled corpus, anything else is a path: write ./NAME for "
-        "a local file or folder with a bundled name (a bare bundled name that also exists here is refused "
-        "as ambiguous). A corpus is named by its file stem or folder name (the dataset column); names must "
-        "be unique. Default: the bundled corpora",
-    )
-    p_exp.add_argument(
-        "--seq-len", type=_int_at_least(2), help="tokens per sequence (default: 256; --quick: 64)"
-    )
-    p_exp.add_argument(
-        "--sequences", type=_int_at_least(1), help="sequences per corpus (default: 4; --quick: 2)"
-    )
-    p_exp.add_argument(
-        "--m-bits", type=_ints, help="mantissa bits of the key-query products in 0..23, e.g. 2,4,8"
-    )
-    p_exp.add_argument("--tau", type=_floats, help="LAMP thresholds in (0, 2], e.g. 2,1.5,1.1 (2: none)")
-    p_exp.add_argument(
-        "--baseline",
-        choices=experiment.BASELINE_KINDS,
-        default="random",
-        help="the random recomputation baseline run at every tau < 2, recomputing as many scores per row "
-        "as LAMP: random (default) draws them among the valid causal entries; authors is the LAMP authors' "
-        "'fake LAMP', a random permutation over all T positions of the row, masked ones included (so some "
-        "draws are wasted); none runs no baseline",
-    )
-    p_exp.add_argument("--rule", choices=RULES, default="prefix")
-    p_exp.add_argument("--accumulation", choices=tuple(experiment.ACCUMULATIONS), default="strict")
-    p_exp.add_argument("--shuffle-tokens", action="store_true", help="permute the tokens of each sequence")
-    p_exp.add_argument(
-        "--seed", type=_int_at_least(0), default=42, help="seed of the shuffles and baselines (default 42)"
-    )
-    p_exp.add_argument("--out", default="lampref-results", help="output folder (CSV and PNG)")
-    p_exp.add_argument("--quick", action="store_true", help="a small grid that runs in a couple of minutes")
-    p_exp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _experiment_options(p_exp)
     p_exp.set_defaults(func=_cmd_experiment)
 
     p_plot = sub.add_parser("plot", help="draw the figures and the summary of a results CSV")
