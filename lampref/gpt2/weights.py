@@ -881,8 +881,8 @@ def _llmc_state(flat: F32, config: GPT2Config, Vp: int) -> dict[str, F32]:
     state: dict[str, F32] = {}
     pos = 0
     for t, shape in _llmc_groups(config, Vp):
-        group = flat[pos : pos + math.prod(shape)].reshape(shape)
-        pos += math.prod(shape)
+        end = pos + math.prod(shape)
+        group, pos = flat[pos:end].reshape(shape), end
         for i, name in enumerate(t.names(config.n_layer)):
             view = group[i] if t.per_block else group
             view = view.T if t.transposed else view
