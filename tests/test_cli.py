@@ -489,10 +489,31 @@ def _hostile(finished: Path) -> dict[str, tuple[bool, Setup]]:
 
     A results folder holds one run: other weights, an edited corpus or another seed are refused, not mixed.
     """
-    corpus = finished.parent / "c.txt"
+    cases = {**_hostile_runs(finished), **_hostile_outputs(finished)}
+
+    def edited(name: str, command: str) -> Setup:
+        def setup(tmp: Path, model: str, mp: pytest.MonkeyPatch) -> list[str]:
+            path = _edited_csv(finished, tmp, CSV_EDITS[name])
+            return _exp(finished, path.parent, model) if command == "experiment" else ["plot", str(path)]
+
+        return setup
+
+    for name in CSV_EDITS:
+        for command in ("experiment", "plot"):
+            cases[f"item10-{command}-{name}"] = (True, edited(name, command))
+    return cases
+
+
+def _exp(finished: Path, out: Path, model: str, *extra: str) -> list[str]:
+    """An `experiment` command line on the corpus of the finished run."""
+    return _experiment(model, finished.parent / "c.txt", out, *extra)
+
+
+def _hostile_runs(finished: Path) -> dict[str, tuple[bool, Setup]]:
+    """Runs that a results folder must refuse to mix with its own (:func:`_hostile`)."""
 
     def exp(out: Path, model: str, *extra: str) -> list[str]:
-        return _experiment(model, corpus, out, *extra)
+        return _exp(finished, out, model, *extra)
 
     def other_weights(tmp: Path, model: str, mp: pytest.MonkeyPatch) -> list[str]:
         a, b = tmp / "A" / "gpt2", tmp / "B" / "gpt2"
@@ -518,37 +539,7 @@ def _hostile(finished: Path) -> dict[str, tuple[bool, Setup]]:
         seed42 = (finished / "results.csv").read_text("utf-8").split("\n", 1)[1]
         return ["plot", str(_write(tmp / "mixed.csv", text + seed42)), "--out", str(tmp / "fig")]
 
-    def read_only(finished_csv: bool) -> Setup:
-        def setup(tmp: Path, model: str, mp: pytest.MonkeyPatch) -> list[str]:
-            shutil.copytree(finished, tmp / "out") if finished_csv else (tmp / "out").mkdir()
-            mp.setattr(GPT2, "load", _refuse_load)
-            _make_read_only(tmp / "out", mp)
-            return exp(tmp / "out", model)
-
-        return setup
-
-    def edited(name: str, command: str) -> Setup:
-        def setup(tmp: Path, model: str, mp: pytest.MonkeyPatch) -> list[str]:
-            path = _edited_csv(finished, tmp, CSV_EDITS[name])
-            return exp(path.parent, model) if command == "experiment" else ["plot", str(path)]
-
-        return setup
-
-    def bad_out(build: Callable[[Path], Path]) -> Setup:
-        def setup(tmp: Path, model: str, mp: pytest.MonkeyPatch) -> list[str]:
-            mp.setattr(GPT2, "load", _refuse_load)
-            return exp(build(tmp), model)
-
-        return setup
-
-    def csv_is_a_folder(tmp: Path) -> Path:
-        (tmp / "out" / "results.csv").mkdir(parents=True)
-        return tmp / "out"
-
-    def args(*extra: str) -> Setup:
-        return lambda tmp, model, mp: exp(tmp / "out", model, *extra)
-
-    cases: dict[str, tuple[bool, Setup]] = {
+    return {
         "item07-same-folder-name-other-weights": (True, other_weights),
         "item07-corpus-edited-in-place": (True, corpus_edited),
         "item08-authors-columns": (True, lambda t, m, mp: exp(_foreign_csv(finished, t, None).parent, m)),
@@ -573,6 +564,39 @@ def _hostile(finished: Path) -> dict[str, tuple[bool, Setup]]:
                 "--no-progress",
             ],
         ),
+    }
+
+
+def _hostile_outputs(finished: Path) -> dict[str, tuple[bool, Setup]]:
+    """Output folders, results files and option values that must be refused (:func:`_hostile`)."""
+
+    def exp(out: Path, model: str, *extra: str) -> list[str]:
+        return _exp(finished, out, model, *extra)
+
+    def read_only(finished_csv: bool) -> Setup:
+        def setup(tmp: Path, model: str, mp: pytest.MonkeyPatch) -> list[str]:
+            shutil.copytree(finished, tmp / "out") if finished_csv else (tmp / "out").mkdir()
+            mp.setattr(GPT2, "load", _refuse_load)
+            _make_read_only(tmp / "out", mp)
+            return exp(tmp / "out", model)
+
+        return setup
+
+    def bad_out(build: Callable[[Path], Path]) -> Setup:
+        def setup(tmp: Path, model: str, mp: pytest.MonkeyPatch) -> list[str]:
+            mp.setattr(GPT2, "load", _refuse_load)
+            return exp(build(tmp), model)
+
+        return setup
+
+    def csv_is_a_folder(tmp: Path) -> Path:
+        (tmp / "out" / "results.csv").mkdir(parents=True)
+        return tmp / "out"
+
+    def args(*extra: str) -> Setup:
+        return lambda tmp, model, mp: exp(tmp / "out", model, *extra)
+
+    return {
         "item10-out-is-a-file": (True, bad_out(lambda t: _write(t / "out", "x"))),
         "item10-out-under-a-file": (True, bad_out(lambda t: _write(t / "f", "x") / "out")),
         "item10-results-csv-is-a-folder": (True, bad_out(csv_is_a_folder)),
@@ -587,10 +611,6 @@ def _hostile(finished: Path) -> dict[str, tuple[bool, Setup]]:
         "item11-m-bits-empty": (True, args("--m-bits", "")),
         "item11-seq-len-past-the-context": (True, args("--seq-len", str(TINY.n_positions + 1))),
     }
-    for name in CSV_EDITS:
-        for command in ("experiment", "plot"):
-            cases[f"item10-{command}-{name}"] = (True, edited(name, command))
-    return cases
 
 
 @pytest.mark.parametrize("name", list(_hostile(Path("/unused"))))
