@@ -131,6 +131,21 @@ FORMATS_F32 = st.one_of(
         ]
     ),
 )
+
+
+def exact_accumulators(**extra: st.SearchStrategy[object]) -> st.SearchStrategy[Accumulator]:
+    """Exactly staged accumulators into the formats within float32, every deterministic mode, block and
+    order (``extra``: strategies for further fields)."""
+    return st.builds(
+        Accumulator,
+        FORMATS_F32,
+        mode=st.sampled_from(DETERMINISTIC_MODES),
+        block=st.sampled_from([1, 2, 32]),
+        order=st.sampled_from(ORDERS),
+        **extra,
+    )
+
+
 # IEEE product formats: reference_matmul leaves non-finite products unrounded, which is the rounding of an
 # infinity or NaN only in a format with infinities that does not saturate.
 PRODUCT_FORMATS = st.sampled_from([fp32, bf16, fp16, tf32, fp32_mantissa(4)])
@@ -413,14 +428,8 @@ def test_float64_values_need_a_products_format() -> None:
 
 @settings(max_examples=60)
 @given(
-    acc=st.builds(
-        Accumulator,
-        FORMATS_F32,
-        mode=st.sampled_from(DETERMINISTIC_MODES),
-        block=st.sampled_from([1, 2, 32]),
-        order=st.sampled_from(ORDERS),
-        products=st.sampled_from([fp32, bf16, tf32]),
-        products_mode=st.sampled_from(DETERMINISTIC_MODES),
+    acc=exact_accumulators(
+        products=st.sampled_from([fp32, bf16, tf32]), products_mode=st.sampled_from(DETERMINISTIC_MODES)
     ),
     mnk=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(0, 40)),
     seed=st.integers(0, 2**32 - 1),
@@ -491,13 +500,7 @@ def _round_sum_exact(y: float, bias: float, fmt: FloatFormat, mode: str) -> floa
 
 @settings(max_examples=80)
 @given(
-    acc=st.builds(
-        Accumulator,
-        FORMATS_F32,
-        mode=st.sampled_from(DETERMINISTIC_MODES),
-        block=st.sampled_from([1, 2, 32]),
-        order=st.sampled_from(ORDERS),
-    ),
+    acc=exact_accumulators(),
     ab=operands(max_k=40),
     bias_scale=st.sampled_from([2.0**-30, 1.0, 2.0**10, F32_MAX]),
     data=st.data(),
