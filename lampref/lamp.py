@@ -21,8 +21,8 @@ runs LAMP attention. Per chunk of query rows it does:
 
 Statistics
 ----------
-Per layer, summed over the chunks of rows by :meth:`~lampref.gpt2.model.GPT2.trace` and
-:meth:`~lampref.gpt2.model.GPT2.logits_and_stats`:
+A :class:`~lampref.gpt2.plan.ScoreStats` per layer, merged over the chunks of rows by
+:meth:`~lampref.gpt2.model.GPT2.trace` and :meth:`~lampref.gpt2.model.GPT2.logits_and_stats`. Its totals:
 
 ``selected``
     int64 ``[H]``: recomputed entries per head (valid entries only; a masked position the authors'
@@ -34,15 +34,18 @@ Per layer, summed over the chunks of rows by :meth:`~lampref.gpt2.model.GPT2.tra
 ``kappa_sum``
     float64 ``[H]``: the sum over rows of the achieved $\kappa(S)$ (:func:`~lampref.analysis.softmax_kappa`
     of the low-precision probabilities with the recomputed set).
-``row_kappa``
-    float64 ``[H, rows]``: the achieved $\kappa(S)$ of every row (a row statistic: chunks of rows are
-    concatenated in position order, not summed).
 ``kappa_hist``
     int64 ``[H, len(KAPPA_BINS) - 1]``: a histogram of the achieved $\kappa(S)$ per row on the bins
     :data:`KAPPA_BINS` (the upper edge of the last non-empty bin bounds the maximum).
 
-All are counts or sums, so they add over chunks of rows. :func:`recompute_fraction` turns them into
-recomputed fractions (selected / valid) per layer and per head.
+All are counts or sums, so they add over chunks of rows. Its row statistic (``per_row``):
+
+``row_kappa``
+    float64 ``[H, rows]``: the achieved $\kappa(S)$ of every row (chunks of rows are concatenated in
+    position order, not summed; dropped when statistics are summed over sequences).
+
+Every statistic reads by name, ``stats["selected"]`` or ``stats["row_kappa"]``. :func:`recompute_fraction`
+turns them into recomputed fractions (selected / valid) per layer and per head.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ from .analysis import RULES as RULES  # the selection rules of lamp_select, impo
 from .analysis import lamp_select, softmax_kappa
 from .analysis._checks import check_tau
 from .errors import AnalysisError, InputTypeError
-from .gpt2.plan import AttentionProbs
+from .gpt2.plan import AttentionProbs, ScoreStats
 from .nn import attention_scores, causal_mask, masked_softmax
 
 __all__ = ["BASELINES", "KAPPA_BINS", "LampConfig", "RecomputeFraction", "recompute_fraction"]
@@ -135,7 +138,8 @@ class LampConfig:
     ``T`` entries: the two differ only in the last row of a sequence whose length is not a multiple of
     ``row_block`` (authors' rule) and in how many draws land on masked positions (authors' baseline).
 
-    Statistics: see the module notes (``selected``, ``valid``, ``rows``, ``kappa_sum``, ``kappa_hist``).
+    Statistics: see the module notes (totals ``selected``, ``valid``, ``rows``, ``kappa_sum``,
+    ``kappa_hist``; row statistic ``row_kappa``).
 
     References
     ----------
@@ -261,19 +265,19 @@ class LampConfig:
         return AttentionProbs(scores, probs, _row_stats(probs_low, sel, np.broadcast_to(visible, sel.shape)))
 
 
-def _row_stats(probs_low: Array, sel: NDArray[np.bool_], valid: NDArray[np.bool_]) -> dict[str, Any]:
+def _row_stats(probs_low: Array, sel: NDArray[np.bool_], valid: NDArray[np.bool_]) -> ScoreStats:
     """The statistics of the module notes for a chunk of rows ``[H, n, N]``."""
     H, n, _ = sel.shape
     kappa = np.asarray(softmax_kappa(probs_low, sel, valid=valid), dtype=np.float64).reshape(H, n)
     hist = np.stack([np.histogram(kappa[hh], bins=KAPPA_BINS)[0] for hh in range(H)]).astype(np.int64)
-    return {
+    totals = {
         "selected": sel.sum(axis=(1, 2), dtype=np.int64),
         "valid": valid.sum(axis=(1, 2), dtype=np.int64),
         "rows": np.full(H, n, dtype=np.int64),
         "kappa_sum": kappa.sum(axis=-1),
         "kappa_hist": hist,
-        "row_kappa": kappa,
     }
+    return ScoreStats(totals, {"row_kappa": kappa})
 
 
 class RecomputeFraction(NamedTuple):
@@ -302,9 +306,9 @@ def recompute_fraction(stats: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -
 
     Parameters
     ----------
-    stats : sequence of dict, or dict
-        ``GPT2.trace(...).stats`` (one dict per layer; layers without LAMP give empty dicts), or one
-        layer's dict.
+    stats : sequence of ScoreStats or dict, or one of them
+        ``GPT2.trace(...).stats`` (one :class:`~lampref.gpt2.plan.ScoreStats` per layer; layers without
+        LAMP give empty ones), or one layer's; a plain dict with the same names reads the same.
 
     Returns
     -------

@@ -53,7 +53,7 @@ from lampref.gpt2.model import (
     layer_norm,
     softmax,
 )
-from lampref.gpt2.plan import SITES, AttentionProbs, PrecisionPlan, ScoreRule
+from lampref.gpt2.plan import SITES, AttentionProbs, PrecisionPlan, ScoreRule, ScoreStats
 from lampref.gpt2.safetensors import load_file, read_header, save_file
 from lampref.gpt2.weights import (
     RANDOM_PARAMS_VERSION,
@@ -950,6 +950,32 @@ def test_score_rule_extension_point(small_model: GPT2) -> None:
     assert_close(tr.logits, m.logits(np.arange(20)), what="score rule computing the standard scores")
     with pytest.raises(PlanError):
         PrecisionPlan.only("mlp.fc", CountingRule())
+
+
+def test_score_stats_merge_chunks_and_sum_totals() -> None:
+    """Totals add, row statistics are concatenated along the rows in the order given, a sum over runs drops
+    the row statistics (expected values written out by hand)."""
+    a = ScoreStats({"n": np.array([2, 1])}, {"row_x": np.array([[1.0, 2.0], [3.0, 4.0]])})
+    b = ScoreStats({"n": np.array([1, 1])}, {"row_x": np.array([[5.0], [6.0]])})
+    layer = ScoreStats.merge_chunks([a, b])
+    assert layer.totals["n"].tolist() == [3, 2]
+    assert layer.per_row["row_x"].tolist() == [[1.0, 2.0, 5.0], [3.0, 4.0, 6.0]]
+    assert layer["row_x"] is layer.per_row["row_x"]
+    assert list(layer) == ["n", "row_x"]
+    runs = ScoreStats.sum_totals([layer, a])
+    assert runs.totals["n"].tolist() == [5, 3]
+    assert not runs.per_row
+    assert list(runs) == ["n"]
+    flat = ScoreStats.from_mapping({"n": 1, "row_x": np.zeros((1, 1))})
+    assert flat.totals == {"n": 1}
+    assert list(flat.per_row) == ["row_x"]
+    assert not ScoreStats.empty()
+    assert ScoreStats.empty() == {}
+    assert ScoreStats.merge_chunks([]) == {}
+    with pytest.raises(InputValueError, match=r"'n'.*both totals and per_row"):
+        ScoreStats({"n": 1}, {"n": np.zeros((1, 1))})
+    with pytest.raises(KeyError):
+        layer["missing"]
 
 
 def test_loss_and_perplexity(small_model: GPT2, small_ref: dict[str, np.ndarray]) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from lampref import Accumulator, fp32_mantissa
 from lampref.errors import AnalysisError, InputTypeError, LamprefError
-from lampref.gpt2 import GPT2, GPT2Config, PrecisionPlan, ScoreRule, random_params
+from lampref.gpt2 import GPT2, GPT2Config, PrecisionPlan, ScoreRule, ScoreStats, random_params
 from lampref.lamp import KAPPA_BINS, LampConfig, recompute_fraction
 
 M = 4
@@ -135,6 +135,8 @@ def test_stats(model: GPT2) -> None:
     tr = model.trace(tokens(3), plan(tau))
     H = CFG.n_head
     for st in tr.stats:
+        assert isinstance(st, ScoreStats)
+        assert list(st.per_row) == ["row_kappa"]
         assert st["valid"].tolist() == [T * (T + 1) // 2] * H
         assert st["rows"].tolist() == [T] * H
         assert st["kappa_hist"].shape == (H, len(KAPPA_BINS) - 1)
@@ -145,6 +147,8 @@ def test_stats(model: GPT2) -> None:
         assert (st["row_kappa"] <= tau + 1e-9).all()
         np.testing.assert_allclose(st["row_kappa"].sum(axis=1), st["kappa_sum"])
     f = recompute_fraction(tr.stats)
+    for a, b in zip(f, recompute_fraction([dict(st) for st in tr.stats]), strict=True):
+        np.testing.assert_array_equal(a, b)  # the flat dict form reads the same
     assert f.per_layer.shape == (CFG.n_layer,)
     assert f.per_head.shape == (CFG.n_layer, H)
     assert 0 < f.total < 1

@@ -29,7 +29,7 @@ from ..accumulate import Accumulator
 from ..analysis._checks import check_tau
 from ..errors import ExperimentError, expected_one_of
 from ..formats import fp32_mantissa
-from ..gpt2 import PrecisionPlan
+from ..gpt2 import PrecisionPlan, ScoreStats
 from ..lamp import RULES, LampConfig, recompute_fraction
 from ..metrics import kl_from_log_probs, log_softmax
 from .results import (
@@ -391,7 +391,7 @@ def _measure(
     """KL divergence and flip rate against the reference (averaged over positions) and the recomputed
     fraction of the causal scores (overall and per layer) of one setting on one corpus's windows."""
     kl_sum = flips = 0.0
-    stats_all: list[tuple[dict[str, Any], ...]] = []
+    stats_all: list[tuple[ScoreStats, ...]] = []
     for seq, (ref, ref_top) in zip(batch, refs, strict=True):
         test, stats = model.logits_and_stats(seq, plan)
         ref_logp = np.asarray(ref if ref.dtype == np.float64 else log_softmax(ref), np.float64)
@@ -399,7 +399,7 @@ def _measure(
         flips += float(np.count_nonzero(test.argmax(axis=-1) != ref_top))  # as flip_rate
         stats_all.append(stats)
     positions = int(batch.size)
-    layer_stats = [_merge([st[layer] for st in stats_all]) for layer in range(len(stats_all[0]))]
+    layer_stats = [ScoreStats.sum_totals(st[layer] for st in stats_all) for layer in range(len(stats_all[0]))]
     if any(layer_stats):
         frac = recompute_fraction(layer_stats)
         recomputed, per_layer = float(frac.total), [float(v) for v in frac.per_layer]
@@ -412,17 +412,6 @@ def _measure(
         "recomputed": recomputed,
         "recomputed_per_layer": per_layer,
     }
-
-
-def _merge(stats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Sum the additive statistics of one layer over sequences (row statistics are dropped)."""
-    out: dict[str, Any] = {}
-    for st in stats:
-        for key, value in st.items():
-            if key.startswith("row_"):
-                continue
-            out[key] = out[key] + value if key in out else value
-    return out
 
 
 def _advance(bar: Any, s: Setting, row: Mapping[str, Any]) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .config import GPT2Config
 from .model import GPT2, GPT2Trace
-from .plan import SITES, AttentionProbs, PrecisionPlan, ScoreRule
+from .plan import SITES, AttentionProbs, PrecisionPlan, ScoreRule, ScoreStats
 from .tokenizer import Tokenizer
 from .weights import Checkpoint, GPT2Params, load, load_llmc, random_params, save, save_llmc, save_npz
 
@@ -19,6 +19,7 @@ __all__ = [
     "GPT2Trace",
     "PrecisionPlan",
     "ScoreRule",
+    "ScoreStats",
     "Tokenizer",
     "default_model",
     "load",

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -70,7 +70,7 @@ from ..nn import (
 from ..nn import attention_scores as _score_site
 from ..special import erf, erfc
 from .config import GPT2Config
-from .plan import AttentionProbs, PrecisionPlan, ScoreRule, SiteSpec
+from .plan import AttentionProbs, PrecisionPlan, ScoreRule, ScoreStats, SiteSpec
 from .weights import MLP, Attention, Block, GPT2Params, Linear, load
 
 __all__ = [
@@ -186,7 +186,7 @@ def attention_probs(q: Array, k: Array, spec: SiteSpec, layer: int, ctx: Forward
         return spec.attention_probs(q, k, start=ctx.start, layer=layer, rng=ctx.rng)
     scores = attention_scores(q, k, spec, ctx)  # [H, n, d], [H, N, d] -> [H, n, N]
     n, N = scores.shape[-2:]
-    return AttentionProbs(scores, masked_softmax(scores, causal_mask(ctx.start, n, N)), {})
+    return AttentionProbs(scores, masked_softmax(scores, causal_mask(ctx.start, n, N)), ScoreStats.empty())
 
 
 def _keys_upto(k: Array, N: int) -> Array:
@@ -303,9 +303,9 @@ class GPT2Trace:
     final : ndarray, shape (T, C)
         ``ln_f`` of the last block's output (Hugging Face's last hidden state).
     logits : ndarray, shape (T, V)
-    stats : tuple of dict, one per layer
-        What a :class:`~lampref.gpt2.plan.ScoreRule` reports per layer, summed over the chunks of query
-        rows (empty dicts otherwise).
+    stats : tuple of ScoreStats, one per layer
+        What a :class:`~lampref.gpt2.plan.ScoreRule` reports per layer, merged over the chunks of query
+        rows (:meth:`~lampref.gpt2.plan.ScoreStats.merge_chunks`; empty otherwise).
     """
 
     tokens: NDArray[np.int64]
@@ -316,28 +316,17 @@ class GPT2Trace:
     hidden: tuple[Array, ...]
     final: Array
     logits: Array
-    stats: tuple[dict[str, Any], ...]
+    stats: tuple[ScoreStats, ...]
 
 
-def _sum_stats(chunks: RowChunks) -> dict[str, Any]:
-    """The statistics of a layer's row chunks: summed (they are additive by the ScoreRule contract),
-    except row statistics (keys starting with ``row_``, shape ``[H, rows]``), which are concatenated along
-    the rows in position order."""
-    stats: dict[str, Any] = {}
-    for _, ap in sorted(chunks, key=lambda c: c[0]):
-        for key, value in ap.stats.items():
-            if key not in stats:
-                stats[key] = value
-            elif key.startswith("row_"):
-                stats[key] = np.concatenate([stats[key], value], axis=1)
-            else:
-                stats[key] = stats[key] + value
-    return stats
+def _layer_stats(chunks: RowChunks) -> ScoreStats:
+    """The statistics of a layer from those of its row chunks (totals summed, row statistics concatenated
+    in position order)."""
+    return ScoreStats.merge_chunks(ap.stats for _, ap in sorted(chunks, key=lambda c: c[0]))
 
 
-def _assemble(chunks: RowChunks, T: int) -> tuple[Array, Array, dict[str, Any]]:
-    """Square ``[H, T, T]`` masked scores and probabilities of a sequence from its row chunks, and the
-    chunks' statistics summed."""
+def _assemble(chunks: RowChunks, T: int) -> tuple[Array, Array]:
+    """Square ``[H, T, T]`` masked scores and probabilities of a sequence from its row chunks."""
     H = chunks[0][1].scores.shape[0]
     scores = np.full((H, T, T), -np.inf, dtype=chunks[0][1].scores.dtype)
     probs = np.zeros((H, T, T), dtype=chunks[0][1].probs.dtype)
@@ -346,7 +335,32 @@ def _assemble(chunks: RowChunks, T: int) -> tuple[Array, Array, dict[str, Any]]:
         N = min(ap.scores.shape[2], T)
         scores[:, pos : pos + r, :N] = mask_scores(ap.scores[:, :, :N], causal_mask(pos, r, N))
         probs[:, pos : pos + r, :N] = ap.probs[:, :, :N]
-    return scores, probs, _sum_stats(chunks)
+    return scores, probs
+
+
+@dataclass
+class _Record:
+    """What a forward pass keeps: the score rules' statistics of every layer, and, unless ``stats_only``,
+    every intermediate of :class:`GPT2Trace`."""
+
+    stats_only: bool
+    stats: list[ScoreStats] = field(default_factory=list)
+    embedding: list[Array] = field(default_factory=list)
+    scores: list[Array] = field(default_factory=list)
+    probs: list[Array] = field(default_factory=list)
+    attn_residual: list[Array] = field(default_factory=list)
+    hidden: list[Array] = field(default_factory=list)
+    final: list[Array] = field(default_factory=list)
+
+    def add_layer(self, chunks: RowChunks, mid: Array, x: Array) -> None:
+        """Keep a block's results: its attention chunks, the residual after attention and its output."""
+        self.stats.append(_layer_stats(chunks))
+        if not self.stats_only:
+            scores, probs = _assemble(chunks, x.shape[0])
+            self.scores.append(scores)
+            self.probs.append(probs)
+            self.attn_residual.append(mid)
+            self.hidden.append(x)
 
 
 class GPT2:
@@ -468,27 +482,22 @@ class GPT2:
         start: int = 0,
         cache: _KVCache | None = None,
         last_only: bool = False,
-        record: dict[str, list[Any]] | None = None,
+        record: _Record | None = None,
     ) -> Array:
         """Logits of the rows at positions ``start .. start + len(tokens) - 1`` of one sequence."""
         p = self._weights(plan)
         ctx = ForwardContext(plan, self.config, start, self.row_block, rng)
         n = tokens.shape[0]
         x = p.wte[tokens] + p.wpe[start : start + n]  # [n] -> [n, C]
-        if record is not None and "embedding" in record:
-            record["embedding"].append(x)
+        if record is not None and not record.stats_only:
+            record.embedding.append(x)
         for layer, params in enumerate(p.h):
             x, mid, chunks = transformer_block(x, params, layer, ctx, cache)  # [n, C] -> [n, C]
-            if record is not None and set(record) == {"stats"}:
-                record["stats"].append(_sum_stats(chunks))
-            elif record is not None:
-                scores, probs, stats = _assemble(chunks, n)
-                for key, value in (("scores", scores), ("probs", probs), ("attn_residual", mid),
-                                   ("hidden", x), ("stats", stats)):  # fmt: skip
-                    record[key].append(value)
+            if record is not None:
+                record.add_layer(chunks, mid, x)
         x = layer_norm(x, p.ln_f.g, p.ln_f.b, self.config.layer_norm_epsilon)  # [n, C]
-        if record is not None and "final" in record:
-            record["final"].append(x)
+        if record is not None and not record.stats_only:
+            record.final.append(x)
         if last_only:
             x = x[-1:]
             ctx = ForwardContext(plan, self.config, start + n - 1, self.row_block, rng)
@@ -528,7 +537,7 @@ class GPT2:
 
     def logits_and_stats(
         self, tokens: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None
-    ) -> tuple[Array, tuple[dict[str, Any], ...]]:
+    ) -> tuple[Array, tuple[ScoreStats, ...]]:
         """Logits of one sequence and the per-layer statistics its score rules report (for example LAMP's
         recompute counts, :func:`lampref.lamp.recompute_fraction`), without keeping the attention matrices
         that :meth:`trace` stores.
@@ -537,13 +546,13 @@ class GPT2:
         -------
         logits : ndarray, shape (T, V)
             As :meth:`logits`.
-        stats : tuple of dict
-            One dict per layer (empty where the ``attn.score`` site holds no score rule).
+        stats : tuple of ScoreStats
+            One per layer (empty where the ``attn.score`` site holds no score rule).
         """
         toks = self._tokens(tokens, ndims=(1,))
-        record: dict[str, list[Any]] = {"stats": []}
+        record = _Record(stats_only=True)
         logits = self._forward(toks, self._plan(plan), check_rng(rng), record=record)
-        return logits, tuple(record["stats"])
+        return logits, tuple(record.stats)
 
     def trace(self, tokens: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None) -> GPT2Trace:
         """The forward pass of one sequence with its intermediates (see :class:`GPT2Trace`).
@@ -553,20 +562,18 @@ class GPT2:
         """
         toks = self._tokens(tokens, ndims=(1,))
         pl = self._plan(plan)
-        record: dict[str, list[Any]] = {
-            k: [] for k in ("embedding", "scores", "probs", "attn_residual", "hidden", "stats", "final")
-        }
+        record = _Record(stats_only=False)
         logits = self._forward(toks, pl, check_rng(rng), record=record)
         return GPT2Trace(
             tokens=toks,
-            embedding=record["embedding"][0],
-            scores=tuple(record["scores"]),
-            probs=tuple(record["probs"]),
-            attn_residual=tuple(record["attn_residual"]),
-            hidden=tuple(record["hidden"]),
-            final=record["final"][0],
+            embedding=record.embedding[0],
+            scores=tuple(record.scores),
+            probs=tuple(record.probs),
+            attn_residual=tuple(record.attn_residual),
+            hidden=tuple(record.hidden),
+            final=record.final[0],
             logits=logits,
-            stats=tuple(record["stats"]),
+            stats=tuple(record.stats),
         )
 
     @overload

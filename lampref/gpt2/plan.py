@@ -26,8 +26,8 @@ probabilities itself (the extension point for LAMP, which recomputes selected sc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
@@ -35,9 +35,9 @@ from numpy.typing import NDArray
 
 from .._validate import is_int
 from ..accumulate import Accumulator
-from ..errors import PlanError, expected_one_of
+from ..errors import InputValueError, PlanError, expected_one_of
 
-__all__ = ["SITES", "AttentionProbs", "PrecisionPlan", "ScoreRule", "SiteSpec"]
+__all__ = ["SITES", "AttentionProbs", "PrecisionPlan", "ScoreRule", "ScoreStats", "SiteSpec"]
 
 SITES: tuple[str, ...] = (
     "attn.qkv",
@@ -51,6 +51,110 @@ SITES: tuple[str, ...] = (
 """The GEMM sites of the forward pass, in execution order."""
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class ScoreStats(Mapping[str, Any]):
+    """The statistics a :class:`ScoreRule` reports for one layer (or for one chunk of its query rows).
+
+    Two parts, merged differently:
+
+    Attributes
+    ----------
+    totals : mapping of str to ndarray
+        Additive statistics (counts, sums): summed over the chunks of rows of a layer
+        (:meth:`merge_chunks`) and over sequences (:meth:`sum_totals`).
+    per_row : mapping of str to ndarray, shape (H, rows)
+        Row statistics, one value per head and query row: concatenated along the rows, in position order,
+        over the chunks of a layer; dropped when statistics are summed over sequences.
+
+    Notes
+    -----
+    Read access by name reaches both parts, as a read-only mapping (a name lives in one part only):
+    ``stats["selected"]``, ``"row_kappa" in stats``, ``stats.keys()``. :meth:`empty` (what a layer without
+    a score rule reports) is falsy and equals ``{}``. The part a statistic lives in decides how it merges,
+    not its name: LAMP's row statistic keeps its name ``row_kappa``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref.gpt2.plan import ScoreStats
+    >>> a = ScoreStats({"rows": np.array([2])}, {"row_kappa": np.array([[1.0, 1.5]])})
+    >>> b = ScoreStats({"rows": np.array([1])}, {"row_kappa": np.array([[1.25]])})
+    >>> layer = ScoreStats.merge_chunks([a, b])
+    >>> layer["rows"], layer["row_kappa"]
+    (array([3]), array([[1.  , 1.5 , 1.25]]))
+    >>> dict(ScoreStats.sum_totals([layer, layer]))
+    {'rows': array([6])}
+    >>> bool(ScoreStats.empty()), ScoreStats.empty() == {}
+    (False, True)
+    """
+
+    totals: Mapping[str, Any] = field(default_factory=dict)
+    per_row: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        totals, per_row = dict(self.totals), dict(self.per_row)
+        both = sorted(totals.keys() & per_row.keys())
+        if both:
+            raise InputValueError(
+                f"ScoreStats names {both} in both totals and per_row; expected each name in one part"
+            )
+        object.__setattr__(self, "totals", totals)
+        object.__setattr__(self, "per_row", per_row)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.totals[name] if name in self.totals else self.per_row[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.totals
+        yield from self.per_row
+
+    def __len__(self) -> int:
+        return len(self.totals) + len(self.per_row)
+
+    def __repr__(self) -> str:
+        return f"ScoreStats(totals={self.totals!r}, per_row={self.per_row!r})"
+
+    @classmethod
+    def empty(cls) -> ScoreStats:
+        """No statistics (a layer whose score site holds an accumulator or nothing)."""
+        return cls()
+
+    @classmethod
+    def from_mapping(cls, stats: Mapping[str, Any]) -> ScoreStats:
+        """A ScoreStats as it is, or one from a flat dict where names starting with ``row_`` are row
+        statistics and every other name is a total (the form a :class:`ScoreRule` may also return)."""
+        if isinstance(stats, ScoreStats):
+            return stats
+        per_row = {k: v for k, v in stats.items() if k.startswith("row_")}
+        return cls({k: v for k, v in stats.items() if k not in per_row}, per_row)
+
+    @classmethod
+    def merge_chunks(cls, parts: Iterable[Mapping[str, Any]]) -> ScoreStats:
+        """The statistics of one layer from those of its chunks of rows, given in position order: totals
+        summed, row statistics concatenated along the rows (axis 1)."""
+        totals: dict[str, Any] = {}
+        rows: dict[str, list[Any]] = {}
+        for part in map(cls.from_mapping, parts):
+            _add_into(totals, part.totals)
+            for name, value in part.per_row.items():
+                rows.setdefault(name, []).append(value)
+        return cls(totals, {k: v[0] if len(v) == 1 else np.concatenate(v, axis=1) for k, v in rows.items()})
+
+    @classmethod
+    def sum_totals(cls, parts: Iterable[Mapping[str, Any]]) -> ScoreStats:
+        """The totals of one layer summed over runs (sequences); row statistics are dropped."""
+        totals: dict[str, Any] = {}
+        for part in map(cls.from_mapping, parts):
+            _add_into(totals, part.totals)
+        return cls(totals)
+
+
+def _add_into(out: dict[str, Any], part: Mapping[str, Any]) -> None:
+    """Add ``part``'s totals into ``out`` (a name seen first is taken as it is)."""
+    for name, value in part.items():
+        out[name] = out[name] + value if name in out else value
+
+
 class AttentionProbs(NamedTuple):
     """What the score step of attention produces for a chunk of query rows.
 
@@ -60,17 +164,16 @@ class AttentionProbs(NamedTuple):
         Scaled scores ``q k^T / sqrt(d)`` before the causal mask (entries of future positions included).
     probs : ndarray, shape (H, n, L)
         Attention probabilities after the mask and the softmax.
-    stats : dict
-        Per-layer statistics a :class:`ScoreRule` reports (for example how many scores it recomputed):
-        additive arrays, summed over the chunks of rows, and row statistics (keys starting with ``row_``,
-        ``[H, rows]``), concatenated in position order;
-        empty for an :class:`~lampref.accumulate.Accumulator`. :meth:`~lampref.gpt2.model.GPT2.trace`
-        returns them per layer.
+    stats : ScoreStats
+        The statistics a :class:`ScoreRule` reports for the chunk (for example how many scores it
+        recomputed), merged over the chunks of a layer by :meth:`ScoreStats.merge_chunks`; empty for an
+        :class:`~lampref.accumulate.Accumulator`. :meth:`~lampref.gpt2.model.GPT2.trace` returns them per
+        layer. A rule may also give a flat dict (:meth:`ScoreStats.from_mapping`).
     """
 
     scores: NDArray[Any]
     probs: NDArray[Any]
-    stats: dict[str, Any]
+    stats: ScoreStats | Mapping[str, Any]
 
 
 @runtime_checkable
@@ -85,8 +188,8 @@ class ScoreRule(Protocol):
     :func:`~lampref.nn.causal_mask` gives) and treat every row independently of the others, so
     that the cached generation path gives the same bits as a full recomputation. ``rng`` is the forward pass's
     ``numpy.random.Generator`` (or None). Implementations must be hashable (frozen dataclasses) so that
-    plans stay hashable; statistics they return should be additive (counts), as the forward pass sums them
-    over the chunks of rows of a layer.
+    plans stay hashable; the statistics they return are a :class:`ScoreStats`, whose totals the forward pass
+    sums over the chunks of rows of a layer and whose row statistics it concatenates.
     """
 
     def attention_probs(
