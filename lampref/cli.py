@@ -25,15 +25,11 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import experiment, gpt2
-from .errors import LamprefError
+from .errors import ExperimentError, InputValueError, LamprefError
 from .formats import format_names, get_format
 from .lamp import RULES
 
 __all__ = ["main"]
-
-
-class _CommandError(LamprefError, ValueError):
-    """A command line that cannot run as given (the message says what to change)."""
 
 
 def _format_table() -> str:
@@ -89,11 +85,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     tok = gpt2.Tokenizer()
     prompt = tok.encode(args.prompt, allowed_special="all")
     if not prompt:
-        raise _CommandError("the prompt is empty; give the text to continue")
+        raise InputValueError("the prompt is empty; give the text to continue")
     model = gpt2.GPT2.load(args.model)
     needed = len(prompt) + args.tokens - 1  # the last new token is predicted, never fed back
     if needed > model.config.n_positions:
-        raise _CommandError(
+        raise InputValueError(
             f"--tokens {args.tokens} after a prompt of {len(prompt)} tokens needs {needed} positions; the "
             f"model's context is n_positions={model.config.n_positions}"
         )
@@ -134,24 +130,26 @@ def _resolve_corpus(spec: str, bundled: dict[str, Path]) -> tuple[str, Path]:
     also an existing path here is refused as ambiguous.
     """
     if not spec.strip():
-        raise _CommandError(f"--corpus {spec!r} is empty; expected a bundled corpus name, a file or a folder")
+        raise ExperimentError(
+            f"--corpus {spec!r} is empty; expected a bundled corpus name, a file or a folder"
+        )
     path = Path(spec)
     if spec in bundled:
         if path.exists():
-            raise _CommandError(
+            raise ExperimentError(
                 f"--corpus {spec!r} names both the bundled corpus {spec!r} and the local "
                 f"{'folder' if path.is_dir() else 'file'} {path.resolve()}: write ./{spec} for the local "
                 f"one, or {bundled[spec]} for the bundled one"
             )
         return spec, bundled[spec]
     if not path.exists():
-        raise _CommandError(
+        raise ExperimentError(
             f"--corpus {spec!r} is neither a bundled corpus ({', '.join(bundled)}) nor an existing file "
             "or folder"
         )
     name = path.resolve().name if path.is_dir() else path.stem
     if not name:
-        raise _CommandError(f"--corpus {spec!r}: the root folder gives no corpus name; name a subfolder")
+        raise ExperimentError(f"--corpus {spec!r}: the root folder gives no corpus name; name a subfolder")
     return name, path
 
 
@@ -165,7 +163,7 @@ def _resolve_corpora(specs: Sequence[str] | None) -> dict[str, Path]:
     for spec in specs:
         name, path = _resolve_corpus(spec, bundled)
         if name in out:
-            raise _CommandError(
+            raise ExperimentError(
                 f"--corpus {given[name]!r} and {spec!r} both give the corpus name {name!r} (the dataset "
                 "column of the results); rename one, or pass each corpus once"
             )
@@ -178,7 +176,7 @@ def _read_corpus(path: Path) -> str:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in CORPUS_SUFFIXES and p.is_file())
         if not files:
-            raise _CommandError(f"corpus folder {path} holds no {', '.join(CORPUS_SUFFIXES)} file")
+            raise ExperimentError(f"corpus folder {path} holds no {', '.join(CORPUS_SUFFIXES)} file")
         return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
     return path.read_text(encoding="utf-8", errors="replace")
 
@@ -190,13 +188,15 @@ def _check_output_folder(folder: Path, fix: str) -> None:
         existing = existing.parent
     if not existing.is_dir():
         where = "is a file" if existing == folder else f"cannot be created: {existing} is a file"
-        raise _CommandError(f"the output folder {folder} {where}; {fix}")
+        raise ExperimentError(f"the output folder {folder} {where}; {fix}")
     try:
         fd, probe = tempfile.mkstemp(dir=existing, prefix=".lampref-write-check-")
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise _CommandError(f"cannot write in the output folder {existing} ({err.strerror}); {fix}") from None
+        raise ExperimentError(
+            f"cannot write in the output folder {existing} ({err.strerror}); {fix}"
+        ) from None
 
 
 def _check_results_file(path: Path) -> None:
@@ -204,13 +204,13 @@ def _check_results_file(path: Path) -> None:
     if not path.exists():
         return
     if not path.is_file():
-        raise _CommandError(f"{path} is not a file; expected the results CSV of a previous run or nothing")
+        raise ExperimentError(f"{path} is not a file; expected the results CSV of a previous run or nothing")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         os.close(fd)
         data = path.read_bytes()
     except OSError as err:
-        raise _CommandError(
+        raise ExperimentError(
             f"cannot append to {path} ({err.strerror}); choose another --out, or summarise it with "
             f"`lampref plot {path} --out FOLDER`"
         ) from None
@@ -218,7 +218,7 @@ def _check_results_file(path: Path) -> None:
         data[: data.rfind(b"\n") + 1].decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise _CommandError(
+        raise ExperimentError(
             f"{path}, line {line}: byte 0x{data[err.start]:02x} is not UTF-8 text; a results CSV is UTF-8; "
             "choose another --out"
         ) from None
@@ -228,7 +228,7 @@ def _require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise _CommandError("the figures need matplotlib: pip install 'lampref[plot]'") from None
+        raise ExperimentError("the figures need matplotlib: pip install 'lampref[plot]'") from None
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
@@ -256,7 +256,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     else:
         model, model_name = gpt2.GPT2.load(args.model), Path(args.model).name
     if seq_len > model.config.n_positions:
-        raise _CommandError(
+        raise ExperimentError(
             f"--seq-len {seq_len} exceeds the model's context, n_positions={model.config.n_positions}"
         )
     rows = experiment.run_experiment(
@@ -281,15 +281,15 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     results = Path(args.results)
     if not results.exists():
-        raise _CommandError(f"results file {results} does not exist")
+        raise ExperimentError(f"results file {results} does not exist")
     if not results.is_file():
-        raise _CommandError(f"{results} is not a file; expected a results CSV")
+        raise ExperimentError(f"{results} is not a file; expected a results CSV")
     out = Path(args.out) if args.out else results.parent
     _check_output_folder(out, "choose another --out" if args.out else "give --out FOLDER for the figures")
     _require_matplotlib()
     rows = experiment.read_results(results)
     if not rows:
-        raise _CommandError(f"{results} holds no results rows")
+        raise ExperimentError(f"{results} holds no results rows")
     _print_summary(rows, args)
     for p in experiment.plot_results(rows, out):
         print(f"wrote {p}")
