@@ -8,7 +8,7 @@ states what was expected. None of them touches global state.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -122,7 +122,7 @@ def check_choice(
     raise error(message + (", or None" if None in choices else ""))
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: object) -> TypeGuard[int | np.integer[Any]]:
     """Whether ``value`` is an integer (Python's or NumPy's), booleans excluded.
 
     >>> import numpy as np

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validate import check_bool, check_choice, check_rng
+from ._validate import check_bool, check_choice, check_rng, is_int
 from .errors import FormatError, InputValueError, ModeError, ShapeError
 from .formats import FloatFormat, fp32, fp32_mantissa, get_format
 from .rounding import (
@@ -155,7 +155,7 @@ class Accumulator:
         check_mode(self.mode)
         check_mode(self.block_mode, "block_mode")
         check_mode(self.products_mode, "products_mode")
-        if isinstance(self.block, bool) or not isinstance(self.block, (int, np.integer)) or self.block < 1:
+        if not is_int(self.block) or self.block < 1:
             raise ModeError(f"block={self.block!r} is not valid; expected an integer >= 1")
         object.__setattr__(self, "block", int(self.block))
         check_choice(self.order, "order", ORDERS)
@@ -234,7 +234,7 @@ class Accumulator:
         (11, True, False)
         """
         if fma is None:
-            fma = isinstance(block, (int, np.integer)) and not isinstance(block, bool) and block == 1
+            fma = is_int(block) and block == 1
         return cls(fp32_mantissa(m), block=block, staging="fp32", fma=fma)
 
 

@@ -39,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validate import check_bool, check_choice
+from ._validate import check_bool, check_choice, is_int
 from .errors import FormatError, expected_one_of
 
 __all__ = [
@@ -71,7 +71,7 @@ _F32_P, _F32_EMAX, _F32_EMIN = 24, 127, -126
 
 
 def _check_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise FormatError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     return int(value)
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validate import as_array, check_choice
+from ._validate import as_array, check_choice, is_int
 from .errors import InputValueError, ShapeError
 from .formats import FloatFormat, get_format
 from .nn import log_softmax as _lse_kernel
@@ -318,7 +318,7 @@ def topk_agreement(ref_logits: ArrayLike, test_logits: ArrayLike, k: int) -> flo
     """
     r, t = _pair(ref_logits, test_logits)
     V = r.shape[-1]
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= V:
+    if not is_int(k) or not 1 <= k <= V:
         raise InputValueError(f"k={k!r} is not valid; expected an integer with 1 <= k <= V = {V}")
     k = int(k)
     both = _topk_mask(r, k) & _topk_mask(t, k)  # [..., V]

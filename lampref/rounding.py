@@ -48,7 +48,7 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validate import as_array, check_rng
+from ._validate import as_array, check_rng, is_int
 from .errors import FormatError, InputTypeError, InputValueError, ModeError, expected_one_of
 from .formats import FloatFormat, get_format
 
@@ -146,11 +146,7 @@ def as_exact_array(x: ArrayLike, name: str = "x") -> NDArray[Any]:
         return arr.astype(np.float64)
     if kind == "b":
         return arr.astype(np.float64)
-    if (
-        kind == "O"
-        and arr.size
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr.reshape(-1))
-    ):
+    if kind == "O" and arr.size and all(is_int(v) for v in arr.reshape(-1)):
         raise InputValueError(
             f"{name} holds integers beyond 2**53 in magnitude (too large for int64 even); they cannot be "
             "converted to float64 exactly"

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._validate import as_array
+from .._validate import as_array, is_int
 from ..errors import AnalysisError, InputTypeError, LamprefError
 
 __all__: list[str] = []
@@ -81,7 +81,7 @@ def check_tau(tau: object, *, error: type[LamprefError] = AnalysisError) -> floa
 
 def nonnegative_int(value: object, name: str) -> int:
     """A non-negative Python int (bools rejected)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise AnalysisError(f"{name} must be a non-negative integer, got {value!r} ({type(value).__name__})")
     if value < 0:
         raise AnalysisError(f"{name}={value} is negative; expected a non-negative integer")

@@ -232,10 +232,9 @@ def _check_layers(site: str, layers: Iterable[int] | int | None) -> tuple[int | 
         raise PlanError(
             f"layers={layers!r} is not valid; expected a layer index, an iterable of them, or None"
         )
-    if isinstance(layers, (int, np.integer)):
-        layers = (int(layers),)
+    given: Iterable[object] = layers if isinstance(layers, Iterable) else (layers,)  # one index or many
     out = []
-    for layer in layers:
+    for layer in given:
         if not is_int(layer) or layer < 0:
             raise PlanError(f"layers holds {layer!r}; expected non-negative integers")
         out.append(int(layer))

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._validate import is_int
 from ..errors import ModeError, PychopError, PychopUnavailableError
 from ..formats import FloatFormat, get_format, to_pychop
 from ..rounding import as_exact_array, check_mode
@@ -117,7 +118,7 @@ def _job(x: ArrayLike, fmt: FloatFormat | str, mode: str, rng_seed: int) -> dict
     check_mode(mode)
     if mode not in PYCHOP_RMODES:  # pragma: no cover - every lampref mode has a pychop code today
         raise ModeError(f"mode={mode!r} has no pychop equivalent; expected one of {list(PYCHOP_RMODES)}")
-    if isinstance(rng_seed, bool) or not isinstance(rng_seed, (int, np.integer)) or rng_seed < 0:
+    if not is_int(rng_seed) or rng_seed < 0:
         raise ModeError(f"rng_seed must be a non-negative integer, got {rng_seed!r}")
     kwargs = to_pychop(fmt)  # FormatError for formats pychop cannot express
     return {
