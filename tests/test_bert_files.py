@@ -194,9 +194,7 @@ def test_a_zip_of_a_hugging_face_folder_and_a_transformer_in_a_subfolder(tmp_pat
     (root / "1_Pooling").mkdir()
     (root / "1_Pooling" / "config.json").write_text(json.dumps(MEAN_POOLING))
     ckpt = open_checkpoint(root)
-    expected = Pooling(
-        mode="mean", normalize=False, source=str(root / "1_Pooling" / "config.json")
-    )
+    expected = Pooling(mode="mean", normalize=False, source=str(root / "1_Pooling" / "config.json"))
     assert ckpt.pooling == expected
     assert ckpt.vocab_lines == tuple(TINY_VOCAB)
     assert ckpt.where("config.json") == str(root / "0_Transformer" / "config.json")
@@ -257,7 +255,12 @@ def _truncate(path: Path, keep: int) -> None:
     path.write_bytes(path.read_bytes()[:keep])
 
 
-def test_truncated_safetensors_in_a_folder_and_in_a_wheel(st_folder: Path, tmp_path: Path) -> None:
+def test_truncated_safetensors_in_a_folder_and_in_a_wheel(
+    st_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     full = (st_folder / "model.safetensors").stat().st_size
     _truncate(st_folder / "model.safetensors", full - 100)
     with pytest.raises(WeightsError, match="truncated") as info:
@@ -268,6 +271,7 @@ def test_truncated_safetensors_in_a_folder_and_in_a_wheel(st_folder: Path, tmp_p
         open_checkpoint(whl).tensors()
     assert str(info.value).startswith(f"tiny_pkg/model/model.safetensors in {whl}: ")
     assert "lampref-" not in str(info.value)  # the temporary file is not what the message names
+    assert list(scratch.iterdir()) == []  # and it is gone
 
 
 @pytest.mark.parametrize(
