@@ -1,0 +1,742 @@
+r"""The BERT encoder forward pass in NumPy, with a precision plan for every matrix product.
+
+The forward pass is Hugging Face's ``BertModel`` (without its pooler), written as small pure functions in
+the style of picoGPT with the shape of every intermediate in a comment::
+
+    x = LN(word[ids] + type[token_types] + position[0..T-1])    # [T] -> [T, C]
+    for each encoder layer:                                      # post-norm residual blocks
+        x = LN(x + attn(x))                                      # bidirectional multi-head attention
+        x = LN(x + W2 gelu(W1 x + b1) + b2)                      # feed-forward, exact (erf) GELU
+    hidden states = x                                            # [T, C]
+
+Attention is bidirectional: every query row sees every real token of its sequence, and the keys of
+padding positions (``attention_mask`` 0) get probability exactly 0. Padding query rows are computed like
+the others (they see the real tokens) and carry no meaning.
+
+Every matrix product is a *site* of the :class:`~lampref.gpt2.plan.PrecisionPlan`, named as in GPT-2 where
+the operation is the same: ``attn.qkv`` (BERT's separate query, key and value projections: three dense
+layers under one accumulator), ``attn.score``, ``attn.value``, ``attn.proj`` (``attention.output.dense``),
+``mlp.fc`` (``intermediate.dense``) and ``mlp.proj`` (``output.dense``). BERT has no language-model head:
+a plan's ``lm_head`` entry is not used. A site runs under its :class:`~lampref.accumulate.Accumulator`
+or, with ``None``, in float32 BLAS; everything else (embedding sums, LayerNorm, GELU, softmax, residual
+additions) runs in float32, every constant pinned to the data's dtype; under
+:meth:`~lampref.gpt2.plan.PrecisionPlan.reference` every operation runs in float64.
+
+The operations are those of :mod:`lampref.nn`: the score site of :func:`lampref.nn.attention_scores`
+(accumulated and rounded by the accumulator, divided by $\sqrt d$, rounded again, as the LAMP authors do),
+the mask of :func:`lampref.nn.mask_scores`, :func:`lampref.nn.softmax`, :func:`lampref.nn.layer_norm` and
+the erf form of :func:`lampref.nn.gelu`. A dense site adds its bias to the accumulated product and rounds
+once more (:func:`lampref.linear`). The ``attn.score`` site takes an Accumulator or None: a
+:class:`~lampref.gpt2.plan.ScoreRule` (LAMP) computes causal rows and is refused here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .._validate import as_array, check_bool, check_rng
+from ..accumulate import Accumulator, linear
+from ..errors import InputTypeError, InputValueError, PlanError, ShapeError, WeightsError
+from ..gpt2.config import show
+from ..gpt2.plan import PrecisionPlan, ScoreRule
+from ..gpt2.weights import LayerNorm, Linear
+from ..nn import attention_scores, gelu, layer_norm, mask_scores, site_product, softmax
+from .config import BertConfig
+
+__all__ = [
+    "BertEmbeddings",
+    "BertLayer",
+    "BertModel",
+    "BertParams",
+    "BertTrace",
+    "embed_tokens",
+    "encoder_layer",
+    "feed_forward",
+    "hf_shapes",
+    "mean_pool",
+    "self_attention",
+]
+
+Array = NDArray[Any]
+F32 = NDArray[np.float32]
+
+# ------------------------------------------------------------------------------------- parameters
+# Every tensor of a Hugging Face BertModel, relative to its prefix, with its shape in torch's layout (a
+# linear weight is (out, in)) in the letters V (vocabulary), P (positions), Y (token types), C (width) and
+# F (feed-forward width). Names, shapes, loading and the state dict all come from these tables.
+_EMBEDDINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("word", "embeddings.word_embeddings.weight", ("V", "C")),
+    ("position", "embeddings.position_embeddings.weight", ("P", "C")),
+    ("token_type", "embeddings.token_type_embeddings.weight", ("Y", "C")),
+)
+_EMBEDDINGS_LN = "embeddings.LayerNorm"
+_LINEARS: tuple[tuple[str, str, str, str], ...] = (  # attribute, HF name, out, in
+    ("query", "attention.self.query", "C", "C"),
+    ("key", "attention.self.key", "C", "C"),
+    ("value", "attention.self.value", "C", "C"),
+    ("attn_out", "attention.output.dense", "C", "C"),
+    ("fc", "intermediate.dense", "F", "C"),
+    ("proj", "output.dense", "C", "F"),
+)
+_NORMS: tuple[tuple[str, str], ...] = (
+    ("attn_ln", "attention.output.LayerNorm"),
+    ("out_ln", "output.LayerNorm"),
+)
+_IGNORED = ("pooler.dense.weight", "pooler.dense.bias")
+_POSITION_IDS = "embeddings.position_ids"
+_PREFIX = "bert."
+
+
+@dataclass(frozen=True, eq=False)
+class BertEmbeddings:
+    """The embedding tables ``(V, C)``, ``(P, C)``, ``(Y, C)`` and the embedding LayerNorm."""
+
+    word: F32
+    position: F32
+    token_type: F32
+    ln: LayerNorm
+
+
+@dataclass(frozen=True, eq=False)
+class BertLayer:
+    """One encoder layer. Linear weights are stored ``(in, out)`` (torch's ``(out, in)`` transposed), so a
+    dense layer is ``x @ w + b``.
+
+    Attributes
+    ----------
+    query, key, value : Linear
+        ``attention.self.{query,key,value}``, ``(C, C)``.
+    attn_out : Linear
+        ``attention.output.dense``, ``(C, C)``.
+    attn_ln : LayerNorm
+        ``attention.output.LayerNorm``.
+    fc : Linear
+        ``intermediate.dense``, ``(C, F)``.
+    proj : Linear
+        ``output.dense``, ``(F, C)``.
+    out_ln : LayerNorm
+        ``output.LayerNorm``.
+    """
+
+    query: Linear
+    key: Linear
+    value: Linear
+    attn_out: Linear
+    attn_ln: LayerNorm
+    fc: Linear
+    proj: Linear
+    out_ln: LayerNorm
+
+
+def hf_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
+    """The Hugging Face names (no prefix) and torch-layout shapes of every tensor of a ``BertModel`` of
+    ``config``, pooler excluded, in checkpoint order.
+
+    >>> from lampref.bert.config import BertConfig
+    >>> from lampref.bert.model import hf_shapes
+    >>> cfg = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+    ...                  intermediate_size=64, max_position_embeddings=64)
+    >>> shapes = hf_shapes(cfg)
+    >>> len(shapes), shapes["encoder.layer.1.intermediate.dense.weight"]
+    (37, (64, 32))
+    """
+    C = config.hidden_size
+    dims = {"V": config.vocab_size, "P": config.max_position_embeddings, "Y": config.type_vocab_size}
+    dims.update(C=C, F=config.intermediate_size)
+    out: dict[str, tuple[int, ...]] = {name: tuple(dims[d] for d in shape) for _, name, shape in _EMBEDDINGS}
+    out.update({f"{_EMBEDDINGS_LN}.weight": (C,), f"{_EMBEDDINGS_LN}.bias": (C,)})
+    for i in range(config.num_hidden_layers):
+        for _, name, o, n in _LINEARS:
+            out[f"encoder.layer.{i}.{name}.weight"] = (dims[o], dims[n])
+            out[f"encoder.layer.{i}.{name}.bias"] = (dims[o],)
+        for _, name in _NORMS:
+            out.update({f"encoder.layer.{i}.{name}.weight": (C,), f"encoder.layer.{i}.{name}.bias": (C,)})
+    return out
+
+
+def _normalise_names(state: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The tensors under names without the ``bert.`` prefix, the pooler dropped, position ids checked."""
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise WeightsError(f"{source}: tensor name {show(key)} is not a string")
+        name = key[len(_PREFIX) :] if key.startswith(_PREFIX) else key
+        if name in out:
+            raise WeightsError(
+                f"{source}: tensor {show(name)} appears both with and without the 'bert.' prefix"
+            )
+        out[name] = value
+    for name in _IGNORED:
+        out.pop(name, None)
+    ids = out.pop(_POSITION_IDS, None)
+    if ids is not None:
+        arr = as_array(ids, _POSITION_IDS).reshape(-1)
+        if arr.dtype.kind not in "iu" or not np.array_equal(arr, np.arange(arr.size)):
+            raise WeightsError(
+                f"{source}: {_POSITION_IDS!r} is not 0, 1, 2, ...; lampref models absolute positions only"
+            )
+    return out
+
+
+def _tensor(value: Any, name: str, shape: tuple[int, ...], source: str) -> F32:
+    """A checkpoint tensor as native float32 (float16 widened exactly), its shape checked."""
+    arr = as_array(value, f"{source}: tensor {name!r}")
+    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (2, 4):
+        raise WeightsError(
+            f"{source}: tensor {name!r} has dtype {arr.dtype}; expected float32 or float16 (lampref does not "
+            "round weights implicitly: convert explicitly if that is intended)"
+        )
+    if arr.shape != shape:
+        raise WeightsError(f"{source}: tensor {name!r} has shape {arr.shape}; expected {shape}")
+    return np.asarray(arr, dtype=np.float32)
+
+
+def _check_names(state: Mapping[str, Any], expected: Mapping[str, Any], source: str) -> None:
+    missing = [k for k in expected if k not in state]
+    extra = sorted(k for k in state if k not in expected)
+    for what, names in (("missing", missing), ("unexpected", extra)):
+        if names:
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            shown = ", ".join(show(k) for k in names[:5])
+            raise WeightsError(f"{source}: {what} tensor(s) [{shown}]{more}")
+
+
+def _check_finite(params: BertParams, source: str) -> None:
+    """Raise a WeightsError naming the first tensor that holds a NaN or an infinity."""
+    for name, arr in params.named_arrays():
+        finite = np.isfinite(arr)
+        if not finite.all():
+            where = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite)), arr.shape))
+            raise WeightsError(
+                f"{source}: tensor {name!r} holds {arr[where]} at index {where} "
+                f"({arr.size - int(np.count_nonzero(finite))} non-finite values); pass "
+                "allow_nonfinite=True to use such weights anyway"
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class BertParams:
+    """All parameters of a BERT encoder (Hugging Face ``BertModel`` without its pooler).
+
+    Build it with :meth:`from_state_dict`; :meth:`state_dict` gives the tensors back under Hugging Face
+    names in torch's layout.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref.bert.config import BertConfig
+    >>> from lampref.bert.model import BertParams, hf_shapes
+    >>> cfg = BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+    ...                  intermediate_size=16, max_position_embeddings=4)
+    >>> state = {"bert." + k: np.ones(s, np.float32) for k, s in hf_shapes(cfg).items()}
+    >>> p = BertParams.from_state_dict(state, cfg)
+    >>> p.layers[0].fc.w.shape, p.state_dict()["encoder.layer.0.intermediate.dense.weight"].shape
+    ((8, 16), (16, 8))
+    """
+
+    embeddings: BertEmbeddings
+    layers: tuple[BertLayer, ...]
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """float32, or float64 for a copy made by :meth:`astype`."""
+        return self.embeddings.word.dtype
+
+    def named_arrays(self) -> Iterator[tuple[str, Array]]:
+        """``(hf_name, array)`` pairs in checkpoint order, linear weights in torch's ``(out, in)`` layout
+        (transposed views)."""
+        e = self.embeddings
+        for (_, name, _), arr in zip(_EMBEDDINGS, (e.word, e.position, e.token_type), strict=True):
+            yield name, arr
+        yield f"{_EMBEDDINGS_LN}.weight", e.ln.g
+        yield f"{_EMBEDDINGS_LN}.bias", e.ln.b
+        for i, layer in enumerate(self.layers):
+            for attr, name, _, _ in _LINEARS:
+                lin: Linear = getattr(layer, attr)
+                yield f"encoder.layer.{i}.{name}.weight", lin.w.T
+                yield f"encoder.layer.{i}.{name}.bias", lin.b
+            for attr, name in _NORMS:
+                ln: LayerNorm = getattr(layer, attr)
+                yield f"encoder.layer.{i}.{name}.weight", ln.g
+                yield f"encoder.layer.{i}.{name}.bias", ln.b
+
+    def state_dict(self, prefix: str = "") -> dict[str, Array]:
+        """The tensors under Hugging Face names, each prefixed by ``prefix`` (for example ``"bert."``)."""
+        return {prefix + k: v for k, v in self.named_arrays()}
+
+    def check(self, config: BertConfig, source: str = "parameters") -> None:
+        """Raise :class:`~lampref.errors.WeightsError` unless every shape matches ``config``."""
+        if len(self.layers) != config.num_hidden_layers:
+            raise WeightsError(
+                f"{source}: {len(self.layers)} layers; config.num_hidden_layers={config.num_hidden_layers}"
+            )
+        expected = hf_shapes(config)
+        for name, arr in self.named_arrays():
+            if arr.shape != expected[name]:
+                raise WeightsError(f"{source}: {name} has shape {arr.shape}; expected {expected[name]}")
+
+    def astype(self, dtype: Any) -> BertParams:
+        """A copy with every array in ``dtype``: float64 (exact, for the reference forward) or float32."""
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise WeightsError(f"dtype={dtype!r} is not valid; expected float32 or float64")
+        arrays = {k: np.asarray(v, dtype=dtype) for k, v in self.named_arrays()}
+        return _build(arrays, len(self.layers))
+
+    @classmethod
+    def from_state_dict(
+        cls,
+        state: Mapping[str, ArrayLike],
+        config: BertConfig,
+        *,
+        allow_nonfinite: bool = False,
+        source: str = "state dict",
+    ) -> BertParams:
+        """Parameters from tensors under Hugging Face ``BertModel`` names, with or without the ``bert.``
+        prefix, in torch's layout (a linear weight ``(out, in)``, transposed here exactly).
+
+        The pooler (``pooler.dense.*``) is ignored, and so is ``embeddings.position_ids`` when it holds
+        ``0, 1, 2, ...``. Tensors must be float32 or float16 (widened exactly).
+
+        Raises
+        ------
+        WeightsError
+            A missing or unexpected tensor, a shape that does not match ``config``, a dtype other than
+            float32 or float16, or (unless ``allow_nonfinite``) a NaN or an infinity; the message names
+            ``source`` and the tensor.
+        InputTypeError
+            If ``config`` is not a BertConfig or ``allow_nonfinite`` is not a bool.
+        """
+        if not isinstance(config, BertConfig):
+            raise InputTypeError(f"config must be a BertConfig, got {type(config).__name__}")
+        check_bool(allow_nonfinite, "allow_nonfinite")
+        if not isinstance(state, Mapping):
+            raise InputTypeError(f"state must be a mapping of names to arrays, got {type(state).__name__}")
+        named = _normalise_names(state, source)
+        expected = hf_shapes(config)
+        _check_names(named, expected, source)
+        arrays = {k: _tensor(named[k], k, shape, source) for k, shape in expected.items()}
+        params = _build(arrays, config.num_hidden_layers)
+        if not allow_nonfinite:
+            _check_finite(params, source)
+        return params
+
+
+def _build(arrays: Mapping[str, Array], n_layers: int) -> BertParams:
+    """BertParams from checked torch-layout arrays under Hugging Face names (no prefix)."""
+
+    def norm(name: str) -> LayerNorm:
+        return LayerNorm(arrays[f"{name}.weight"], arrays[f"{name}.bias"])
+
+    def lin(name: str) -> Linear:  # torch (out, in) -> (in, out), an exact transposition
+        return Linear(np.ascontiguousarray(arrays[f"{name}.weight"].T), arrays[f"{name}.bias"])
+
+    word, position, token_type = (arrays[name] for _, name, _ in _EMBEDDINGS)
+    embeddings = BertEmbeddings(word, position, token_type, norm(_EMBEDDINGS_LN))
+    layers = []
+    for i in range(n_layers):
+        parts: dict[str, Any] = {a: lin(f"encoder.layer.{i}.{n}") for a, n, _, _ in _LINEARS}
+        parts.update({a: norm(f"encoder.layer.{i}.{n}") for a, n in _NORMS})
+        layers.append(BertLayer(**parts))
+    return BertParams(embeddings, tuple(layers))
+
+
+# ---------------------------------------------------------------------------------------- forward
+@dataclass(frozen=True)
+class _Pass:
+    """What every site function needs besides its operands: the plan, the configuration and the
+    randomness of stochastic rounding modes."""
+
+    plan: PrecisionPlan
+    config: BertConfig
+    rng: np.random.Generator | None
+
+
+def _dense(x: Array, p: Linear, acc: Accumulator | None, rng: np.random.Generator | None) -> Array:
+    """A dense layer ``x @ w + b`` (``[n, in] -> [n, out]``): BLAS in the dtype of ``x``, or under ``acc``
+    with the bias added to the accumulated product and rounded again (:func:`lampref.linear`)."""
+    if acc is None:
+        y: Array = np.matmul(x, p.w) + p.b  # [n, in] @ [in, out] + [out]
+        return y
+    return np.asarray(linear(x, p.w, p.b, acc, rng=rng), dtype=np.float32)
+
+
+def embed_tokens(ids: NDArray[np.int64], types: NDArray[np.int64], p: BertEmbeddings, eps: float) -> Array:
+    """The embedding layer: ``LN(word[ids] + type[types] + position[0..T-1])``, ``[T] -> [T, C]`` (summed
+    in Hugging Face's order)."""
+    x = p.word[ids] + p.token_type[types]  # [T] -> [T, C]
+    x = x + p.position[: ids.shape[0]]  # [T, C]
+    return layer_norm(x, p.ln.g, p.ln.b, eps)  # [T, C]
+
+
+def _split_heads(x: Array, H: int) -> Array:
+    T, C = x.shape
+    return np.ascontiguousarray(x.reshape(T, H, C // H).transpose(1, 0, 2))  # [T, C] -> [H, T, d]
+
+
+def _merge_heads(x: Array) -> Array:
+    H, T, d = x.shape
+    return np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T, H * d)  # [H, T, d] -> [T, C]
+
+
+def self_attention(
+    x: Array, p: BertLayer, visible: NDArray[np.bool_], layer: int, ctx: _Pass
+) -> tuple[Array, Array, Array]:
+    """Bidirectional multi-head self-attention with its output dense layer, ``[T, C] -> [T, C]``.
+
+    ``visible`` ``[T]`` says which keys are real tokens. Returns the output, the masked scores (``-inf`` at
+    padding keys) and the probabilities ``[H, T, T]``.
+    """
+    plan, rng, H = ctx.plan, ctx.rng, ctx.config.num_attention_heads
+    acc = plan.accumulator("attn.qkv", layer)
+    q, k, v = (_split_heads(_dense(x, lin, acc, rng), H) for lin in (p.query, p.key, p.value))  # [H, T, d]
+    raw = attention_scores(q, k, plan.accumulator("attn.score", layer), rng=rng)  # [H, T, T]
+    scores = mask_scores(raw, visible[None, :])  # [H, T, T], -inf at padding keys
+    probs = softmax(scores)  # [H, T, T]
+    out = site_product(probs, v, plan.accumulator("attn.value", layer), rng=rng)  # [H, T, T] @ [H, T, d]
+    y = _dense(_merge_heads(out), p.attn_out, plan.accumulator("attn.proj", layer), rng)  # [T, C]
+    return y, scores, probs
+
+
+def feed_forward(x: Array, p: BertLayer, layer: int, ctx: _Pass) -> Array:
+    """The feed-forward layer ``proj(gelu(fc(x)))`` with the exact GELU, ``[T, C] -> [T, F] -> [T, C]``."""
+    h = _dense(x, p.fc, ctx.plan.accumulator("mlp.fc", layer), ctx.rng)  # [T, C] -> [T, F]
+    return _dense(gelu(h, "erf"), p.proj, ctx.plan.accumulator("mlp.proj", layer), ctx.rng)  # [T, C]
+
+
+def encoder_layer(
+    x: Array, p: BertLayer, visible: NDArray[np.bool_], layer: int, ctx: _Pass
+) -> tuple[Array, Array, Array, Array]:
+    """One post-norm encoder layer, ``[T, C] -> [T, C]``: ``x = LN(x + attn(x))``, then
+    ``x = LN(x + ffn(x))``. Returns the output, the hidden state after attention, the masked scores and the
+    probabilities."""
+    eps = ctx.config.layer_norm_eps
+    a, scores, probs = self_attention(x, p, visible, layer, ctx)  # [T, C]
+    mid = layer_norm(x + a, p.attn_ln.g, p.attn_ln.b, eps)  # [T, C]
+    out = layer_norm(mid + feed_forward(mid, p, layer, ctx), p.out_ln.g, p.out_ln.b, eps)  # [T, C]
+    return out, mid, scores, probs
+
+
+def mean_pool(h: Array, mask: NDArray[np.bool_]) -> Array:
+    """The sentence embedding of one sequence: the mean of the hidden states of its real tokens, then
+    divided by its Euclidean norm (sentence-transformers' mean pooling and normalisation),
+    ``[T, C] -> [C]``, in the dtype of ``h``."""
+    dt = h.dtype.type
+    mean = h[mask].mean(axis=0)  # [T, C] -> [C]
+    return np.asarray(mean / np.maximum(np.sqrt(np.square(mean).sum()), dt(1e-12)), dtype=h.dtype)
+
+
+# ------------------------------------------------------------------------------------------ model
+@dataclass(frozen=True, eq=False)
+class BertTrace:
+    r"""Intermediates of one forward pass of one sequence of ``T`` tokens, from :meth:`BertModel.trace`.
+
+    Attributes
+    ----------
+    input_ids, token_type_ids : ndarray of int64, shape (T,)
+    attention_mask : ndarray of bool, shape (T,)
+        True at real tokens.
+    embedding : ndarray, shape (T, C)
+        The output of the embedding layer (Hugging Face's ``hidden_states[0]``), the input of layer 0.
+    scores : tuple of ndarray, shape (H, T, T), one per layer
+        The scaled scores as the score site computed them, $-\infty$ at the keys of padding positions.
+    probs : tuple of ndarray, shape (H, T, T), one per layer
+        Attention probabilities (zero at the keys of padding positions).
+    attn_residual : tuple of ndarray, shape (T, C), one per layer
+        The hidden state after the attention of each layer: ``LN(x + attn(x))``.
+    hidden : tuple of ndarray, shape (T, C), one per layer
+        The output of each layer (Hugging Face's ``hidden_states[1:]``); the last is the last hidden state.
+    """
+
+    input_ids: NDArray[np.int64]
+    token_type_ids: NDArray[np.int64]
+    attention_mask: NDArray[np.bool_]
+    embedding: Array
+    scores: tuple[Array, ...]
+    probs: tuple[Array, ...]
+    attn_residual: tuple[Array, ...]
+    hidden: tuple[Array, ...]
+
+    @property
+    def last_hidden_state(self) -> Array:
+        """The output of the last layer, ``(T, C)``."""
+        return self.hidden[-1]
+
+
+class BertModel:
+    r"""A BERT encoder: parameters, configuration, and the forward pass under a precision plan.
+
+    Parameters
+    ----------
+    params : BertParams
+        Float32 parameters matching ``config`` (from :meth:`BertParams.from_state_dict`).
+    config : BertConfig
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref import Accumulator, fp32_mantissa
+    >>> from lampref.bert.config import BertConfig
+    >>> from lampref.bert.model import BertModel, hf_shapes
+    >>> from lampref.gpt2.plan import PrecisionPlan
+    >>> cfg = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+    ...                  intermediate_size=16, max_position_embeddings=8)
+    >>> rng = np.random.default_rng(0)
+    >>> state = {k: rng.normal(size=s).astype(np.float32) for k, s in hf_shapes(cfg).items()}
+    >>> model = BertModel.from_state_dict(state, cfg)
+    >>> h = model.hidden_states([2, 5, 7, 0], attention_mask=[1, 1, 1, 0])
+    >>> h.shape, h.dtype
+    ((4, 8), dtype('float32'))
+    >>> low = model.hidden_states([2, 5, 7], PrecisionPlan.only("attn.score", Accumulator(fp32_mantissa(3))))
+    >>> bool(np.abs(low - h[:3]).max() > 0)
+    True
+    >>> e = model.embed([[2, 5, 7], [3]])
+    >>> e.shape, np.linalg.norm(e, axis=1).round(6).tolist()
+    ((2, 8), [1.0, 1.0])
+    """
+
+    def __init__(self, params: BertParams, config: BertConfig) -> None:
+        if not isinstance(config, BertConfig):
+            raise InputTypeError(f"config must be a BertConfig, got {type(config).__name__}")
+        if not isinstance(params, BertParams):
+            raise InputTypeError(f"params must be a BertParams, got {type(params).__name__}")
+        if params.dtype != np.float32:
+            raise InputValueError(f"params have dtype {params.dtype}; expected float32")
+        params.check(config)
+        self.params = params
+        self.config = config
+        self._params64: BertParams | None = None
+
+    @classmethod
+    def from_state_dict(
+        cls, state: Mapping[str, ArrayLike], config: BertConfig, *, allow_nonfinite: bool = False
+    ) -> BertModel:
+        """A model from Hugging Face ``BertModel`` tensors (see :meth:`BertParams.from_state_dict`)."""
+        return cls(BertParams.from_state_dict(state, config, allow_nonfinite=allow_nonfinite), config)
+
+    def __repr__(self) -> str:
+        return f"BertModel({self.config!r})"
+
+    # ------------------------------------------------------------------ arguments
+    def _ids(self, ids: ArrayLike, name: str, ndims: Sequence[int]) -> NDArray[np.int64]:
+        arr = as_array(ids, name)
+        if arr.size == 0:
+            raise InputValueError(f"{name} is empty (shape {arr.shape}); expected at least one token")
+        if arr.dtype.kind not in "iu":
+            raise InputTypeError(f"{name} has dtype {arr.dtype}; expected integer token ids")
+        if arr.ndim not in ndims:
+            raise InputValueError(
+                f"{name} has shape {arr.shape}; expected {' or '.join(f'{d}-D' for d in ndims)}"
+            )
+        P, V = self.config.max_position_embeddings, self.config.vocab_size
+        if arr.shape[-1] > P:
+            raise InputValueError(
+                f"{name} has {arr.shape[-1]} positions; the model reads at most max_position_embeddings={P}"
+            )
+        _check_range(arr, name, V, "vocab_size")
+        return arr.astype(np.int64)
+
+    def _side(self, value: ArrayLike | None, name: str, shape: tuple[int, ...]) -> Array | None:
+        """An attention mask or token type ids: an integer (or bool) array of ``shape``, or None."""
+        if value is None:
+            return None
+        arr = as_array(value, name)
+        if arr.shape != shape:
+            raise ShapeError(f"{name} has shape {arr.shape}; expected {shape}, the shape of input_ids")
+        if arr.dtype.kind not in "iub":
+            raise InputTypeError(f"{name} has dtype {arr.dtype}; expected integers")
+        return arr
+
+    def _inputs(
+        self, ids: ArrayLike, mask: ArrayLike | None, types: ArrayLike | None, ndims: Sequence[int]
+    ) -> tuple[NDArray[np.int64], NDArray[np.bool_], NDArray[np.int64]]:
+        toks = self._ids(ids, "input_ids", ndims)
+        m = self._side(mask, "attention_mask", toks.shape)
+        if m is None:
+            visible = np.ones(toks.shape, dtype=bool)
+        else:
+            _check_range(m, "attention_mask", 2, "a mask of 0 and 1")
+            visible = m.astype(bool)
+        empty = ~visible.any(axis=-1)
+        if empty.any():
+            at = "" if toks.ndim == 1 else f" (sequence {int(np.argmax(empty))})"
+            raise InputValueError(
+                f"attention_mask has no real token{at}; expected at least one 1 per sequence"
+            )
+        t = self._side(types, "token_type_ids", toks.shape)
+        if t is None:
+            return toks, visible, np.zeros(toks.shape, dtype=np.int64)
+        _check_range(t, "token_type_ids", self.config.type_vocab_size, "type_vocab_size")
+        return toks, visible, t.astype(np.int64)
+
+    def _plan(self, plan: PrecisionPlan | None) -> PrecisionPlan:
+        if plan is None:
+            return PrecisionPlan()
+        if not isinstance(plan, PrecisionPlan):
+            raise PlanError(f"plan must be a PrecisionPlan or None, got {type(plan).__name__}")
+        plan.check_layers(self.config.num_hidden_layers)
+        for site, layer, spec in plan.entries:
+            if site == "attn.score" and isinstance(spec, ScoreRule):
+                raise PlanError(
+                    f"attn.score{'' if layer is None else f'[{layer}]'} holds the score rule {spec!r}; the "
+                    "encoder's bidirectional rows take an Accumulator or None (score rules compute causal "
+                    "rows)"
+                )
+        return plan
+
+    def _weights(self, plan: PrecisionPlan) -> BertParams:
+        if not plan.is_reference:
+            return self.params
+        if self._params64 is None:
+            self._params64 = self.params.astype(np.float64)
+        return self._params64
+
+    # ------------------------------------------------------------------ forward
+    def _forward(
+        self,
+        ids: NDArray[np.int64],
+        visible: NDArray[np.bool_],
+        types: NDArray[np.int64],
+        plan: PrecisionPlan,
+        rng: np.random.Generator | None,
+        record: list[tuple[Array, ...]] | None = None,
+    ) -> Array:
+        """The last hidden state of one sequence ``[T] -> [T, C]``; with ``record``, the embedding and then
+        per layer (output, hidden state after attention, scores, probabilities) are appended to it."""
+        p = self._weights(plan)
+        ctx = _Pass(plan, self.config, rng)
+        x = embed_tokens(ids, types, p.embeddings, self.config.layer_norm_eps)  # [T] -> [T, C]
+        if record is not None:
+            record.append((x,))
+        for layer, params in enumerate(p.layers):
+            x, mid, scores, probs = encoder_layer(x, params, visible, layer, ctx)  # [T, C] -> [T, C]
+            if record is not None:
+                record.append((x, mid, scores, probs))
+        return x
+
+    def hidden_states(
+        self,
+        input_ids: ArrayLike,
+        plan: PrecisionPlan | None = None,
+        attention_mask: ArrayLike | None = None,
+        token_type_ids: ArrayLike | None = None,
+        *,
+        rng: Any = None,
+    ) -> Array:
+        """The last hidden states (Hugging Face's ``last_hidden_state``).
+
+        Parameters
+        ----------
+        input_ids : array_like of int, shape (T,) or (B, T)
+            Token ids in ``0 .. vocab_size - 1``, ``T <= max_position_embeddings``.
+        plan : PrecisionPlan, optional
+            Accumulation model of each product site (default: float32 BLAS everywhere).
+        attention_mask : array_like of int or bool, shape of ``input_ids``, optional
+            1 at real tokens, 0 at padding (default: every token real); each sequence needs a real token.
+        token_type_ids : array_like of int, shape of ``input_ids``, optional
+            Segment ids in ``0 .. type_vocab_size - 1`` (default 0).
+        rng : numpy.random.Generator or int, optional
+            Randomness for stochastic rounding modes in the plan.
+
+        Returns
+        -------
+        ndarray, shape (T, C) or (B, T, C)
+            float32 (float64 under :meth:`~lampref.gpt2.plan.PrecisionPlan.reference`). Each sequence of a
+            batch is computed as it would be alone with its mask; rows of padding positions carry no
+            meaning.
+
+        Raises
+        ------
+        InputValueError, InputTypeError, ShapeError
+            Ids out of range, too many positions, an empty or non-integer input, a mask or type ids of
+            another shape, a mask that is not 0/1 or has no real token in a sequence.
+        PlanError
+            A plan that sets a layer the model does not have, or a score rule at ``attn.score``.
+        """
+        ids, visible, types = self._inputs(input_ids, attention_mask, token_type_ids, (1, 2))
+        pl, gen = self._plan(plan), check_rng(rng)
+        if ids.ndim == 1:
+            return self._forward(ids, visible, types, pl, gen)
+        return np.stack([self._forward(*row, pl, gen) for row in zip(ids, visible, types, strict=True)])
+
+    def embed(
+        self, id_lists: Sequence[ArrayLike], plan: PrecisionPlan | None = None, *, rng: Any = None
+    ) -> Array:
+        """Sentence embeddings: for each token-id sequence, the mean of its last hidden states, divided by its
+        Euclidean norm (sentence-transformers' mean pooling and normalisation; :func:`mean_pool`).
+
+        Parameters
+        ----------
+        id_lists : sequence of array_like of int
+            One token-id sequence per sentence, read as one segment (token type 0); lengths may differ and
+            each sequence runs alone, without padding.
+        plan, rng
+            As for :meth:`hidden_states`.
+
+        Returns
+        -------
+        ndarray, shape (n, C)
+            float32 (float64 under the reference plan), each row of unit norm.
+        """
+        if isinstance(id_lists, (str, bytes, np.ndarray)) or not isinstance(id_lists, Sequence):
+            raise InputTypeError(
+                f"id_lists must be a sequence of token-id sequences, got {type(id_lists).__name__}"
+            )
+        if len(id_lists) == 0:
+            raise InputValueError("id_lists is empty; expected at least one sequence")
+        pl, gen = self._plan(plan), check_rng(rng)
+        out = []
+        for i, seq in enumerate(id_lists):
+            ids, visible, types = self._inputs(_as_ids(seq, f"id_lists[{i}]"), None, None, (1,))
+            out.append(mean_pool(self._forward(ids, visible, types, pl, gen), visible))
+        return np.stack(out)
+
+    def trace(
+        self,
+        input_ids: ArrayLike,
+        plan: PrecisionPlan | None = None,
+        attention_mask: ArrayLike | None = None,
+        token_type_ids: ArrayLike | None = None,
+        *,
+        rng: Any = None,
+    ) -> BertTrace:
+        """The forward pass of one sequence ``(T,)`` with its intermediates (see :class:`BertTrace`).
+
+        Arguments as for :meth:`hidden_states`. The attention matrices take ``2 * L * H * T**2`` values.
+        """
+        ids, visible, types = self._inputs(input_ids, attention_mask, token_type_ids, (1,))
+        record: list[tuple[Array, ...]] = []
+        self._forward(ids, visible, types, self._plan(plan), check_rng(rng), record)
+        layers = record[1:]
+        return BertTrace(
+            input_ids=ids,
+            token_type_ids=types,
+            attention_mask=visible,
+            embedding=record[0][0],
+            scores=tuple(r[2] for r in layers),
+            probs=tuple(r[3] for r in layers),
+            attn_residual=tuple(r[1] for r in layers),
+            hidden=tuple(r[0] for r in layers),
+        )
+
+
+def _check_range(arr: Array, name: str, n: int, what: str) -> None:
+    """Raise InputValueError unless every entry of the integer (or bool) array ``arr`` is in ``0..n-1``."""
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi >= n:
+        bad = lo if lo < 0 else hi
+        raise InputValueError(f"{name} holds {bad}; expected values in 0..{n - 1} ({what})")
+
+
+def _as_ids(seq: Any, name: str) -> Array:
+    """One token-id sequence of :meth:`BertModel.embed` as a 1-D array (a string is refused)."""
+    if isinstance(seq, (str, bytes)):
+        raise InputTypeError(f"{name} is a {type(seq).__name__}; expected a sequence of token ids")
+    arr = as_array(seq, name)
+    if arr.ndim != 1:
+        raise ShapeError(f"{name} has shape {arr.shape}; expected a 1-D sequence of token ids")
+    return arr
