@@ -11,6 +11,7 @@ __all__ = [
     "AnalysisError",
     "ConfigError",
     "ExperimentError",
+    "FetchError",
     "FormatError",
     "InputTypeError",
     "InputValueError",
@@ -79,6 +80,11 @@ class WeightsNotFoundError(LamprefError, FileNotFoundError):
 
 class ExperimentError(LamprefError, ValueError):
     """An invalid experiment argument (grid, corpus, sizes) or an unreadable results file."""
+
+
+class FetchError(LamprefError, OSError):
+    """A download that failed: pip exited with an error, saved no file, or saved one whose size or hash
+    is not the pinned one; or a cache directory that cannot be written. The message says which."""
 
 
 class PychopUnavailableError(LamprefError, ImportError):

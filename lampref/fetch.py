@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._validate import is_int
-from .errors import InputValueError, LamprefError, WeightsError, WeightsNotFoundError, expected_one_of
+from .errors import FetchError, InputValueError, WeightsError, WeightsNotFoundError, expected_one_of
 
 __all__ = [
     "REGISTRY",
@@ -53,11 +53,6 @@ __all__ = [
 _CHUNK = 1 << 20
 _HEX = "0123456789abcdef"
 _TAIL_LINES = 8
-
-
-class FetchError(LamprefError, OSError):
-    """A download that failed: pip exited with an error, saved no file, or saved one whose size or hash
-    is not the pinned one; or a cache directory that cannot be written. The message says which."""
 
 
 @dataclass(frozen=True, slots=True)
