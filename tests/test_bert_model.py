@@ -200,6 +200,35 @@ def test_config_n_params_counts_every_tensor(config: BertConfig, state: dict[str
     assert config.n_params == sum(v.size for k, v in state.items() if not k.startswith("pooler."))
 
 
+def test_config_reads_a_sentence_transformers_minilm_config() -> None:
+    # the fields of all-MiniLM-L6-v2's config.json (written by transformers 4.8.2)
+    minilm = {
+        "_name_or_path": "nreimers/MiniLM-L6-H384-uncased",
+        "architectures": ["BertModel"],
+        "attention_probs_dropout_prob": 0.1,
+        "gradient_checkpointing": False,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "hidden_size": 384,
+        "initializer_range": 0.02,
+        "intermediate_size": 1536,
+        "layer_norm_eps": 1e-12,
+        "max_position_embeddings": 512,
+        "model_type": "bert",
+        "num_attention_heads": 12,
+        "num_hidden_layers": 6,
+        "pad_token_id": 0,
+        "position_embedding_type": "absolute",
+        "transformers_version": "4.8.2",
+        "type_vocab_size": 2,
+        "use_cache": True,
+        "vocab_size": 30522,
+    }
+    cfg = BertConfig.from_hf(minilm)
+    assert (cfg.num_hidden_layers, cfg.num_attention_heads, cfg.head_dim) == (6, 12, 32)
+    assert cfg.n_params + 384 * 384 + 384 == 22_713_216  # with the pooler: the 22.7M published
+
+
 def test_config_defaults_are_hugging_faces() -> None:
     cfg = BertConfig.from_hf(hf_dict(model_type=...))
     assert (cfg.type_vocab_size, cfg.layer_norm_eps, cfg.hidden_act) == (2, 1e-12, "gelu")
@@ -395,6 +424,23 @@ def test_padding_keys_get_probability_zero(model: BertModel, ref: dict[str, Any]
     alone = model.hidden_states(ref["input_ids"][1, :n])  # the same tokens without padding
     want = ref["last_hidden_state"][1, :n]
     assert_close(alone, want, what="unpadded sequence against the padded one", atol=RTOL * rms(want))
+
+
+@pytest.mark.parametrize("n", [1, 5, 40])
+def test_right_padding_leaves_the_real_rows(model: BertModel, ref: dict[str, Any], n: int) -> None:
+    # positions count from 0 whatever the mask (as in transformers), so right padding with any pad ids and
+    # any amount must leave the real rows as the unpadded sequence gives them (up to float32 reordering)
+    rng = np.random.default_rng(n)
+    ids = ref["input_ids"][0, :n]
+    alone = model.hidden_states(ids)
+    padded_ids = np.concatenate([ids, rng.integers(0, 100, 64 - n)])
+    mask = (np.arange(64) < n).astype(np.int64)
+    padded = model.hidden_states(padded_ids, attention_mask=mask)
+    assert_close(padded[:n], alone, what=f"{n} real tokens padded to 64", atol=RTOL * rms(alone))
+    batch = model.hidden_states(
+        np.stack([padded_ids, padded_ids[::-1]]), attention_mask=np.stack([mask, mask])
+    )
+    assert np.array_equal(batch[0], padded)  # each sequence of a batch as it is alone
 
 
 def test_token_types_default_to_zero(model: BertModel, ref: dict[str, Any]) -> None:
