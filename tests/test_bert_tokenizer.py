@@ -322,6 +322,21 @@ def test_matches_tokenizers(lower_case: bool, strip_accents: bool | None, parts:
     assert tok.decode(expected) == hf.decode(expected)
 
 
+@pytest.mark.parametrize("corpus", ["prose", "code", "abstracts"])
+def test_bundled_corpora_match_tokenizers(corpus: str) -> None:
+    """The whole of each bundled corpus (about 70,000 word pieces each) gives tokenizers' pieces."""
+    hf = hf_pipeline(True, None)
+    root = Path(__file__).parent.parent / "lampref" / "data" / "corpora"
+    text = (root / f"{corpus}.txt").read_text(encoding="utf-8")
+    expected = hf.encode(text, add_special_tokens=False).ids
+    got = [bert().token_to_id(t) for t in bert().tokenize(text)]
+    n = min(len(got), len(expected))
+    first = next((k for k in range(n) if got[k] != expected[k]), n)
+    assert got == expected, (
+        f"first difference at piece {first}: {got[first : first + 5]} vs {expected[first : first + 5]}"
+    )
+
+
 @pytest.mark.parametrize("lower_case", [True, False])
 def test_every_code_point_matches_tokenizers(lower_case: bool) -> None:
     """Each assigned code point c, in "ac bc c": same pieces as tokenizers (punctuation, control, CJK, marks,

@@ -557,7 +557,8 @@ class WordPieceTokenizer:
         Returns
         -------
         list[str]
-            Vocabulary entries (``##`` marks a piece that continues a word; ``[UNK]`` a word not cut).
+            Vocabulary entries (``##`` marks a piece that continues a word; ``[UNK]`` a word not cut), as
+            many as the text needs: `max_length` applies only to :meth:`encode`.
 
         Examples
         --------
