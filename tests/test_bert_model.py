@@ -463,6 +463,7 @@ def test_embed_matches_sentence_transformers_pooling(model: BertModel, ref: dict
     assert_close(e, want, what="sentence embeddings", atol=RTOL)
     cos = (e.astype(np.float64) * want).sum(axis=1) / np.linalg.norm(want, axis=1)
     assert cos.min() > 1 - 1e-6
+    assert np.array_equal(model.embed(np.stack([ids[1], ids[1]])), e)  # a 2-D array: one sequence per row
     e64 = model.embed(ids[:1], PrecisionPlan.reference())
     want64 = ref["sentence_embeddings_f64"][1:]
     assert_close(e64, want64, what="float64 sentence embeddings", atol=RTOL64, rtol=RTOL64)
@@ -623,6 +624,7 @@ BadCall = Callable[[BertModel], Any]
         (lambda m: m.trace([[1, 2]]), InputValueError, "expected 1-D"),
         (lambda m: m.embed("hello"), InputTypeError, "id_lists must be a sequence of token-id sequences"),
         (lambda m: m.embed([]), InputValueError, "id_lists is empty"),
+        (lambda m: m.embed(np.array([1, 2])), InputTypeError, "id_lists must be a sequence.*got ndarray"),
         (lambda m: m.embed([[1], "ab"]), InputTypeError, r"id_lists\[1\] is a str"),
         (lambda m: m.embed([[1], []]), InputValueError, "input_ids is empty"),
         (lambda m: m.embed([[[1, 2]]]), ShapeError, r"id_lists\[0\] has shape \(1, 2\)"),

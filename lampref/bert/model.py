@@ -664,16 +664,20 @@ class BertModel:
         return np.stack([self._forward(*row, pl, gen) for row in zip(ids, visible, types, strict=True)])
 
     def embed(
-        self, id_lists: Sequence[ArrayLike], plan: PrecisionPlan | None = None, *, rng: Any = None
+        self,
+        id_lists: Sequence[ArrayLike] | NDArray[np.integer[Any]],
+        plan: PrecisionPlan | None = None,
+        *,
+        rng: Any = None,
     ) -> Array:
         """Sentence embeddings: for each token-id sequence, the mean of its last hidden states, divided by its
         Euclidean norm (sentence-transformers' mean pooling and normalisation; :func:`mean_pool`).
 
         Parameters
         ----------
-        id_lists : sequence of array_like of int
-            One token-id sequence per sentence, read as one segment (token type 0); lengths may differ and
-            each sequence runs alone, without padding.
+        id_lists : sequence of array_like of int, or 2-D ndarray of int
+            One token-id sequence per sentence (a 2-D array: one per row), read as one segment (token
+            type 0); lengths may differ and each sequence runs alone, without padding.
         plan, rng
             As for :meth:`hidden_states`.
 
@@ -682,6 +686,8 @@ class BertModel:
         ndarray, shape (n, C)
             float32 (float64 under the reference plan), each row of unit norm.
         """
+        if isinstance(id_lists, np.ndarray) and id_lists.ndim == 2:
+            id_lists = list(id_lists)  # rows of equal length
         if isinstance(id_lists, (str, bytes, np.ndarray)) or not isinstance(id_lists, Sequence):
             raise InputTypeError(
                 f"id_lists must be a sequence of token-id sequences, got {type(id_lists).__name__}"
