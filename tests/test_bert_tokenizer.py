@@ -359,3 +359,35 @@ def test_every_code_point_matches_tokenizers(lower_case: bool) -> None:
         if differs(cps[k : k + 2000]):
             bad += [cp for cp in cps[k : k + 2000] if differs([cp])]
     assert not bad, f"{len(bad)} code points differ, first: {[hex(cp) for cp in bad[:10]]}"
+
+
+# ---------------------------------------------------------------- tokenizer_config.json
+def test_from_config_minilm() -> None:
+    """all-MiniLM-L6-v2's tokenizer_config.json (vendored beside the vocabulary): the uncased tokenizer."""
+    config = json.loads((FIXTURES / "tokenizer_config.json").read_text(encoding="utf-8"))
+    tok = WordPieceTokenizer.from_config(VOCAB, config)
+    assert (tok.lower_case, tok.strip_accents, tok.max_length) == (True, None, 512)
+    assert tok.encode("Héllo, WORLD!") == [101, 7592, 1010, 2088, 999, 102]
+    assert WordPieceTokenizer.from_config(SMALL, {}).max_length == 512
+    assert WordPieceTokenizer.from_config(SMALL, {"model_max_length": 10**30}).max_length == 512
+    assert WordPieceTokenizer.from_config(SMALL, {"model_max_length": 64}, max_length=32).max_length == 32
+    added = {"content": "[MASK]", "lstrip": False}
+    assert WordPieceTokenizer.from_config(SMALL, {"mask_token": added, "strip_accents": True}).strip_accents
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"tokenize_chinese_chars": False}, "tokenize_chinese_chars=False is not supported; expected True"),
+        ({"do_basic_tokenize": False}, "do_basic_tokenize=False"),
+        ({"never_split": ["[X]"]}, r"never_split=\['\[X\]'\]"),
+        ({"unk_token": "<unk>"}, r"unk_token='<unk>' is not supported; expected '\[UNK\]'"),
+        ({"cls_token": {"content": "<s>"}}, "cls_token="),
+        ({"do_lower_case": "yes"}, "do_lower_case='yes' is not supported; expected true or false"),
+        ({"strip_accents": 1}, "expected true or false or null"),
+    ],
+)
+def test_from_config_refuses_what_it_does_not_model(config: dict[str, Any], match: str) -> None:
+    with pytest.raises(TokenizerError, match=match) as info:
+        WordPieceTokenizer.from_config(SMALL, config, config_name="ckpt/tokenizer_config.json")
+    assert str(info.value).startswith("ckpt/tokenizer_config.json: ")

@@ -40,9 +40,9 @@ import hashlib
 import operator
 import os
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import SupportsIndex
+from typing import Any, SupportsIndex
 
 from .._validate import check_bool, check_int
 from ..errors import InputTypeError, TokenizerError
@@ -80,6 +80,9 @@ _CJK_RANGES = (
     (0x2F800, 0x2FA1F),
 )
 _CACHE_LIMIT = 1 << 17  # words remembered by a tokenizer before its WordPiece cache is cleared
+_CONFIG_TOKENS = {"unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+                  "mask_token": "[MASK]"}  # fmt: skip
+_CONFIG_MODELLED = {"tokenize_chinese_chars": True, "do_basic_tokenize": True}
 
 
 def _code_points(spec: str) -> frozenset[int]:
@@ -447,6 +450,75 @@ class WordPieceTokenizer:
         self._ids: dict[str, int] = {t: i for i, t in enumerate(self._tokens)}
         self._special: dict[str, int] = {t: self._ids[t] for t in SPECIAL_TOKENS if t in self._ids}
         self._cache: dict[str, tuple[int, ...]] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        vocab: str | os.PathLike[str] | Iterable[str],
+        config: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        config_name: str = "tokenizer_config.json",
+        max_length: int | None = None,
+    ) -> WordPieceTokenizer:
+        """Build the tokenizer a Hugging Face ``tokenizer_config.json`` describes.
+
+        Parameters
+        ----------
+        vocab : str, os.PathLike or iterable of str
+            The vocabulary (see :func:`load_vocab`); `name` names it in errors.
+        config : mapping
+            The parsed ``tokenizer_config.json`` (``{}`` when the checkpoint has none). Read:
+            ``do_lower_case`` (default True), ``strip_accents`` (None), ``model_max_length`` (512),
+            ``split_special_tokens`` (False); checked: ``tokenize_chinese_chars`` and
+            ``do_basic_tokenize`` must not be false, ``never_split`` must be empty, and the special tokens
+            (``unk_token``, ``cls_token``, ...; strings or ``{"content": ...}``) must have BERT's names.
+            Other keys are ignored.
+        config_name : str, default "tokenizer_config.json"
+            What error messages call `config`.
+        max_length : int, optional
+            Overrides ``model_max_length`` (a model passes its position table's size).
+
+        Raises
+        ------
+        TokenizerError
+            If a key holds a value this tokenizer does not model (the message names the key and file).
+
+        Examples
+        --------
+        >>> cfg = {"do_lower_case": False, "model_max_length": 128, "cls_token": {"content": "[CLS]"}}
+        >>> WordPieceTokenizer.from_config(["[PAD]", "[UNK]", "[CLS]", "[SEP]"], cfg)
+        WordPieceTokenizer(vocab_size=4, lower_case=False, strip_accents=None, max_length=128)
+        """
+
+        def bad(key: str, expected: str) -> TokenizerError:
+            return TokenizerError(
+                f"{config_name}: {key}={config[key]!r} is not supported; expected {expected}"
+            )
+
+        for key, value in _CONFIG_MODELLED.items():
+            if key in config and config[key] is not value:
+                raise bad(key, f"{value} (the only setting lampref models)")
+        if config.get("never_split") not in (None, [], ()):
+            raise bad("never_split", "null or an empty list")
+        for key, token in _CONFIG_TOKENS.items():
+            value = config.get(key, token)
+            if (value.get("content") if isinstance(value, Mapping) else value) != token:
+                raise bad(key, repr(token))
+        opts: dict[str, Any] = {}
+        for key, option in (("do_lower_case", "lower_case"), ("strip_accents", "strip_accents"),
+                            ("split_special_tokens", "split_special_tokens")):  # fmt: skip
+            if key not in config:
+                continue
+            nullable = key == "strip_accents"
+            if not isinstance(config[key], bool) and not (nullable and config[key] is None):
+                raise bad(key, "true or false" + (" or null" if nullable else ""))
+            opts[option] = config[key]
+        if max_length is None:
+            limit = config.get("model_max_length", 512)
+            # transformers writes a huge number (1e30) for "no limit": BERT's 512 then
+            max_length = limit if type(limit) is int and 2 <= limit <= 1_000_000 else 512
+        return cls(vocab, max_length=max_length, name=name, **opts)
 
     # ---------------------------------------------------------------- properties
     @property
