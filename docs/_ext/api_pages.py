@@ -30,9 +30,11 @@ API_MODULES = [
     "lampref.analysis",
     "lampref.nn",
     "lampref.gpt2",
+    "lampref.bert",
     "lampref.lamp",
     "lampref.metrics",
     "lampref.experiment",
+    "lampref.fetch",
     "lampref.testing",
 ]
 
