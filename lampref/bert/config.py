@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .._validate import is_int
-from ..errors import ConfigError, WeightsNotFoundError, expected_one_of
-from ..gpt2.config import MAX_SIZE, json_field, parse_json, show
+from ..errors import ConfigError, expected_one_of
+from ..gpt2.config import MAX_SIZE, json_field, read_hf_config, show
 
 __all__ = ["HIDDEN_ACTS", "BertConfig"]
 
@@ -153,19 +153,7 @@ class BertConfig:
             On a file that is not UTF-8 JSON, a field of the wrong JSON type, a missing field, or a value out
             of range or not modelled; the message names the file and the key.
         """
-        where = "config"
-        data: object = source
-        if isinstance(source, (str, Path)):
-            path = Path(source)
-            if path.is_dir():
-                path = path / "config.json"
-            where = str(path)
-            if not path.is_file():
-                raise WeightsNotFoundError(f"{where}: no such file (expected a Hugging Face config.json)")
-            data = parse_json(path.read_bytes(), where, "the configuration")
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{where}: expected a JSON object, got {type(data).__name__}")
-        return cls._from_hf_fields(data, where)
+        return cls._from_hf_fields(*read_hf_config(source))
 
     @classmethod
     def _from_hf_fields(cls, data: Mapping[str, Any], where: str) -> BertConfig:

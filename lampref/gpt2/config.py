@@ -113,6 +113,29 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def read_hf_config(source: Mapping[str, Any] | str | Path) -> tuple[Mapping[str, Any], str]:
+    """The fields of a Hugging Face ``config.json`` given as a mapping, the file or its folder, and the name
+    that error messages give it (the file's path, or ``"config"`` for a mapping).
+
+    Raises :class:`~lampref.errors.WeightsNotFoundError` for a missing file and
+    :class:`~lampref.errors.ConfigError` for a file that is not a UTF-8 JSON object.
+    """
+    if not isinstance(source, (str, Path)):
+        data: object = source
+        where = "config"
+    else:
+        path = Path(source)
+        if path.is_dir():
+            path = path / "config.json"
+        where = str(path)
+        if not path.is_file():
+            raise WeightsNotFoundError(f"{where}: no such file (expected a Hugging Face config.json)")
+        data = parse_json(path.read_bytes(), where, "the configuration")
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a JSON object, got {_json_type(data)}")
+    return data, where
+
+
 @dataclass(frozen=True, slots=True)
 class GPT2Config:
     r"""Hyperparameters of a GPT-2 model.
@@ -214,19 +237,7 @@ class GPT2Config:
             type (a string, an array or a boolean where a number belongs, ...), a missing field, or a value
             out of range or not modelled; the message names the file and the key.
         """
-        where = "config"
-        data: object = source
-        if isinstance(source, (str, Path)):
-            path = Path(source)
-            if path.is_dir():
-                path = path / "config.json"
-            where = str(path)
-            if not path.is_file():
-                raise WeightsNotFoundError(f"{where}: no such file (expected a Hugging Face config.json)")
-            data = parse_json(path.read_bytes(), where, "the configuration")
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{where}: expected a JSON object, got {_json_type(data)}")
-        return cls._from_hf_fields(data, where)
+        return cls._from_hf_fields(*read_hf_config(source))
 
     @classmethod
     def _from_hf_fields(cls, data: Mapping[str, Any], where: str) -> GPT2Config:
