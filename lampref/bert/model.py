@@ -53,7 +53,7 @@ from ..errors import (
     WeightsError,
 )
 from ..gpt2.config import show
-from ..gpt2.plan import PrecisionPlan, ScoreRule
+from ..gpt2.plan import PrecisionPlan, ScoreRule, resolve_plan
 from ..gpt2.weights import LayerNorm, Linear
 from ..nn import attention_scores, gelu, layer_norm, mask_scores, site_product, softmax
 from .config import BertConfig
@@ -646,11 +646,7 @@ class BertModel:
         return toks, visible, t.astype(np.int64)
 
     def _plan(self, plan: PrecisionPlan | None) -> PrecisionPlan:
-        if plan is None:
-            return PrecisionPlan()
-        if not isinstance(plan, PrecisionPlan):
-            raise PlanError(f"plan must be a PrecisionPlan or None, got {type(plan).__name__}")
-        plan.check_layers(self.config.num_hidden_layers)
+        plan = resolve_plan(plan, self.config.num_hidden_layers)
         for site, layer, spec in plan.entries:
             if site == "attn.score" and isinstance(spec, ScoreRule):
                 raise PlanError(

@@ -54,7 +54,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._validate import check_rng, is_int
 from ..accumulate import Accumulator, linear
-from ..errors import InputTypeError, InputValueError, PlanError
+from ..errors import InputTypeError, InputValueError
 from ..nn import (
     Product,
     causal_mask,
@@ -70,7 +70,7 @@ from ..nn import (
 from ..nn import attention_scores as _score_site
 from ..special import erf, erfc
 from .config import GPT2Config
-from .plan import AttentionProbs, PrecisionPlan, ScoreRule, ScoreStats, SiteSpec
+from .plan import AttentionProbs, PrecisionPlan, ScoreRule, ScoreStats, SiteSpec, resolve_plan
 from .weights import MLP, Attention, Block, GPT2Params, Linear, load
 
 __all__ = [
@@ -458,12 +458,7 @@ class GPT2:
         return arr.astype(np.int64)
 
     def _plan(self, plan: PrecisionPlan | None) -> PrecisionPlan:
-        if plan is None:
-            return PrecisionPlan()
-        if not isinstance(plan, PrecisionPlan):
-            raise PlanError(f"plan must be a PrecisionPlan or None, got {type(plan).__name__}")
-        plan.check_layers(self.config.n_layer)
-        return plan
+        return resolve_plan(plan, self.config.n_layer)
 
     def _weights(self, plan: PrecisionPlan) -> GPT2Params:
         if not plan.is_reference:

@@ -37,7 +37,7 @@ from .._validate import is_int
 from ..accumulate import Accumulator
 from ..errors import InputValueError, PlanError, expected_one_of
 
-__all__ = ["SITES", "AttentionProbs", "PrecisionPlan", "ScoreRule", "ScoreStats", "SiteSpec"]
+__all__ = ["SITES", "AttentionProbs", "PrecisionPlan", "ScoreRule", "ScoreStats", "SiteSpec", "resolve_plan"]
 
 SITES: tuple[str, ...] = (
     "attn.qkv",
@@ -373,3 +373,15 @@ class PrecisionPlan:
             return "PrecisionPlan()"
         parts = [f"{s}{'' if lay is None else f'[{lay}]'}={spec!r}" for s, lay, spec in self.entries]
         return f"PrecisionPlan({', '.join(parts)})"
+
+
+def resolve_plan(plan: PrecisionPlan | None, n_layer: int) -> PrecisionPlan:
+    """The plan a model of ``n_layer`` layers runs under: ``None`` is the float32 plan (every site in float32
+    BLAS); anything but a :class:`PrecisionPlan` raises :class:`~lampref.errors.PlanError`, and so does a plan
+    that sets a layer the model does not have."""
+    if plan is None:
+        return PrecisionPlan()
+    if not isinstance(plan, PrecisionPlan):
+        raise PlanError(f"plan must be a PrecisionPlan or None, got {type(plan).__name__}")
+    plan.check_layers(n_layer)
+    return plan
