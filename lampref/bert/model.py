@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._models import check_token_ids
 from .._validate import as_array, check_bool, check_rng
 from ..accumulate import Accumulator, linear
 from ..errors import (
@@ -596,19 +597,8 @@ class BertModel:
     # ------------------------------------------------------------------ arguments
     def _ids(self, ids: ArrayLike, name: str, ndims: Sequence[int]) -> NDArray[np.int64]:
         arr = as_array(ids, name)
-        if arr.size == 0:
-            raise InputValueError(f"{name} is empty (shape {arr.shape}); expected at least one token")
-        if arr.dtype.kind not in "iu":
-            raise InputTypeError(f"{name} has dtype {arr.dtype}; expected integer token ids")
-        if arr.ndim not in ndims:
-            raise InputValueError(
-                f"{name} has shape {arr.shape}; expected {' or '.join(f'{d}-D' for d in ndims)}"
-            )
         P, V = self.config.max_position_embeddings, self.config.vocab_size
-        if arr.shape[-1] > P:
-            raise InputValueError(
-                f"{name} has {arr.shape[-1]} positions; the model reads at most max_position_embeddings={P}"
-            )
+        check_token_ids(arr, name, ndims, P, f"the model reads at most max_position_embeddings={P}")
         _check_range(arr, name, V, "vocab_size")
         return arr.astype(np.int64)
 

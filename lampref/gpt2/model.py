@@ -52,6 +52,7 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._models import check_token_ids
 from .._validate import check_rng, is_int
 from ..accumulate import Accumulator, linear
 from ..errors import InputTypeError, InputValueError
@@ -438,19 +439,8 @@ class GPT2:
         self, tokens: ArrayLike, name: str = "tokens", ndims: Sequence[int] = (1, 2)
     ) -> NDArray[np.int64]:
         arr = np.asarray(tokens)
-        if arr.size == 0:
-            raise InputValueError(f"{name} is empty (shape {arr.shape}); expected at least one token")
-        if arr.dtype.kind not in "iu":
-            raise InputTypeError(f"{name} has dtype {arr.dtype}; expected integer token ids")
-        if arr.ndim not in ndims:
-            raise InputValueError(
-                f"{name} has shape {arr.shape}; expected {' or '.join(f'{d}-D' for d in ndims)}"
-            )
         V, P = self.config.vocab_size, self.config.n_positions
-        if arr.shape[-1] > P:
-            raise InputValueError(
-                f"{name} has {arr.shape[-1]} positions; the model's context is n_positions={P}"
-            )
+        check_token_ids(arr, name, ndims, P, f"the model's context is n_positions={P}")
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0 or hi >= V:
             bad = lo if lo < 0 else hi
