@@ -3,11 +3,57 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+import numpy as np
 from numpy.typing import NDArray
 
 from .errors import InputTypeError, InputValueError
+
+if TYPE_CHECKING:
+    from .gpt2.plan import PrecisionPlan
+
+
+class Params(Protocol):
+    """The parameters of a model: arrays of one dtype, checked against a configuration."""
+
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+
+    def astype(self: P, dtype: Any) -> P: ...
+
+    def check(self, config: Any, source: str = ...) -> None: ...
+
+
+P = TypeVar("P", bound=Params)
+
+
+class ModelParams(Generic[P]):
+    """A model's float32 parameters, checked against its configuration, and their float64 copy (made on
+    first use) that the reference plan runs on."""
+
+    params: P
+    _params64: P | None
+
+    def _set_params(self, params: P, config: object, params_type: type[P], config_type: type) -> None:
+        """Check ``config`` and ``params`` (types, float32, shapes) and keep ``params``."""
+        if not isinstance(config, config_type):
+            raise InputTypeError(f"config must be a {config_type.__name__}, got {type(config).__name__}")
+        if not isinstance(params, params_type):
+            raise InputTypeError(f"params must be a {params_type.__name__}, got {type(params).__name__}")
+        if params.dtype != np.float32:
+            raise InputValueError(f"params have dtype {params.dtype}; expected float32")
+        params.check(config)
+        self.params = params
+        self._params64 = None
+
+    def _weights(self, plan: PrecisionPlan) -> P:
+        """The parameters a forward pass under ``plan`` reads: float64 under the reference plan."""
+        if not plan.is_reference:
+            return self.params
+        if self._params64 is None:
+            self._params64 = self.params.astype(np.float64)
+        return self._params64
 
 
 def check_token_ids(arr: NDArray[Any], name: str, ndims: Sequence[int], positions: int, limit: str) -> None:

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._models import check_token_ids
+from .._models import ModelParams, check_token_ids
 from .._validate import as_array, check_bool, check_rng
 from ..accumulate import Accumulator, linear
 from ..errors import (
@@ -480,7 +480,7 @@ class BertTrace:
         return self.hidden[-1]
 
 
-class BertModel:
+class BertModel(ModelParams[BertParams]):
     r"""A BERT encoder: parameters, configuration, and the forward pass under a precision plan.
 
     Parameters
@@ -524,16 +524,8 @@ class BertModel:
     """
 
     def __init__(self, params: BertParams, config: BertConfig) -> None:
-        if not isinstance(config, BertConfig):
-            raise InputTypeError(f"config must be a BertConfig, got {type(config).__name__}")
-        if not isinstance(params, BertParams):
-            raise InputTypeError(f"params must be a BertParams, got {type(params).__name__}")
-        if params.dtype != np.float32:
-            raise InputValueError(f"params have dtype {params.dtype}; expected float32")
-        params.check(config)
-        self.params = params
+        self._set_params(params, config, BertParams, BertConfig)
         self.config = config
-        self._params64: BertParams | None = None
         self.tokenizer: WordPieceTokenizer | None = None
         self.pooling: Pooling = DEFAULT_POOLING
         self.max_seq_length: int = config.max_position_embeddings
@@ -645,13 +637,6 @@ class BertModel:
                     "rows)"
                 )
         return plan
-
-    def _weights(self, plan: PrecisionPlan) -> BertParams:
-        if not plan.is_reference:
-            return self.params
-        if self._params64 is None:
-            self._params64 = self.params.astype(np.float64)
-        return self._params64
 
     # ------------------------------------------------------------------ forward
     def _forward(

@@ -52,10 +52,10 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._models import check_token_ids
+from .._models import ModelParams, check_token_ids
 from .._validate import check_rng, is_int
 from ..accumulate import Accumulator, linear
-from ..errors import InputTypeError, InputValueError
+from ..errors import InputValueError
 from ..nn import (
     Product,
     causal_mask,
@@ -364,7 +364,7 @@ class _Record:
             self.hidden.append(x)
 
 
-class GPT2:
+class GPT2(ModelParams[GPT2Params]):
     r"""A GPT-2 model: parameters, configuration, and the forward pass under a precision plan.
 
     Parameters
@@ -399,19 +399,11 @@ class GPT2:
     """
 
     def __init__(self, params: GPT2Params, config: GPT2Config, *, row_block: int = ROW_BLOCK) -> None:
-        if not isinstance(config, GPT2Config):
-            raise InputTypeError(f"config must be a GPT2Config, got {type(config).__name__}")
-        if not isinstance(params, GPT2Params):
-            raise InputTypeError(f"params must be a GPT2Params, got {type(params).__name__}")
-        if params.dtype != np.float32:
-            raise InputValueError(f"params have dtype {params.dtype}; expected float32")
-        params.check(config)
+        self._set_params(params, config, GPT2Params, GPT2Config)
         if not is_int(row_block) or row_block < 1:
             raise InputValueError(f"row_block={row_block!r} is not valid; expected a positive integer")
-        self.params = params
         self.config = config
         self.row_block = int(row_block)
-        self._params64: GPT2Params | None = None
 
     @classmethod
     def load(
@@ -449,13 +441,6 @@ class GPT2:
 
     def _plan(self, plan: PrecisionPlan | None) -> PrecisionPlan:
         return resolve_plan(plan, self.config.n_layer)
-
-    def _weights(self, plan: PrecisionPlan) -> GPT2Params:
-        if not plan.is_reference:
-            return self.params
-        if self._params64 is None:
-            self._params64 = self.params.astype(np.float64)
-        return self._params64
 
     # ------------------------------------------------------------------ forward
     def _forward(
