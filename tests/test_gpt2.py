@@ -25,9 +25,11 @@ import math
 import re
 import struct
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import _helpers
 import numpy as np
 import pytest
 
@@ -78,24 +80,7 @@ TINY_CFG = GPT2Config(n_layer=2, n_head=2, n_embd=16, n_positions=32, vocab_size
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def assert_close(ours: Any, ref: Any, *, what: str, atol: float = ATOL, rtol: float = RTOL) -> None:
-    """Element-wise ``|ours - ref| <= atol + rtol |ref|``; on failure print the first values and maxdiff."""
-    ours = np.asarray(ours, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    assert ours.shape == ref.shape, f"{what}: shape {ours.shape}, expected {ref.shape}"
-    diff = np.abs(ours - ref)
-    bad = diff > atol + rtol * np.abs(ref)
-    if bad.any():
-        idx = np.unravel_index(int(np.argmax(np.where(bad, diff, -1))), diff.shape)
-        lines = [
-            f"{what}: {int(bad.sum())} of {bad.size} values out of tolerance "
-            f"(atol={atol:.3g}, rtol={rtol:.3g}); "
-            f"maxdiff {diff.max():.6g} at {tuple(int(i) for i in idx)}",
-            "  first values  ours / reference:",
-        ]
-        for o, r in zip(ours.reshape(-1)[:5], ref.reshape(-1)[:5], strict=True):
-            lines.append(f"    {o: .9g} {r: .9g}")
-        pytest.fail("\n".join(lines))
+assert_close = partial(_helpers.assert_close, atol=ATOL, rtol=RTOL)
 
 
 def rms(a: Any) -> float:
