@@ -7,17 +7,20 @@ $\tau$ (:func:`lampref.analysis.lamp_select`). The row is then masked and softma
 
 :class:`LampConfig` is a :class:`~lampref.gpt2.plan.ScoreRule`: put it at the ``attn.score`` site of a
 :class:`~lampref.gpt2.plan.PrecisionPlan` and the GPT-2 forward pass (full, traced, or cached generation)
-runs LAMP attention. Per chunk of query rows it does:
+runs LAMP attention; so does the BERT encoder (:mod:`lampref.bert`), whose rows are bidirectional: each
+sees every real token of its sequence, the keys of padding positions excluded. Per chunk of query rows it
+does:
 
 1. low-precision scores exactly as the score site does under an accumulator: ``matmul(q, k^T, score)``,
    divided by $\sqrt d$ in float32, rounded again to ``score.fmt`` with ``score.mode``;
-2. the causal softmax of these scores (:func:`~lampref.nn.causal_softmax`);
-3. the selection (``lamp_select(probs, tau, valid=causal, rule=rule)``), or a random baseline with the same
+2. the softmax of these scores over the keys each row sees (:func:`~lampref.nn.masked_softmax`: the causal
+   mask of a decoder, or an encoder's padding mask);
+3. the selection (``lamp_select(probs, tau, valid=visible, rule=rule)``), or a random baseline with the same
    number of entries per row;
 4. the selected scores recomputed: ``q.k`` in float32 (products and a pairwise sum in float32, per entry, so
    the bits do not depend on the other rows), or under the ``recompute`` accumulator (then divided and
    rounded as in step 1), divided by $\sqrt d$ in float32; they replace the low-precision scores;
-5. the causal softmax again.
+5. the masked softmax again.
 
 Statistics
 ----------
@@ -28,7 +31,8 @@ A :class:`~lampref.gpt2.plan.ScoreStats` per layer, merged over the chunks of ro
     int64 ``[H]``: recomputed entries per head (valid entries only; a masked position the authors'
     random baseline draws is not counted).
 ``valid``
-    int64 ``[H]``: causal entries per head (``sum_t (t + 1)`` over the rows).
+    int64 ``[H]``: valid (visible) entries per head: the causal entries of a decoder (``sum_t (t + 1)``
+    over the rows), ``rows x real tokens`` for an encoder (padding keys excluded).
 ``rows``
     int64 ``[H]``: rows per head.
 ``kappa_sum``
@@ -62,7 +66,7 @@ from .accumulate import Accumulator
 from .analysis import RULES as RULES  # the selection rules of lamp_select, importable from here too
 from .analysis import lamp_select, softmax_kappa
 from .analysis._checks import check_tau
-from .errors import AnalysisError, InputTypeError
+from .errors import AnalysisError, InputTypeError, InputValueError, ShapeError
 from .gpt2.plan import AttentionProbs, ScoreStats
 from .nn import attention_scores, causal_mask, masked_softmax
 
@@ -109,9 +113,10 @@ class LampConfig:
         float32), which does not depend on the number of rows, so the cached path keeps its bits.
     baseline : {None, "random", "random_authors"}, default None
         None: LAMP. ``"random"``: in each row, recompute as many entries as LAMP selects, at positions
-        drawn uniformly among the row's valid (causal) entries. ``"random_authors"``: the authors' "fake
-        LAMP", which permutes all ``N`` positions of the row (masked ones included, whose recomputation
-        has no effect), so it recomputes fewer valid entries on average.
+        drawn uniformly among the row's valid (visible: causal, or not padding) entries.
+        ``"random_authors"``: the authors' "fake LAMP", which permutes all ``N`` positions of the row
+        (masked ones included, whose recomputation has no effect), so it recomputes fewer valid entries on
+        average.
     recompute : Accumulator, optional
         How the selected scores are recomputed. None: float32 (products and sum in float32). An
         accumulator: "higher but not full" precision; the result is divided by $\sqrt d$ and rounded
@@ -219,12 +224,18 @@ class LampConfig:
 
     # ------------------------------------------------------------------------------ ScoreRule
     def _low_and_selection(
-        self, q: Array, k: Array, start: int, layer: int, rng: np.random.Generator | None
+        self,
+        q: Array,
+        k: Array,
+        start: int,
+        layer: int,
+        rng: np.random.Generator | None,
+        visible: NDArray[np.bool_] | None,
     ) -> tuple[Array, Array, NDArray[np.bool_], NDArray[np.bool_]]:
-        """Steps 1 to 3 of the module notes: low-precision scores, their causal softmax, the causal mask
-        ``[n, N]`` and the entries to recompute ``[H, n, N]``."""
+        """Steps 1 to 3 of the module notes: low-precision scores, their masked softmax, the mask ``[n, N]``
+        (causal when ``visible`` is None) and the entries to recompute ``[H, n, N]``."""
         n, N = q.shape[1], k.shape[1]
-        visible = causal_mask(start, n, N)  # [n, N]
+        visible = causal_mask(start, n, N) if visible is None else _check_visible(visible, n, N)  # [n, N]
         low = attention_scores(q, k, self.score, rng=rng)  # [H, n, d], [H, N, d] -> [H, n, N]
         probs_low = masked_softmax(low, visible)  # [H, n, N]
         valid = np.broadcast_to(visible, low.shape)  # [H, n, N]
@@ -234,26 +245,45 @@ class LampConfig:
         return low, probs_low, visible, sel
 
     def select(
-        self, q: Array, k: Array, *, start: int, layer: int = 0, rng: Any = None
+        self,
+        q: Array,
+        k: Array,
+        *,
+        start: int,
+        layer: int = 0,
+        rng: Any = None,
+        visible: NDArray[np.bool_] | None = None,
     ) -> tuple[Array, Array, NDArray[np.bool_]]:
         """Steps 1 to 3 of the module notes for a chunk of query rows: the low-precision scores, their
-        causal softmax, and the entries to recompute (LAMP's or the baseline's), all ``[H, n, N]``.
+        masked softmax, and the entries to recompute (LAMP's or the baseline's), all ``[H, n, N]``.
 
-        The returned mask covers valid (causal) entries only; with ``baseline="random_authors"`` the draws
-        that land on masked positions are dropped from it.
+        ``visible`` as for :meth:`attention_probs`. The returned mask covers valid (visible) entries only;
+        with ``baseline="random_authors"`` the draws that land on masked positions are dropped from it.
         """
-        low, probs_low, _, sel = self._low_and_selection(q, k, start, layer, check_rng(rng))
+        low, probs_low, _, sel = self._low_and_selection(q, k, start, layer, check_rng(rng), visible)
         return low, probs_low, sel
 
-    def attention_probs(self, q: Array, k: Array, *, start: int, layer: int, rng: Any) -> AttentionProbs:
+    def attention_probs(
+        self,
+        q: Array,
+        k: Array,
+        *,
+        start: int,
+        layer: int,
+        rng: Any,
+        visible: NDArray[np.bool_] | None = None,
+    ) -> AttentionProbs:
         """Scores and probabilities ``[H, n, N]`` of a chunk of query rows (the ScoreRule protocol).
 
         ``q`` ``[H, n, d]`` holds the rows at positions ``start .. start + n - 1``, ``k`` ``[H, N, d]`` the
-        keys of positions ``0 .. N - 1``. Returns the scores after recomputation (before the mask), the
-        probabilities, and the statistics of the module notes.
+        keys of positions ``0 .. N - 1``. ``visible`` ``[n, N]`` (bool) says which keys each row sees:
+        None is the causal mask (:func:`~lampref.nn.causal_mask`); an encoder passes its padding mask
+        (every row sees every real token). Each row needs a visible key. ``start`` and ``layer`` seed the
+        random baselines (row ``start + i`` of ``layer``). Returns the scores after recomputation (before
+        the mask), the probabilities, and the statistics of the module notes (over visible entries).
         """
         rng = check_rng(rng)  # one stream for the whole call: selection, baseline and recomputation
-        low, probs_low, visible, sel = self._low_and_selection(q, k, start, layer, rng)
+        low, probs_low, visible, sel = self._low_and_selection(q, k, start, layer, rng, visible)
         scores = low
         if sel.any():
             h, i, j = np.nonzero(sel)
@@ -263,6 +293,20 @@ class LampConfig:
             scores[h, i, j] = _entry_scores(qs, ks, self.recompute, rng)
         probs = masked_softmax(scores, visible)  # [H, n, N]
         return AttentionProbs(scores, probs, _row_stats(probs_low, sel, np.broadcast_to(visible, sel.shape)))
+
+
+def _check_visible(visible: Any, n: int, N: int) -> NDArray[np.bool_]:
+    """A visible-key mask ``[n, N]`` of booleans in which every row sees a key (ShapeError, InputTypeError,
+    InputValueError naming ``visible`` otherwise)."""
+    arr = np.asarray(visible)
+    if arr.dtype != np.bool_:
+        raise InputTypeError(f"visible has dtype {arr.dtype}; expected bool (True where a row sees a key)")
+    if arr.shape != (n, N):
+        raise ShapeError(f"visible has shape {arr.shape}; expected ({n}, {N}): query rows x keys")
+    if not arr.any(axis=-1).all():
+        row = int(np.argmin(arr.any(axis=-1)))
+        raise InputValueError(f"visible row {row} sees no key; expected at least one True per row")
+    return arr
 
 
 def _row_stats(probs_low: Array, sel: NDArray[np.bool_], valid: NDArray[np.bool_]) -> ScoreStats:

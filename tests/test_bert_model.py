@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from lampref.errors import (
     WeightsError,
     WeightsNotFoundError,
 )
-from lampref.gpt2.plan import AttentionProbs, PrecisionPlan, ScoreStats
+from lampref.gpt2.plan import PrecisionPlan
 from lampref.gpt2.safetensors import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -543,19 +542,8 @@ def test_stochastic_rounding_follows_rng(model: BertModel, ref: dict[str, Any]) 
     assert not np.array_equal(a, model.hidden_states(**args, plan=plan, rng=6))
 
 
-@dataclass(frozen=True)
-class _UniformRule:
-    """A score rule (the protocol LAMP implements): uniform probabilities over the causal keys."""
-
-    def attention_probs(self, q: Any, k: Any, *, start: int, layer: int, rng: Any) -> AttentionProbs:
-        s = np.zeros((q.shape[0], q.shape[1], k.shape[1]), np.float32)
-        return AttentionProbs(s, s + 1, ScoreStats.empty())
-
-
 def test_plans_the_encoder_cannot_run_are_refused(model: BertModel, ref: dict[str, Any]) -> None:
     ids = ref["input_ids"][0]
-    with pytest.raises(PlanError, match=r"attn.score\[1\] holds the score rule .*bidirectional rows"):
-        model.hidden_states(ids, PrecisionPlan.only("attn.score", _UniformRule(), layers=[1]))
     with pytest.raises(PlanError, match="the model has 2 layers"):
         model.hidden_states(ids, PrecisionPlan.only("mlp.fc", Accumulator(fp32_mantissa(4)), layers=[2]))
     with pytest.raises(PlanError, match="plan must be a PrecisionPlan or None, got dict"):

@@ -26,8 +26,12 @@ The operations are those of :mod:`lampref.nn`: the score site of :func:`lampref.
 (accumulated and rounded by the accumulator, divided by $\sqrt d$, rounded again, as the LAMP authors do),
 the mask of :func:`lampref.nn.mask_scores`, :func:`lampref.nn.softmax`, :func:`lampref.nn.layer_norm` and
 the erf form of :func:`lampref.nn.gelu`. A dense site adds its bias to the accumulated product and rounds
-once more (:func:`lampref.linear`). The ``attn.score`` site takes an Accumulator or None: a
-:class:`~lampref.gpt2.plan.ScoreRule` (LAMP) computes causal rows and is refused here.
+once more (:func:`lampref.linear`). The ``attn.score`` site also takes a
+:class:`~lampref.gpt2.plan.ScoreRule` such as :class:`lampref.lamp.LampConfig`: it receives the queries and
+keys of a whole sequence with its padding mask (``visible``: every row sees the real tokens) and computes
+the probabilities; its statistics are returned by :meth:`BertModel.trace` and
+:meth:`BertModel.hidden_states_and_stats`. Padding query rows are part of its rows (their keys are the real
+tokens).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -48,13 +52,12 @@ from ..errors import (
     ConfigError,
     InputTypeError,
     InputValueError,
-    PlanError,
     ShapeError,
     TokenizerError,
     WeightsError,
 )
 from ..gpt2.config import show
-from ..gpt2.plan import PrecisionPlan, ScoreRule, resolve_plan
+from ..gpt2.plan import PrecisionPlan, ScoreRule, ScoreStats, resolve_plan
 from ..gpt2.weights import LayerNorm, Linear
 from ..nn import attention_scores, gelu, layer_norm, mask_scores, site_product, softmax
 from .config import BertConfig
@@ -396,23 +399,38 @@ def _merge_heads(x: Array) -> Array:
     return np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T, H * d)  # [H, T, d] -> [T, C]
 
 
+def attention_probs(
+    q: Array, k: Array, visible: NDArray[np.bool_], layer: int, ctx: _Pass
+) -> tuple[Array, Array, ScoreStats]:
+    """The score step of bidirectional attention, ``[H, T, d], [H, T, d] -> [H, T, T]``: the masked scores
+    (``-inf`` at padding keys), the probabilities, and the statistics of the plan's score rule (empty under
+    an Accumulator or None)."""
+    spec = ctx.plan.get("attn.score", layer)
+    if isinstance(spec, ScoreRule):
+        T = q.shape[1]
+        seen = np.broadcast_to(visible[None, :], (T, T))  # [T, T]: every row sees the real tokens
+        ap = spec.attention_probs(q, k, start=0, layer=layer, rng=ctx.rng, visible=seen)
+        return mask_scores(ap.scores, visible[None, :]), ap.probs, ScoreStats.from_mapping(ap.stats)
+    raw = attention_scores(q, k, spec, rng=ctx.rng)  # [H, T, T]
+    scores = mask_scores(raw, visible[None, :])  # [H, T, T], -inf at padding keys
+    return scores, softmax(scores), ScoreStats.empty()
+
+
 def self_attention(
     x: Array, p: BertLayer, visible: NDArray[np.bool_], layer: int, ctx: _Pass
-) -> tuple[Array, Array, Array]:
+) -> tuple[Array, Array, Array, ScoreStats]:
     """Bidirectional multi-head self-attention with its output dense layer, ``[T, C] -> [T, C]``.
 
     ``visible`` ``[T]`` says which keys are real tokens. Returns the output, the masked scores (``-inf`` at
-    padding keys) and the probabilities ``[H, T, T]``.
+    padding keys), the probabilities ``[H, T, T]`` and the score rule's statistics.
     """
     plan, rng, H = ctx.plan, ctx.rng, ctx.config.num_attention_heads
     acc = plan.accumulator("attn.qkv", layer)
     q, k, v = (_split_heads(_dense(x, lin, acc, rng), H) for lin in (p.query, p.key, p.value))  # [H, T, d]
-    raw = attention_scores(q, k, plan.accumulator("attn.score", layer), rng=rng)  # [H, T, T]
-    scores = mask_scores(raw, visible[None, :])  # [H, T, T], -inf at padding keys
-    probs = softmax(scores)  # [H, T, T]
+    scores, probs, stats = attention_probs(q, k, visible, layer, ctx)  # [H, T, T]
     out = site_product(probs, v, plan.accumulator("attn.value", layer), rng=rng)  # [H, T, T] @ [H, T, d]
     y = _dense(_merge_heads(out), p.attn_out, plan.accumulator("attn.proj", layer), rng)  # [T, C]
-    return y, scores, probs
+    return y, scores, probs, stats
 
 
 def feed_forward(x: Array, p: BertLayer, layer: int, ctx: _Pass) -> Array:
@@ -421,17 +439,24 @@ def feed_forward(x: Array, p: BertLayer, layer: int, ctx: _Pass) -> Array:
     return _dense(gelu(h, "erf"), p.proj, ctx.plan.accumulator("mlp.proj", layer), ctx.rng)  # [T, C]
 
 
-def encoder_layer(
-    x: Array, p: BertLayer, visible: NDArray[np.bool_], layer: int, ctx: _Pass
-) -> tuple[Array, Array, Array, Array]:
+class LayerOutput(NamedTuple):
+    """What one encoder layer produces: its output and the intermediates :class:`BertTrace` keeps."""
+
+    out: Array  # [T, C]
+    mid: Array  # [T, C], the hidden state after attention
+    scores: Array  # [H, T, T], -inf at padding keys
+    probs: Array  # [H, T, T]
+    stats: ScoreStats
+
+
+def encoder_layer(x: Array, p: BertLayer, visible: NDArray[np.bool_], layer: int, ctx: _Pass) -> LayerOutput:
     """One post-norm encoder layer, ``[T, C] -> [T, C]``: ``x = LN(x + attn(x))``, then
-    ``x = LN(x + ffn(x))``. Returns the output, the hidden state after attention, the masked scores and the
-    probabilities."""
+    ``x = LN(x + ffn(x))``."""
     eps = ctx.config.layer_norm_eps
-    a, scores, probs = self_attention(x, p, visible, layer, ctx)  # [T, C]
+    a, scores, probs, stats = self_attention(x, p, visible, layer, ctx)  # [T, C]
     mid = layer_norm(x + a, p.attn_ln.g, p.attn_ln.b, eps)  # [T, C]
     out = layer_norm(mid + feed_forward(mid, p, layer, ctx), p.out_ln.g, p.out_ln.b, eps)  # [T, C]
-    return out, mid, scores, probs
+    return LayerOutput(out, mid, scores, probs, stats)
 
 
 def mean_pool(h: Array, mask: NDArray[np.bool_]) -> Array:
@@ -463,6 +488,10 @@ class BertTrace:
         The hidden state after the attention of each layer: ``LN(x + attn(x))``.
     hidden : tuple of ndarray, shape (T, C), one per layer
         The output of each layer (Hugging Face's ``hidden_states[1:]``); the last is the last hidden state.
+    stats : tuple of ScoreStats, one per layer
+        What the plan's :class:`~lampref.gpt2.plan.ScoreRule` at ``attn.score`` reports (for LAMP, the
+        recomputed entries over the visible ones: :func:`lampref.lamp.recompute_fraction`); empty
+        without one.
     """
 
     input_ids: NDArray[np.int64]
@@ -473,6 +502,7 @@ class BertTrace:
     probs: tuple[Array, ...]
     attn_residual: tuple[Array, ...]
     hidden: tuple[Array, ...]
+    stats: tuple[ScoreStats, ...]
 
     @property
     def last_hidden_state(self) -> Array:
@@ -628,15 +658,7 @@ class BertModel(ModelParams[BertParams]):
         return toks, visible, t.astype(np.int64)
 
     def _plan(self, plan: PrecisionPlan | None) -> PrecisionPlan:
-        plan = resolve_plan(plan, self.config.num_hidden_layers)
-        for site, layer, spec in plan.entries:
-            if site == "attn.score" and isinstance(spec, ScoreRule):
-                raise PlanError(
-                    f"attn.score{'' if layer is None else f'[{layer}]'} holds the score rule {spec!r}; the "
-                    "encoder's bidirectional rows take an Accumulator or None (score rules compute causal "
-                    "rows)"
-                )
-        return plan
+        return resolve_plan(plan, self.config.num_hidden_layers)
 
     # ------------------------------------------------------------------ forward
     def _forward(
@@ -646,20 +668,24 @@ class BertModel(ModelParams[BertParams]):
         types: NDArray[np.int64],
         plan: PrecisionPlan,
         rng: np.random.Generator | None,
-        record: list[tuple[Array, ...]] | None = None,
-    ) -> Array:
-        """The last hidden state of one sequence ``[T] -> [T, C]``; with ``record``, the embedding and then
-        per layer (output, hidden state after attention, scores, probabilities) are appended to it."""
+        record: list[LayerOutput] | None = None,
+    ) -> tuple[Array, tuple[ScoreStats, ...]]:
+        """The last hidden state of one sequence ``[T] -> [T, C]`` and the score rule's statistics per layer;
+        with ``record``, the embedding layer's output (as a :class:`LayerOutput` holding only ``out``) and
+        then every layer's :class:`LayerOutput` are appended to it."""
         p = self._weights(plan)
         ctx = _Pass(plan, self.config, rng)
         x = embed_tokens(ids, types, p.embeddings, self.config.layer_norm_eps)  # [T] -> [T, C]
+        stats: list[ScoreStats] = []
         if record is not None:
-            record.append((x,))
+            record.append(LayerOutput(x, x, x, x, ScoreStats.empty()))
         for layer, params in enumerate(p.layers):
-            x, mid, scores, probs = encoder_layer(x, params, visible, layer, ctx)  # [T, C] -> [T, C]
+            lo = encoder_layer(x, params, visible, layer, ctx)  # [T, C] -> [T, C]
+            x = lo.out
+            stats.append(lo.stats)
             if record is not None:
-                record.append((x, mid, scores, probs))
-        return x
+                record.append(lo)
+        return x, tuple(stats)
 
     def hidden_states(
         self,
@@ -698,13 +724,13 @@ class BertModel(ModelParams[BertParams]):
             Ids out of range, too many positions, an empty or non-integer input, a mask or type ids of
             another shape, a mask that is not 0/1 or has no real token in a sequence.
         PlanError
-            A plan that sets a layer the model does not have, or a score rule at ``attn.score``.
+            A plan that sets a layer the model does not have.
         """
         ids, visible, types = self._inputs(input_ids, attention_mask, token_type_ids, (1, 2))
         pl, gen = self._plan(plan), check_rng(rng)
         if ids.ndim == 1:
-            return self._forward(ids, visible, types, pl, gen)
-        return np.stack([self._forward(*row, pl, gen) for row in zip(ids, visible, types, strict=True)])
+            return self._forward(ids, visible, types, pl, gen)[0]
+        return np.stack([self._forward(*row, pl, gen)[0] for row in zip(ids, visible, types, strict=True)])
 
     def embed(
         self,
@@ -758,7 +784,7 @@ class BertModel(ModelParams[BertParams]):
             name = f"texts_or_id_lists[{i}]"
             seq = self._encode_text(item, name) if isinstance(item, str) else _as_ids(item, name)
             ids, visible, types = self._inputs(seq, None, None, (1,))
-            h = self._forward(ids, visible, types, pl, gen)  # [T] -> [T, C]
+            h = self._forward(ids, visible, types, pl, gen)[0]  # [T] -> [T, C]
             out.append(mean_pool(h, visible) if self.pooling.normalize else h[visible].mean(axis=0))
         return np.stack(out)
 
@@ -788,19 +814,54 @@ class BertModel(ModelParams[BertParams]):
         Arguments as for :meth:`hidden_states`. The attention matrices take ``2 * L * H * T**2`` values.
         """
         ids, visible, types = self._inputs(input_ids, attention_mask, token_type_ids, (1,))
-        record: list[tuple[Array, ...]] = []
+        record: list[LayerOutput] = []
         self._forward(ids, visible, types, self._plan(plan), check_rng(rng), record)
         layers = record[1:]
         return BertTrace(
             input_ids=ids,
             token_type_ids=types,
             attention_mask=visible,
-            embedding=record[0][0],
-            scores=tuple(r[2] for r in layers),
-            probs=tuple(r[3] for r in layers),
-            attn_residual=tuple(r[1] for r in layers),
-            hidden=tuple(r[0] for r in layers),
+            embedding=record[0].out,
+            scores=tuple(r.scores for r in layers),
+            probs=tuple(r.probs for r in layers),
+            attn_residual=tuple(r.mid for r in layers),
+            hidden=tuple(r.out for r in layers),
+            stats=tuple(r.stats for r in layers),
         )
+
+    def hidden_states_and_stats(
+        self,
+        input_ids: ArrayLike,
+        plan: PrecisionPlan | None = None,
+        attention_mask: ArrayLike | None = None,
+        token_type_ids: ArrayLike | None = None,
+        *,
+        rng: Any = None,
+    ) -> tuple[Array, tuple[ScoreStats, ...]]:
+        """The last hidden states ``(T, C)`` of one sequence ``(T,)`` and, per layer, the statistics the
+        plan's score rule reports (:class:`~lampref.gpt2.plan.ScoreStats`, empty without one), without
+        keeping the attention matrices. Arguments as for :meth:`hidden_states`.
+
+        >>> import numpy as np
+        >>> from lampref import Accumulator, fp32_mantissa
+        >>> from lampref.bert.config import BertConfig
+        >>> from lampref.bert.model import BertModel, hf_shapes
+        >>> from lampref.gpt2.plan import PrecisionPlan
+        >>> from lampref.lamp import LampConfig, recompute_fraction
+        >>> cfg = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+        ...                  intermediate_size=16, max_position_embeddings=8)
+        >>> rng = np.random.default_rng(0)
+        >>> model = BertModel.from_state_dict(
+        ...     {k: rng.normal(size=s).astype(np.float32) for k, s in hf_shapes(cfg).items()}, cfg)
+        >>> lamp = LampConfig(Accumulator(fp32_mantissa(3)), tau=1.5)
+        >>> h, stats = model.hidden_states_and_stats([2, 5, 7, 9], PrecisionPlan.only("attn.score", lamp))
+        >>> h.shape, [int(s["valid"].sum()) for s in stats]  # 2 heads x 4 rows x 4 keys per layer
+        ((4, 8), [32, 32])
+        >>> bool(0 < recompute_fraction(stats).total < 1)
+        True
+        """
+        ids, visible, types = self._inputs(input_ids, attention_mask, token_type_ids, (1,))
+        return self._forward(ids, visible, types, self._plan(plan), check_rng(rng))
 
 
 def _check_range(arr: Array, name: str, n: int, what: str) -> None:

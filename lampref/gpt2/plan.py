@@ -180,12 +180,14 @@ class AttentionProbs(NamedTuple):
 class ScoreRule(Protocol):
     """A rule that computes attention probabilities at the ``attn.score`` site (the LAMP extension point).
 
-    ``attention_probs(q, k, *, start, layer, rng)`` receives the queries ``q`` ``[H, n, d]`` of one chunk of
-    rows, at absolute positions ``start .. start + n - 1``, and the keys ``k`` ``[H, N, d]`` of positions
-    ``0 .. N - 1``, float32, where ``N >= start + n`` is the end of the row block of ``row_block`` positions
-    (keys beyond the sequence are zero); it returns :class:`AttentionProbs` of shape ``[H, n, N]``. It must
-    apply the causal mask (query row ``i`` sees keys ``j <= start + i``, as
-    :func:`~lampref.nn.causal_mask` gives) and treat every row independently of the others, so
+    ``attention_probs(q, k, *, start, layer, rng, visible=None)`` receives the queries ``q`` ``[H, n, d]``
+    of one chunk of rows, at absolute positions ``start .. start + n - 1``, and the keys ``k`` ``[H, N, d]``
+    of positions ``0 .. N - 1``, float32; it returns :class:`AttentionProbs` of shape ``[H, n, N]``.
+    ``visible`` ``[n, N]`` (bool) says which keys each row sees; None means the causal mask of a decoder
+    (query row ``i`` sees keys ``j <= start + i``, as :func:`~lampref.nn.causal_mask` gives). GPT-2 passes
+    None, with ``N >= start + n`` the end of the row block of ``row_block`` positions (keys beyond the
+    sequence are zero); BERT passes its padding mask, every row seeing every real token. The rule must
+    apply the mask and treat every row independently of the others, so
     that the cached generation path gives the same bits as a full recomputation. ``rng`` is the forward pass's
     ``numpy.random.Generator`` (or None). Implementations must be hashable (frozen dataclasses) so that
     plans stay hashable; the statistics they return are a :class:`ScoreStats`, whose totals the forward pass
@@ -193,7 +195,14 @@ class ScoreRule(Protocol):
     """
 
     def attention_probs(
-        self, q: NDArray[Any], k: NDArray[Any], *, start: int, layer: int, rng: Any
+        self,
+        q: NDArray[Any],
+        k: NDArray[Any],
+        *,
+        start: int,
+        layer: int,
+        rng: Any,
+        visible: NDArray[np.bool_] | None = None,
     ) -> AttentionProbs: ...
 
 
