@@ -21,9 +21,9 @@ Files written:
     attention probabilities and the mean-pooled, L2-normalised sentence embeddings (the sentence-transformers
     pipeline); in float64 (``model.double()``) the hidden states and sentence embeddings again.
 ``manifest.json``
-    Generator (this script and its sha256), versions, seeds, the configuration, and the sha256, dtype and
-    shape of every stored array and file. The tests fail when the manifest and the fixtures, or this script,
-    disagree.
+    As ``scripts/_fixtures.py`` describes (generator, the sha256 of this script and that module, versions,
+    the sha256, dtype and shape of every stored array and file), with the seeds and the configuration. The
+    tests fail when the manifest and the fixtures, or the scripts, disagree.
 
 Run from the repository root: ``python scripts/make_bert_fixtures.py`` (needs ``torch`` and
 ``transformers``; a few seconds).
@@ -31,14 +31,19 @@ Run from the repository root: ``python scripts/make_bert_fixtures.py`` (needs ``
 
 from __future__ import annotations
 
-import hashlib
-import json
-import platform
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _fixtures import (
+    captured_outputs,
+    new_manifest,
+    pin_files,
+    save_arrays,
+    sentence_embeddings,
+    write_manifest,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -69,18 +74,6 @@ PARAMS: dict[str, Any] = {
     "token_type_std": 0.5,
 }
 INPUTS: dict[str, Any] = {"seed": 7, "T": 40, "padded_length": 23, "pad_id": 0, "second_segment_from": 20}
-
-
-def array_sha256(arr: np.ndarray) -> str:
-    """sha256 of an array's dtype, shape and C-order bytes."""
-    h = hashlib.sha256()
-    h.update(f"{arr.dtype.str}{arr.shape}".encode())
-    h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def draw(name: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -137,22 +130,10 @@ def run(model: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Hidden states, hidden states after each layer's attention, probabilities and sentence embeddings."""
     import torch
 
-    after_attn: list[Any] = [None] * len(model.encoder.layer)
-    hooks = []
-    for i, layer in enumerate(model.encoder.layer):
-
-        def post(mod: Any, args: Any, out: Any, i: int = i) -> None:
-            after_attn[i] = out[0] if isinstance(out, tuple) else out
-
-        hooks.append(layer.attention.register_forward_hook(post))
     feed = {k: torch.from_numpy(v) for k, v in inputs.items()}
-    with torch.no_grad():
+    with captured_outputs([layer.attention for layer in model.encoder.layer]) as after_attn, torch.no_grad():
         out = model(**feed, output_hidden_states=True, output_attentions=True)
-        mask = feed["attention_mask"].unsqueeze(-1).to(out.last_hidden_state.dtype)  # [B, T, 1]
-        pooled = (out.last_hidden_state * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)  # [B, C]
-        sentence = torch.nn.functional.normalize(pooled, p=2, dim=1)  # sentence-transformers' Normalize
-    for h in hooks:
-        h.remove()
+        sentence = sentence_embeddings(out.last_hidden_state, feed["attention_mask"])  # [B, C]
     return {
         "hidden_states": np.stack([h.numpy() for h in out.hidden_states]),  # [L + 1, B, T, C]
         "attn_residual": np.stack([a.numpy() for a in after_attn]),  # [L, B, T, C]
@@ -162,14 +143,7 @@ def run(model: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
-def _describe(arr: np.ndarray) -> dict[str, Any]:
-    return {"dtype": arr.dtype.str, "shape": list(arr.shape), "sha256": array_sha256(arr)}
-
-
 def main() -> None:
-    import torch
-    import transformers
-
     OUT.mkdir(parents=True, exist_ok=True)
     model, state, hf = build_model()
     inputs = make_inputs()
@@ -182,31 +156,19 @@ def main() -> None:
         "last_hidden_state_f64": f64["last_hidden_state"],
         "sentence_embeddings_f64": f64["sentence_embeddings"],
     }
+    manifest = new_manifest(
+        __file__,
+        reference="transformers.BertModel, eager attention, eval mode, torch CPU; float32, then float64",
+        config=CONFIG,
+        params=PARAMS,
+        inputs=INPUTS,
+        tensors={k: list(v.shape) for k, v in state.items()},
+    )
     save_file(state, OUT / "model.safetensors")
     (OUT / "config.json").write_text(hf.to_json_string(use_diff=False), encoding="utf-8")
-    np.savez(OUT / "outputs.npz", **arrays)
-    manifest = {
-        "generator": "scripts/make_bert_fixtures.py",
-        "generator_sha256": file_sha256(Path(__file__).resolve()),
-        "reference": "transformers.BertModel, eager attention, eval mode, torch CPU; float32, then float64",
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
-        "config": CONFIG,
-        "params": PARAMS,
-        "inputs": INPUTS,
-        "tensors": {k: list(v.shape) for k, v in state.items()},
-        "arrays": {k: _describe(v) for k, v in arrays.items()},
-        "files": {
-            name: file_sha256(OUT / name) for name in ("config.json", "model.safetensors", "outputs.npz")
-        },
-    }
-    (OUT / "manifest.json").write_text(
-        json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    pin_files(manifest, OUT, ["config.json", "model.safetensors"])
+    save_arrays(manifest, OUT, "outputs.npz", arrays)
+    write_manifest(manifest, OUT)
     print(f"wrote {OUT}")
 
 

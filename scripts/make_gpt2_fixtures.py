@@ -22,9 +22,9 @@ Fixtures written:
     argmax and log-sum-exp of every full logits row, per-layer summaries of the block outputs (first 16
     channels, row norms) and a greedy continuation.
 ``manifest.json``
-    Generator (this script and its sha256), versions, seeds, configurations, and the sha256, dtype and shape
-    of every stored array and file. The test fails when the manifest and the fixtures, or this script,
-    disagree.
+    As ``scripts/_fixtures.py`` describes (generator, the sha256 of this script and that module, versions,
+    the sha256, dtype and shape of every stored array and file), with the seeds and configurations. The test
+    fails when the manifest and the fixtures, or the scripts, disagree.
 
 Run from the repository root: ``python scripts/make_gpt2_fixtures.py`` (needs ``torch`` and
 ``transformers``; about a minute on two cores).
@@ -33,14 +33,13 @@ Run from the repository root: ``python scripts/make_gpt2_fixtures.py`` (needs ``
 from __future__ import annotations
 
 import hashlib
-import json
-import platform
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _fixtures import captured_outputs, new_manifest, pin_files, save_arrays, write_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -84,18 +83,6 @@ def params_sha256(params: GPT2Params) -> str:
     return h.hexdigest()
 
 
-def array_sha256(arr: np.ndarray) -> str:
-    """sha256 of an array's dtype, shape and C-order bytes."""
-    h = hashlib.sha256()
-    h.update(f"{arr.dtype.str}{arr.shape}".encode())
-    h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def torch_model(params: GPT2Params, config: GPT2Config) -> Any:
     """A transformers GPT2LMHeadModel (eager attention, eval mode) holding exactly ``params``."""
     import torch
@@ -133,31 +120,15 @@ def run_torch(model: Any, tokens: np.ndarray) -> dict[str, np.ndarray]:
     """Logits and per-layer intermediates of a batch, from hooks and output_hidden_states/attentions."""
     import torch
 
-    n_layer = len(model.transformer.h)
-    block_in: list[Any] = [None] * n_layer
-    block_out: list[Any] = [None] * n_layer
-    attn_out: list[Any] = [None] * n_layer
-    hooks = []
-    for i, blk in enumerate(model.transformer.h):
-
-        def pre(mod: Any, args: Any, kwargs: Any = None, i: int = i) -> None:
-            block_in[i] = args[0] if args else kwargs["hidden_states"]
-
-        def post(mod: Any, args: Any, out: Any, i: int = i) -> None:
-            block_out[i] = out[0] if isinstance(out, tuple) else out
-
-        def attn_post(mod: Any, args: Any, out: Any, i: int = i) -> None:
-            attn_out[i] = out[0] if isinstance(out, tuple) else out
-
-        hooks.append(blk.register_forward_pre_hook(pre, with_kwargs=True))
-        hooks.append(blk.register_forward_hook(post))
-        hooks.append(blk.attn.register_forward_hook(attn_post))
-    with torch.no_grad():
+    blocks = model.transformer.h
+    with (
+        captured_outputs(blocks) as block_out,
+        captured_outputs([blk.attn for blk in blocks]) as attn_out,
+        torch.no_grad(),
+    ):
         out = model(torch.from_numpy(tokens), output_hidden_states=True, output_attentions=True)
-    for h in hooks:
-        h.remove()
-    with torch.no_grad():
-        mid = [block_in[i] + attn_out[i] for i in range(n_layer)]
+        # hidden_states[i] is the input of block i (the last entry is after ln_f)
+        mid = [out.hidden_states[i] + attn_out[i] for i in range(len(blocks))]
     return {
         "logits": out.logits.numpy(),
         "embedding": out.hidden_states[0].numpy(),
@@ -203,8 +174,7 @@ def make_small(manifest: dict[str, Any]) -> None:
         "greedy_tokens": new,
         "greedy_margins": margins,
     }
-    np.savez(OUT / "small.npz", **arrays)
-    manifest["arrays"]["small.npz"] = {k: _describe(v) for k, v in arrays.items()}
+    save_arrays(manifest, OUT, "small.npz", arrays)
     hf_dir = OUT / "small_hf"
     if hf_dir.exists():
         shutil.rmtree(hf_dir)
@@ -212,7 +182,7 @@ def make_small(manifest: dict[str, Any]) -> None:
     for extra in hf_dir.iterdir():
         if extra.name not in ("config.json", "model.safetensors"):
             extra.unlink()  # generation_config.json: nothing lampref reads
-    manifest["files"].update({f"small_hf/{p.name}": file_sha256(p) for p in sorted(hf_dir.iterdir())})
+    pin_files(manifest, OUT, [f"small_hf/{p.name}" for p in sorted(hf_dir.iterdir())])
     manifest["models"]["small"] = {**SMALL, "params_sha256": params_sha256(params)}
 
 
@@ -246,42 +216,22 @@ def make_big(manifest: dict[str, Any]) -> None:
         "greedy_tokens": new,
         "greedy_margins": margins,
     }
-    np.savez(OUT / "gpt2_124m.npz", **arrays)
-    manifest["arrays"]["gpt2_124m.npz"] = {k: _describe(v) for k, v in arrays.items()}
+    save_arrays(manifest, OUT, "gpt2_124m.npz", arrays)
     manifest["models"]["gpt2_124m"] = {**BIG, "params_sha256": params_sha256(params)}
 
 
-def _describe(arr: np.ndarray) -> dict[str, Any]:
-    return {"dtype": arr.dtype.str, "shape": list(arr.shape), "sha256": array_sha256(arr)}
-
-
 def main() -> None:
-    import torch
-    import transformers
-
     OUT.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, Any] = {
-        "generator": "scripts/make_gpt2_fixtures.py",
-        "generator_sha256": file_sha256(Path(__file__).resolve()),
-        "reference": "transformers.GPT2LMHeadModel, eager attention, float32, eval mode, torch CPU",
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
-        "random_params_version": RANDOM_PARAMS_VERSION,
-        "min_greedy_margin": MIN_MARGIN,
-        "models": {},
-        "arrays": {},
-        "files": {},
-    }
+    manifest = new_manifest(
+        __file__,
+        reference="transformers.GPT2LMHeadModel, eager attention, float32, eval mode, torch CPU",
+        random_params_version=RANDOM_PARAMS_VERSION,
+        min_greedy_margin=MIN_MARGIN,
+        models={},
+    )
     make_small(manifest)
     make_big(manifest)
-    manifest["files"].update({name: file_sha256(OUT / name) for name in ("small.npz", "gpt2_124m.npz")})
-    (OUT / "manifest.json").write_text(
-        json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    write_manifest(manifest, OUT)
     print(f"wrote {OUT}")
 
 

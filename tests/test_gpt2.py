@@ -91,13 +91,6 @@ def tiny_model(**kw: Any) -> GPT2:
     return GPT2(random_params(TINY_CFG, rng=7, std=0.3, ln_spread=0.2), TINY_CFG, **kw)
 
 
-def array_sha256(arr: np.ndarray) -> str:
-    h = hashlib.sha256()
-    h.update(f"{arr.dtype.str}{arr.shape}".encode())
-    h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
-
-
 def params_sha256(params: GPT2Params) -> str:
     h = hashlib.sha256()
     for _, arr in params.named_arrays():
@@ -143,30 +136,11 @@ def big_model(manifest: dict[str, Any]) -> GPT2:
 
 # ------------------------------------------------------------------------------------------ manifest
 def test_manifest_pins_the_fixtures(manifest: dict[str, Any]) -> None:
-    stale = "regenerate with `python scripts/make_gpt2_fixtures.py`"
-    script = ROOT / manifest["generator"]
-    assert script.is_file(), f"generator {manifest['generator']} is missing"
-    assert hashlib.sha256(script.read_bytes()).hexdigest() == manifest["generator_sha256"], (
-        f"STALE FIXTURES: {manifest['generator']} changed since the fixtures were generated; {stale}"
+    _helpers.check_fixture_manifest(manifest, FIXTURES)
+    assert manifest["generator"] == "scripts/make_gpt2_fixtures.py"
+    assert manifest["random_params_version"] == RANDOM_PARAMS_VERSION, (
+        "random_params changed; regenerate with `python scripts/make_gpt2_fixtures.py`"
     )
-    assert manifest["random_params_version"] == RANDOM_PARAMS_VERSION, f"random_params changed; {stale}"
-    for name, digest in manifest["files"].items():
-        path = FIXTURES / name
-        assert path.is_file(), f"fixture {name} listed in the manifest is missing"
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, (
-            f"fixture {name} was modified; {stale}"
-        )
-    on_disk = {p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*") if p.is_file()}
-    assert on_disk == set(manifest["files"]) | {"manifest.json"}, f"unlisted fixture files; {stale}"
-    for npz, arrays in manifest["arrays"].items():
-        with np.load(FIXTURES / npz, allow_pickle=False) as f:
-            assert set(f.files) == set(arrays), f"{npz}: arrays differ from the manifest"
-            for key, desc in arrays.items():
-                arr = f[key]
-                assert [arr.dtype.str, list(arr.shape)] == [desc["dtype"], desc["shape"]], f"{npz}:{key}"
-                assert array_sha256(arr) == desc["sha256"], f"{npz}:{key} does not match its sha256"
-    for tool in ("torch", "transformers", "numpy"):
-        assert manifest["versions"].get(tool), f"manifest lacks the {tool} version"
 
 
 def test_small_fixture_weights_are_the_seeded_ones(manifest: dict[str, Any], small_model: GPT2) -> None:
