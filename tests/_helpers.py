@@ -1,5 +1,5 @@
-"""Assertions shared by the model tests (GPT-2, BERT): closeness to a reference, and golden fixtures that
-match their manifest."""
+"""Assertions shared by the tests: lampref's errors on malformed arguments, closeness to a reference (the
+model tests), and golden fixtures that match their manifest."""
 
 from __future__ import annotations
 
@@ -11,7 +11,18 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lampref import LamprefError
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def check_error(err: pytest.ExceptionInfo[BaseException], *fragments: str) -> None:
+    """The error is lampref's, a ValueError or TypeError, and its message holds every fragment."""
+    assert isinstance(err.value, LamprefError)
+    assert isinstance(err.value, (ValueError, TypeError))
+    message = str(err.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in the message {message!r}"
 
 
 def assert_close(ours: Any, ref: Any, *, what: str, atol: float, rtol: float) -> None:

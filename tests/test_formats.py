@@ -20,6 +20,7 @@ import types
 import ml_dtypes
 import numpy as np
 import pytest
+from _helpers import check_error
 from dtype_oracles import DTYPE_OF
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,7 +29,6 @@ import lampref
 from lampref import (
     FloatFormat,
     FormatError,
-    LamprefError,
     bf16,
     e2m1,
     e3m2,
@@ -417,15 +417,6 @@ def test_pychop_round_trip(exp_bits: int, sig_bits: int, subnormal: bool) -> Non
 
 
 # ================================================================== malformed arguments
-def check_error(err: pytest.ExceptionInfo[BaseException], *fragments: str) -> None:
-    """The error is lampref's, a ValueError or TypeError, and its message holds every fragment."""
-    assert isinstance(err.value, LamprefError)
-    assert isinstance(err.value, (ValueError, TypeError))
-    message = str(err.value)
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in the message {message!r}"
-
-
 @pytest.mark.parametrize(
     ("kwargs", "fragments"),
     [

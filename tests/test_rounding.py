@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _helpers import check_error
 from dtype_oracles import CAST_TYPES
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -946,14 +947,6 @@ def test_signalling_nan_inputs(dtype: type) -> None:
 
 
 # ============================================================ 9. malformed arguments
-def check_error(err: pytest.ExceptionInfo[BaseException], *fragments: str) -> None:
-    assert isinstance(err.value, LamprefError)
-    assert isinstance(err.value, (ValueError, TypeError))
-    message = str(err.value)
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-
-
 @pytest.mark.parametrize("mode", ["nearest", "round_to_nearest_even", "NEAREST_EVEN", "", None, 0])
 def test_unknown_mode(mode: Any) -> None:
     with pytest.raises(ModeError) as err:
