@@ -380,32 +380,32 @@ def _describe(cases: list[Case]) -> str:
     )
 
 
+@pytest.fixture(params=[(*case, mode) for case in CASES for mode in DETERMINISTIC_MODES], ids="/".join)
+def deterministic_run(
+    request: pytest.FixtureRequest, deterministic_runs: dict[tuple[str, str, str], Run]
+) -> tuple[str, Run]:
+    """One (format, dtype, deterministic mode) run, with its label ``format/dtype/mode``."""
+    return "/".join(request.param), deterministic_runs[request.param]
+
+
 @needs_pychop
-@pytest.mark.parametrize("mode", DETERMINISTIC_MODES)
-@pytest.mark.parametrize(("name", "dtype"), CASES)
-def test_every_disagreement_is_a_known_pychop_error(
-    deterministic_runs: dict[tuple[str, str, str], Run], name: str, dtype: str, mode: str
-) -> None:
-    run = deterministic_runs[(name, dtype, mode)]
+def test_every_disagreement_is_a_known_pychop_error(deterministic_run: tuple[str, Run]) -> None:
+    label, run = deterministic_run
     unexplained = [case for case, cls in run.cases if cls is None]
     assert not unexplained, (
-        f"{len(unexplained)} disagreements with pychop on {name}/{dtype}/{mode} fit no known class:\n"
+        f"{len(unexplained)} disagreements with pychop on {label} fit no known class:\n"
         + _describe(unexplained)
     )
 
 
 @needs_pychop
-@pytest.mark.parametrize("mode", DETERMINISTIC_MODES)
-@pytest.mark.parametrize(("name", "dtype"), CASES)
-def test_mpfr_sides_with_lampref_on_every_disagreement(
-    deterministic_runs: dict[tuple[str, str, str], Run], name: str, dtype: str, mode: str
-) -> None:
-    run = deterministic_runs[(name, dtype, mode)]
+def test_mpfr_sides_with_lampref_on_every_disagreement(deterministic_run: tuple[str, Run]) -> None:
+    label, run = deterministic_run
     sided_with_pychop = [
         case for case, _ in run.cases if not _same(np.array(case.mpfr), np.array(case.lampref))
     ]
     assert not sided_with_pychop, (
-        f"lampref differs from MPFR on {len(sided_with_pychop)} inputs ({name}/{dtype}/{mode}):\n"
+        f"lampref differs from MPFR on {len(sided_with_pychop)} inputs ({label}):\n"
         + _describe(sided_with_pychop)
     )
 
