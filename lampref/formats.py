@@ -447,20 +447,19 @@ def get_format(name: str | FloatFormat) -> FloatFormat:
 
 
 # ------------------------------------------------------------------- pychop bridge
+# pychop's named precisions as (exp_bits, sig_bits), each under its short and its long name; its fp8
+# formats are IEEE-like.
 _PYCHOP_PRECISIONS: dict[str, tuple[int, int]] = {
-    # pychop's named precisions as (exp_bits, sig_bits); its fp8 formats are IEEE-like.
-    "h": (5, 10),
-    "half": (5, 10),
-    "b": (8, 7),
-    "bfloat16": (8, 7),
-    "s": (8, 23),
-    "single": (8, 23),
-    "d": (11, 52),
-    "double": (11, 52),
-    "q43": (4, 3),
-    "fp8-e4m3": (4, 3),
-    "q52": (5, 2),
-    "fp8-e5m2": (5, 2),
+    name: bits
+    for names, bits in [
+        (("h", "half"), (5, 10)),
+        (("b", "bfloat16"), (8, 7)),
+        (("s", "single"), (8, 23)),
+        (("d", "double"), (11, 52)),
+        (("q43", "fp8-e4m3"), (4, 3)),
+        (("q52", "fp8-e5m2"), (5, 2)),
+    ]
+    for name in names
 }
 
 
