@@ -291,26 +291,32 @@ class _Tensor(NamedTuple):
         return [f"h.{i}.{self.hf}" for i in range(n_layer)] if self.per_block else [self.hf]
 
 
+def _layer_norm(name: str, per_block: bool) -> tuple[_Tensor, _Tensor]:
+    """A LayerNorm's scale and shift, ``(C,)`` each."""
+    return _Tensor(f"{name}.weight", per_block, ("C",)), _Tensor(f"{name}.bias", per_block, ("C",))
+
+
+def _conv1d(name: str, n_in: str, n_out: str) -> tuple[_Tensor, _Tensor]:
+    """A block's Conv1D layer: its weight ``(n_in, n_out)``, which llm.c stores transposed, and its bias."""
+    return (
+        _Tensor(f"{name}.weight", True, (n_in, n_out), transposed=True),
+        _Tensor(f"{name}.bias", True, (n_out,)),
+    )
+
+
 # Every GPT-2 tensor, in llm.c's file order (its names in the comments), which is also Hugging Face's
 # checkpoint order once the per-block run is repeated block by block. Reading, writing and every size
 # come from this table.
 _LAYOUT: tuple[_Tensor, ...] = (
     _Tensor("wte.weight", False, ("V", "C"), padded=True),  # llm.c: wte
     _Tensor("wpe.weight", False, ("P", "C")),  # llm.c: wpe
-    _Tensor("ln_1.weight", True, ("C",)),  # llm.c: ln1w
-    _Tensor("ln_1.bias", True, ("C",)),  # llm.c: ln1b
-    _Tensor("attn.c_attn.weight", True, ("C", "3C"), transposed=True),  # llm.c: qkvw
-    _Tensor("attn.c_attn.bias", True, ("3C",)),  # llm.c: qkvb
-    _Tensor("attn.c_proj.weight", True, ("C", "C"), transposed=True),  # llm.c: attprojw
-    _Tensor("attn.c_proj.bias", True, ("C",)),  # llm.c: attprojb
-    _Tensor("ln_2.weight", True, ("C",)),  # llm.c: ln2w
-    _Tensor("ln_2.bias", True, ("C",)),  # llm.c: ln2b
-    _Tensor("mlp.c_fc.weight", True, ("C", "4C"), transposed=True),  # llm.c: fcw
-    _Tensor("mlp.c_fc.bias", True, ("4C",)),  # llm.c: fcb
-    _Tensor("mlp.c_proj.weight", True, ("4C", "C"), transposed=True),  # llm.c: fcprojw
-    _Tensor("mlp.c_proj.bias", True, ("C",)),  # llm.c: fcprojb
-    _Tensor("ln_f.weight", False, ("C",)),  # llm.c: lnfw
-    _Tensor("ln_f.bias", False, ("C",)),  # llm.c: lnfb
+    *_layer_norm("ln_1", per_block=True),  # llm.c: ln1w, ln1b
+    *_conv1d("attn.c_attn", "C", "3C"),  # llm.c: qkvw, qkvb
+    *_conv1d("attn.c_proj", "C", "C"),  # llm.c: attprojw, attprojb
+    *_layer_norm("ln_2", per_block=True),  # llm.c: ln2w, ln2b
+    *_conv1d("mlp.c_fc", "C", "4C"),  # llm.c: fcw, fcb
+    *_conv1d("mlp.c_proj", "4C", "C"),  # llm.c: fcprojw, fcprojb
+    *_layer_norm("ln_f", per_block=False),  # llm.c: lnfw, lnfb
 )
 _BLOCK_SUFFIXES = tuple(t.hf for t in _LAYOUT if t.per_block)
 _OUTER_NAMES = tuple(t.hf for t in _LAYOUT if not t.per_block)
