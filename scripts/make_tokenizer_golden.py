@@ -9,11 +9,12 @@ tiktoken cache with lampref's vendored copies (lampref/gpt2/data), which have th
 tiktoken checks. The fixture records the tiktoken version, the vocabulary hashes and this script's
 name; tests/test_tokenizer.py refuses a fixture whose hashes differ from lampref's.
 
-The strings are hand-picked edge cases plus seeded random mixtures of words, contractions in mixed case,
-whitespace runs (all 25 Unicode White_Space characters and the \\x1c-\\x1f separators), digits,
-punctuation, emoji and characters of every general category. Letters and digits are drawn only from
-characters whose letter/digit/other class is the same in Unicode 3.2 and in the running Python, so the
-fixture does not depend on the Unicode version of the Python that runs the tests.
+The strings are hand-picked edge cases plus seeded random mixtures (``lampref.testing.mixed_texts``) of
+words, contractions in mixed case, whitespace runs (all 25 Unicode White_Space characters and the
+\\x1c-\\x1f separators), digits, punctuation, emoji, ``<|endoftext|>`` and characters of every general
+category. Letters and digits are drawn only from characters whose letter/digit/other class is the same in
+Unicode 3.2 and in the running Python, so the fixture does not depend on the Unicode version of the Python
+that runs the tests.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import hashlib
 import json
 import os
 import platform
-import random
 import shutil
 import sys
 import tempfile
@@ -30,6 +30,10 @@ import unicodedata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lampref.testing.texts import mixed_texts  # noqa: E402
+
 DATA = ROOT / "lampref" / "gpt2" / "data"
 OUT = ROOT / "tests" / "fixtures" / "tokenizer_golden.json"
 # tiktoken_ext/openai_public.py, gpt2(): the files are cached under sha1(url)
@@ -40,22 +44,7 @@ GPT2_URLS = {
 SEED = 20240326
 N_RANDOM = 300
 
-WHITE_SPACE = list(
-    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000"
-)
-SEPARATORS = ["\x1c", "\x1d", "\x1e", "\x1f"]  # str.isspace() but not \s in GPT-2's pattern
-WORDS = ["the", "The", "THE", "hello", "Turing", "naïve", "café", "straße", "Москва", "東京", "안녕하세요",
-         "مرحبا", "שלום", "नमस्ते", "Ελλάδα", "ÅNGSTRÖM", "ﬁne", "I", "a"]  # fmt: skip
-CONTRACTIONS = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'T", "'RE", "'Ve", "'M", "'LL", "'lL",
-                "'D", "''s", "'", "\u2019s", "'x"]  # fmt: skip
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # ZWJ sequence
-EMOJI = ["\U0001f600", "\U0001f44d\U0001f3fd", FAMILY, "\U0001f3f3\ufe0f\u200d\U0001f308", "\u2764\ufe0f",
-         "\U0001f1eb\U0001f1f7", "\u2615", "\U0001f916", "1\ufe0f\u20e3"]  # fmt: skip
-PUNCT = ["!", "?", "...", "!!!", "--", "—", "(", ")", "<", ">", "<|", "|>", "#", "@", "$", "%", "&", "*",
-         "~", "`", "\\", "/", '"', "«", "»", "¿", "…", "“", "”"]  # fmt: skip
-NUMBERS = ["0", "7", "42", "2024", "3.14", "1,000", "١٢٣", "四", "Ⅻ", "½", "²", "१२"]
-
 EDGE_CASES = [
     "", " ", "  ", "\n", "\n\n", " \n", "\t\t a", "x" + " " * 20, " " * 20 + "x", "\r\n\r\n",
     "Hello world", "hello world", "Alan Turing theorized that computers would one day become",
@@ -67,52 +56,6 @@ EDGE_CASES = [
     "<|endoftext|>\n\nNext document", "\ud83d\ude00", "a\ud800b",
     "a" * 48, "!" * 16, "\t\t\t\t\tdef f():",
 ]  # fmt: skip
-
-
-def letter_digit_other(category: str) -> str:
-    return category[0] if category[0] in "LN" else "O"
-
-
-def category_pools() -> dict[str, list[str]]:
-    """Characters by general category, leaving out those whose class differs between Unicode versions."""
-    old = unicodedata.ucd_3_2_0.category
-    pools: dict[str, list[str]] = {}
-    for cp in range(0x110000):
-        c = chr(cp)
-        cat = unicodedata.category(c)
-        if cat in ("Cn", "Cs", "Co"):
-            continue
-        was = "O" if old(c) == "Cn" and letter_digit_other(cat) == "O" else letter_digit_other(old(c))
-        if was != letter_digit_other(cat):  # a letter or digit added after Unicode 3.2, or reclassified
-            continue
-        pools.setdefault(cat, []).append(c)
-    return pools
-
-
-def random_text(rng: random.Random, pools: dict[str, list[str]]) -> str:
-    cats = sorted(pools)
-    out = []
-    for _ in range(rng.randint(1, 12)):
-        k = rng.random()
-        if k < 0.15:
-            out.append(rng.choice(WORDS))
-        elif k < 0.27:
-            out.append(rng.choice(CONTRACTIONS))
-        elif k < 0.45:
-            blanks = WHITE_SPACE + [" "] * 8 + SEPARATORS
-            out.append("".join(rng.choice(blanks) for _ in range(rng.randint(1, 5))))
-        elif k < 0.53:
-            out.append(rng.choice(NUMBERS))
-        elif k < 0.61:
-            out.append("".join(rng.choice(PUNCT) for _ in range(rng.randint(1, 3))))
-        elif k < 0.67:
-            out.append(rng.choice(EMOJI))
-        elif k < 0.70:
-            out.append("<|endoftext|>")
-        else:
-            pool = pools[rng.choice(cats)]
-            out.append("".join(rng.choice(pool) for _ in range(rng.randint(1, 3))))
-    return "".join(out)
 
 
 def seed_tiktoken_cache(cache_dir: Path) -> None:
@@ -128,9 +71,7 @@ def main() -> int:
         os.environ["TIKTOKEN_CACHE_DIR"] = tmp
         enc = tiktoken.get_encoding("gpt2")
 
-    rng = random.Random(SEED)
-    pools = category_pools()
-    texts = EDGE_CASES + [random_text(rng, pools) for _ in range(N_RANDOM)]
+    texts = EDGE_CASES + mixed_texts(N_RANDOM, seed=SEED, specials=["<|endoftext|>"])
     cases = []
     for i, text in enumerate(texts):
         allowed = "all" if i % 2 == 0 else "none"

@@ -5,14 +5,12 @@ installed, agreement with tiktoken's ``gpt2`` encoding on more than 10,000 varie
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
 import random
 import shutil
 import time
-import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +31,9 @@ from lampref.gpt2.tokenizer import (
     pretokenize,
     pretokenize_reference,
 )
+from lampref.testing.texts import CONTRACTIONS, SEPARATORS, WHITE_SPACE, mixed_texts, stable_characters
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tokenizer_golden.json"
-WHITE_SPACE = (
-    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000"
-)
-SEPARATORS = "\x1c\x1d\x1e\x1f"  # str.isspace() is True for these, GPT-2's \s is not
-CONTRACTIONS = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'T", "'Re", "'VE", "'M", "'LL", "'lL",
-                "'D", "''s", "'", "\u2019s", "'n'"]  # fmt: skip
 # tiktoken_ext/openai_public.py, gpt2(): tiktoken caches each file under sha1(url)
 TIKTOKEN_GPT2_URLS = {
     "vocab.bpe": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe",
@@ -327,71 +319,8 @@ def tiktoken_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return enc
 
 
-@functools.lru_cache(maxsize=1)
-def _stable_characters() -> dict[str, list[str]]:
-    """Assigned characters by general category, leaving out private use beyond the BMP and the letters
-    and digits whose class depends on the Unicode version (assigned after Unicode 3.2, or reclassified).
-
-    The running Python's unicodedata and tiktoken's regex engine may use different Unicode versions
-    (Python 3.11: 14.0; tiktoken 0.14: 16.0, which makes 9,392 code points unassigned in 14.0 letters or
-    digits); on the characters kept here the versions agree.
-    """
-    old = unicodedata.ucd_3_2_0.category
-    pools: dict[str, list[str]] = {}
-    for cp in range(0x110000):
-        c = chr(cp)
-        cat = unicodedata.category(c)
-        if cat in ("Cn", "Cs") or (cat == "Co" and cp > 0xFFFF):
-            continue
-        now = cat[0] if cat[0] in "LN" else "O"
-        was = old(c)[0] if old(c)[0] in "LN" else "O"
-        if now != was:
-            continue
-        pools.setdefault(cat, []).append(c)
-    return pools
-
-
-def _fuzz_texts(n: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    pools = _stable_characters()
-    cats = sorted(pools)
-    scripts = ["hello", "World", "ÉCOLE", "straße", "Ωμέγα", "Привет", "東京", "한국어", "مرحبا", "עברית",
-               "हिन्दी", "ไทย", "ქართული", "ǅ", "ﬁ"]  # fmt: skip
-    numbers = ["0", "42", "2024", "3.14", "1e-5", "٣٤", "四", "Ⅻ", "½", "²", "१२", "\U0001d7d9"]
-    symbols = ["!", "?!", "...", "--", "—", "<|", "|>", "::", "()", "[]", "\\", "`", "«»", "…", "$", "€", "©"]
-    emoji = ["\U0001f600", "\U0001f44d\U0001f3fd", "\U0001f468\u200d\U0001f469\u200d\U0001f467",
-             "\u2764\ufe0f", "\U0001f1eb\U0001f1f7", "\U0001f916", "1\ufe0f\u20e3"]  # fmt: skip
-    blanks = list(WHITE_SPACE + SEPARATORS) + [" "] * 10 + ["\n"] * 3
-    out = []
-    for _ in range(n):
-        parts = []
-        for _ in range(rng.randint(0, 14)):
-            k = rng.random()
-            if k < 0.14:
-                parts.append(rng.choice(scripts))
-            elif k < 0.26:
-                parts.append(rng.choice(CONTRACTIONS))
-            elif k < 0.46:
-                parts.append("".join(rng.choice(blanks) for _ in range(rng.randint(1, 6))))
-            elif k < 0.53:
-                parts.append(rng.choice(numbers))
-            elif k < 0.60:
-                parts.append("".join(rng.choice(symbols) for _ in range(rng.randint(1, 3))))
-            elif k < 0.65:
-                parts.append(rng.choice(emoji))
-            elif k < 0.68:
-                parts.append(ENDOFTEXT)
-            elif k < 0.72:
-                parts.append(rng.choice(SEPARATORS))
-            else:
-                pool = pools[rng.choice(cats)]
-                parts.append("".join(rng.choice(pool) for _ in range(rng.randint(1, 3))))
-        out.append("".join(parts))
-    return out
-
-
 def test_agrees_with_tiktoken_on_fuzzed_text(tok: Tokenizer, tiktoken_gpt2: Any) -> None:
-    texts = _fuzz_texts(12_000, seed=21623)
+    texts = mixed_texts(12_000, seed=21623, specials=[ENDOFTEXT])
     failures = []
     for i, text in enumerate(texts):
         kwargs = [{"allowed_special": "all"}, {"disallowed_special": ()}][i % 2]
@@ -404,7 +333,7 @@ def test_agrees_with_tiktoken_on_fuzzed_text(tok: Tokenizer, tiktoken_gpt2: Any)
 def test_agrees_with_tiktoken_on_every_code_point(tok: Tokenizer, tiktoken_gpt2: Any) -> None:
     # every assigned character of stable class, next to letters, digits, spaces, apostrophes, separators
     contexts = ["a", " ", "1", "'s", "\x1c", "  ", "\n", "x ", "!"]
-    code_points = sorted(ord(c) for pool in _stable_characters().values() for c in pool)
+    code_points = sorted(ord(c) for pool in stable_characters().values() for c in pool)
     failures = []
     for start in range(0, len(code_points), 48):
         block = code_points[start : start + 48]

@@ -1,4 +1,5 @@
-"""Hypothesis strategies and exact oracles for testing code against lampref (and lampref itself).
+"""Hypothesis strategies, exact oracles and tokenizer test text for testing code against lampref (and
+lampref itself).
 
 Everything here is usable from your own test suite::
 
@@ -6,7 +7,7 @@ Everything here is usable from your own test suite::
     from lampref.testing import formats, values_in, mpfr_round
 
 The strategies need ``hypothesis`` and the oracles need ``gmpy2`` (both in the ``test`` extra); they are
-imported only when used.
+imported only when used. The texts (:mod:`lampref.testing.texts`) need nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _WHERE = {
         "oracles",
     ),
     **dict.fromkeys(["pychop_round", "pychop_round_many", "pychop_available"], "peers"),
+    **dict.fromkeys(["stable_characters", "mixed_text", "mixed_texts"], "texts"),
 }
 
 __all__ = sorted(_WHERE)
