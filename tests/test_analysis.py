@@ -173,6 +173,17 @@ def test_inner_product_bound_bad_inputs() -> None:
         inner_product_error_bound([1j], [1.0], "fp16")
 
 
+def test_dot_condition_number_bad_inputs() -> None:
+    with pytest.raises(AnalysisError, match="lengths 2 and 1"):
+        dot_condition_number([1.0, 2.0], [1.0])
+    with pytest.raises(AnalysisError, match="got a scalar"):
+        dot_condition_number(1.0, [1.0])
+    with pytest.raises(AnalysisError, match="finite"):
+        dot_condition_number([1.0], [np.inf])
+    with pytest.raises(InputTypeError):
+        dot_condition_number(["a"], [1.0])
+
+
 @given(st.lists(st.tuples(st.integers(-50, 50), st.integers(-50, 50)), min_size=1, max_size=8))
 def test_dot_condition_number_against_integers(pairs: list[tuple[int, int]]) -> None:
     x = np.array([p[0] for p in pairs], dtype=float)

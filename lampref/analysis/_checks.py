@@ -33,6 +33,22 @@ def finite_array(x: ArrayLike, name: str) -> NDArray[np.float64]:
     return arr
 
 
+def finite_vectors(x: ArrayLike, y: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``x`` and ``y`` as finite float64 arrays of vectors along their last axes, of equal lengths (the
+    operands of inner products; leading axes are left to broadcast)."""
+    xa = real_array(x, "x")
+    ya = real_array(y, "y")
+    if xa.ndim == 0 or ya.ndim == 0:
+        raise AnalysisError("x and y must be vectors (at least one axis); got a scalar")
+    if xa.shape[-1] != ya.shape[-1]:
+        raise AnalysisError(
+            f"x and y have last axes of lengths {xa.shape[-1]} and {ya.shape[-1]}; expected equal lengths"
+        )
+    if not (np.all(np.isfinite(xa)) and np.all(np.isfinite(ya))):
+        raise AnalysisError("x and y must be finite (no NaN or infinity)")
+    return xa, ya
+
+
 def bool_mask(mask: ArrayLike, name: str, shape: tuple[int, ...]) -> NDArray[np.bool_]:
     """A boolean array broadcast to ``shape`` (it must broadcast without changing ``shape``)."""
     arr = as_array(mask, name)

@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 from .._validate import as_array, check_choice
 from ..errors import AnalysisError
 from ..formats import FloatFormat, get_format
-from ._checks import real_array, real_scalar
+from ._checks import finite_vectors, real_scalar
 
 __all__ = ["dot_condition_number", "gamma", "inner_product_error_bound", "unit_roundoff"]
 
@@ -224,16 +224,7 @@ def inner_product_error_bound(
     """
     check_choice(kind, "kind", _KINDS, AnalysisError)
     u = unit_roundoff(fmt_or_u)
-    xa = real_array(x, "x")
-    ya = real_array(y, "y")
-    if xa.ndim == 0 or ya.ndim == 0:
-        raise AnalysisError("x and y must be vectors (at least one axis); got a scalar")
-    if xa.shape[-1] != ya.shape[-1]:
-        raise AnalysisError(
-            f"x and y have last axes of lengths {xa.shape[-1]} and {ya.shape[-1]}; expected equal lengths"
-        )
-    if not (np.all(np.isfinite(xa)) and np.all(np.isfinite(ya))):
-        raise AnalysisError("x and y must be finite (no NaN or infinity)")
+    xa, ya = finite_vectors(x, y)
     n = xa.shape[-1]
     if kind == "deterministic":
         g = gamma(n, u)
@@ -286,12 +277,7 @@ def dot_condition_number(x: ArrayLike, y: ArrayLike) -> Any:
     >>> dot_condition_number([1.0, 2.0], [3.0, 4.0]), dot_condition_number([1.0, 1.0], [1.0, -0.75])
     (1.0, 7.0)
     """
-    xa = real_array(x, "x")
-    ya = real_array(y, "y")
-    if xa.ndim == 0 or ya.ndim == 0 or xa.shape[-1] != ya.shape[-1]:
-        raise AnalysisError("x and y must be vectors with last axes of equal length")
-    if not (np.all(np.isfinite(xa)) and np.all(np.isfinite(ya))):
-        raise AnalysisError("x and y must be finite (no NaN or infinity)")
+    xa, ya = finite_vectors(x, y)
     num = np.einsum("...k,...k->...", np.abs(xa), np.abs(ya))
     den = np.abs(np.einsum("...k,...k->...", xa, ya))
     with np.errstate(divide="ignore", invalid="ignore"):
