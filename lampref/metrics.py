@@ -28,12 +28,15 @@ from .nn import log_softmax as _lse_kernel
 from .rounding import as_exact_float64, is_representable
 
 __all__ = [
+    "cosine_distance",
     "flip_rate",
     "kl_divergence",
     "kl_from_log_probs",
     "log_softmax",
     "max_abs_diff",
+    "nearest_neighbours",
     "relative_error",
+    "retrieval_flip_rate",
     "topk_agreement",
     "ulp_distance",
 ]
@@ -415,6 +418,84 @@ def relative_error(ref: ArrayLike, test: ArrayLike) -> float:
     if nr == 0.0:
         return float("inf")
     return nd / nr
+
+
+# ----------------------------------------------------------------------------- embeddings
+def _embeddings(x: ArrayLike, name: str) -> NDArray[np.float64]:
+    """A finite 2-D array of embeddings ``[n, C]`` (one per row), as float64."""
+    arr = _float64(x, name)
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ShapeError(f"{name} has shape {arr.shape}; expected embeddings (n, C), one per row")
+    if not np.isfinite(arr).all():
+        raise InputValueError(f"{name} contains NaN or an infinity; expected finite embeddings")
+    return arr
+
+
+def _unit_rows(e: NDArray[np.float64], name: str) -> NDArray[np.float64]:
+    """The rows of ``e`` divided by their Euclidean norms (scaled first, so none overflows)."""
+    scale = np.abs(e).max(axis=1, keepdims=True)  # [n, 1]
+    if not scale.all():
+        raise InputValueError(f"{name} row {int(np.argmin(scale[:, 0]))} is zero; a cosine needs a direction")
+    u = e / scale  # [n, C], |u| <= 1
+    unit: NDArray[np.float64] = u / np.linalg.norm(u, axis=1, keepdims=True)
+    return unit
+
+
+def cosine_distance(ref: ArrayLike, test: ArrayLike) -> NDArray[np.float64]:
+    r"""$1 - \cos(\mathrm{ref}_i, \mathrm{test}_i)$ for each row ``i`` of two ``(n, C)`` embedding arrays,
+    in float64.
+
+    Raises
+    ------
+    ShapeError
+        The arrays are not 2-D, are empty, or differ in shape.
+    InputValueError
+        NaN, an infinity, or a zero row.
+
+    Examples
+    --------
+    >>> from lampref.metrics import cosine_distance
+    >>> cosine_distance([[1.0, 0.0], [1.0, 1.0]], [[0.0, 2.0], [2.0, 2.0]]).tolist()
+    [1.0, 0.0]
+    """
+    x, y = _embeddings(ref, "ref"), _embeddings(test, "test")
+    if x.shape != y.shape:
+        raise ShapeError(f"ref has shape {x.shape} and test {y.shape}; expected the same shape")
+    cos = (_unit_rows(x, "ref") * _unit_rows(y, "test")).sum(axis=1)  # [n]
+    out: NDArray[np.float64] = np.maximum(1.0 - cos, 0.0)  # a rounding below 0 is 0
+    return out
+
+
+def nearest_neighbours(emb: ArrayLike) -> NDArray[np.intp]:
+    """For each row of ``emb`` ``(n, C)``, ``n >= 2``, the index of the other row most similar to it by
+    cosine similarity (the lowest index among equals).
+
+    >>> from lampref.metrics import nearest_neighbours
+    >>> nearest_neighbours([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]).tolist()
+    [1, 0, 1]
+    """
+    e = _embeddings(emb, "emb")
+    if e.shape[0] < 2:
+        raise ShapeError(f"emb has {e.shape[0]} row; nearest neighbours need at least 2")
+    u = _unit_rows(e, "emb")
+    sim = u @ u.T  # [n, n]
+    np.fill_diagonal(sim, -np.inf)  # a row is not its own neighbour
+    nn: NDArray[np.intp] = sim.argmax(axis=1)
+    return nn
+
+
+def retrieval_flip_rate(ref: ArrayLike, test: ArrayLike) -> float:
+    """The share of rows whose nearest neighbour (:func:`nearest_neighbours`) among the others differs
+    between two embeddings of the same ``n`` sentences: the encoder's analogue of :func:`flip_rate`.
+
+    >>> from lampref.metrics import retrieval_flip_rate
+    >>> retrieval_flip_rate([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0], [0.1, 0.9]])
+    0.6666666666666666
+    """
+    a, b = nearest_neighbours(ref), nearest_neighbours(test)
+    if a.shape != b.shape:
+        raise ShapeError(f"ref has {a.shape[0]} rows and test {b.shape[0]}; expected the same sentences")
+    return float(np.mean(a != b))
 
 
 # ----------------------------------------------------------------------------- ulp distance

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._validate import is_int
 from ..errors import ExperimentError
@@ -30,6 +30,33 @@ _GROUP_FIELDS = (
 )
 """Rows that differ in one of these fields are never summarised together (the model by its digest where the
 rows have one, its label otherwise)."""
+
+
+class _Metrics(NamedTuple):
+    """The columns a study's rows are judged by, and how the table and figures name them."""
+
+    error: str  # the error column: the lower the better
+    error_name: str  # in table headers
+    error_axis: str  # on figure axes
+    flip: str  # the flip-rate column
+    flip_name: str
+    flip_axis: str
+    files: tuple[str, str, str]  # error vs m, flip vs m, error vs recomputed
+
+
+_DECODER = _Metrics(
+    "kl_div", "KL", "KL(fp32 || test)", "flip_rate", "flip", "flip rate",
+    ("kl_vs_m.png", "flip_vs_m.png", "kl_vs_recomputed.png"),
+)  # fmt: skip
+_ENCODER = _Metrics(
+    "hidden_err", "err", "relative error of the hidden states", "retrieval_flip", "NN flip",
+    "retrieval flip rate", ("error_vs_m.png", "retrieval_flip_vs_m.png", "error_vs_recomputed.png"),
+)  # fmt: skip
+
+
+def _metrics(row: Mapping[str, Any]) -> _Metrics:
+    """An encoder's row leaves ``kl_div`` empty and holds ``hidden_err``; every other row is a decoder's."""
+    return _ENCODER if row.get("kl_div") is None and row.get("hidden_err") is not None else _DECODER
 
 
 def _group_value(row: Mapping[str, Any], field: str) -> Any:
@@ -113,7 +140,10 @@ def summary_table(
                 named["model"] = f"{named['model']} (digest {sel[0]['model_digest']})"
             parts.append(", ".join(f"{k}={named[k]}" for k in differ) + ":")
         parts.append(_table(sel, max_recomputed, markdown))
-        parts.append(_resolution(key[_GROUP_FIELDS.index("positions")]))
+        if _metrics(sel[0]) is _ENCODER:
+            parts.append(_retrieval_resolution(sel[0].get("sentences")))
+        else:
+            parts.append(_resolution(key[_GROUP_FIELDS.index("positions")]))
     return "\n\n".join(parts)
 
 
@@ -127,17 +157,28 @@ def _resolution(positions: Any) -> str:
     return "the rows do not record their number of positions: the flip-rate resolution is unknown"
 
 
+def _retrieval_resolution(sentences: Any) -> str:
+    """The note under an encoder's table: the retrieval flip-rate step of its ``sentences``."""
+    if is_int(sentences) and sentences > 0:
+        return (
+            f"err: relative error of the last hidden states; NN flip: retrieval flip rate over {sentences} "
+            f"sentences, in steps of 1/{sentences} = {1 / sentences:.1e} (one changed nearest neighbour)"
+        )
+    return "err: relative error of the last hidden states; NN flip: retrieval flip rate"
+
+
 def _table(rows: Sequence[Mapping[str, Any]], max_recomputed: float | None, markdown: bool) -> str:
     """The summary table of rows of one run (:func:`summary_table`)."""
     kinds = [k for k in ("random", "authors") if any(baseline_of(r) == k for r in rows)] or ["random"]
+    met = _metrics(rows[0])
     header = (
         "dataset",
         "m",
-        "KL uniform",
-        "flip uniform",
+        f"{met.error_name} uniform",
+        f"{met.flip_name} uniform",
         "best tau",
-        "KL LAMP",
-        "flip LAMP",
+        f"{met.error_name} LAMP",
+        f"{met.flip_name} LAMP",
         "recomputed",
         "x uniform",
         *("x random" if k == "random" else "x random (authors)" for k in kinds),
@@ -153,7 +194,7 @@ def _table(rows: Sequence[Mapping[str, Any]], max_recomputed: float | None, mark
     lines = [header]
     for dataset, m in sorted({(label(r), int(r["m_bits"])) for r in rows}):
         sel = [r for r in rows if label(r) == dataset and int(r["m_bits"]) == m]
-        line = _table_line(sel, kinds, max_recomputed)
+        line = _table_line(sel, kinds, max_recomputed, met)
         if line is not None:
             lines.append((dataset, str(m), *line))
     if markdown:
@@ -168,7 +209,7 @@ def _table(rows: Sequence[Mapping[str, Any]], max_recomputed: float | None, mark
 
 
 def _table_line(
-    sel: Sequence[Mapping[str, Any]], kinds: Sequence[str], max_recomputed: float | None
+    sel: Sequence[Mapping[str, Any]], kinds: Sequence[str], max_recomputed: float | None, met: _Metrics
 ) -> tuple[str, ...] | None:
     """The cells after corpus and ``m`` of one table line, from the rows of that corpus and ``m`` (None when
     they hold no uniform row or no competing LAMP row)."""
@@ -179,19 +220,20 @@ def _table_line(
     if not uniform or not lamp:
         return None
     u = uniform[0]
-    best = min(lamp, key=lambda r: (float(r["kl_div"]), float(r["sparsity"])))
-    kl_best = float(best["kl_div"])
-    x_uniform = float(u["kl_div"]) / kl_best if kl_best > 0 else float("inf")
+    err, flip = met.error, met.flip
+    best = min(lamp, key=lambda r: (float(r[err]), float(r["sparsity"])))
+    err_best = float(best[err])
+    x_uniform = float(u[err]) / err_best if err_best > 0 else float("inf")
     x_random = []
     for kind in kinds:
         rnd = [r for r in sel if baseline_of(r) == kind and float(r["tau"]) == float(best["tau"])]
-        x_random.append(float(rnd[0]["kl_div"]) / kl_best if rnd and kl_best > 0 else float("nan"))
+        x_random.append(float(rnd[0][err]) / err_best if rnd and err_best > 0 else float("nan"))
     return (
-        f"{float(u['kl_div']):.2e}",
-        f"{float(u['flip_rate']):.4f}",
+        f"{float(u[err]):.2e}",
+        f"{float(u[flip]):.4f}",
         f"{float(best['tau']):g}",
-        f"{kl_best:.2e}",
-        f"{float(best['flip_rate']):.4f}",
+        f"{err_best:.2e}",
+        f"{float(best[flip]):.4f}",
         f"{100 * float(best['sparsity']):.2f}%",
         f"{x_uniform:.1f}",
         *(f"{x:.1f}" for x in x_random),
@@ -213,6 +255,9 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
     * ``kl_vs_m.png`` and ``flip_vs_m.png``: KL divergence and flip rate against ``m`` for each ``tau``
       (``tau = 2``: uniform low precision), one panel per corpus;
     * ``kl_vs_recomputed.png``: KL against the recomputed fraction, LAMP and the random baseline;
+    * for an encoder's rows (:mod:`lampref.experiment.encoder`) the same three with the relative error of
+      the hidden states and the retrieval flip rate: ``error_vs_m.png``, ``retrieval_flip_vs_m.png``,
+      ``error_vs_recomputed.png``;
     * ``layer_recomputed.png``: the recomputed fraction per layer for each ``tau`` (lampref CSVs only).
 
     Works on the authors' CSVs too (their columns are a subset of lampref's). Needs matplotlib
@@ -234,11 +279,18 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
             f"cannot create the figures folder {out}: {err.strerror or err}; {_FIX}"
         ) from None
     datasets = sorted({str(r["dataset"]) for r in rows})
-    paths = [
-        _save(plt, _metric_vs_m(plt, rows, datasets, "kl_div", "KL(fp32 || test)"), out / "kl_vs_m.png"),
-        _save(plt, _metric_vs_m(plt, rows, datasets, "flip_rate", "flip rate"), out / "flip_vs_m.png"),
-        _save(plt, _kl_vs_recomputed(plt, rows, datasets), out / "kl_vs_recomputed.png"),
-    ]
+    paths = []
+    for met in (_DECODER, _ENCODER):
+        sel = [r for r in rows if _metrics(r) is met]
+        if not sel:
+            continue
+        names = sorted({str(r["dataset"]) for r in sel})
+        errors, flips, recomputed = met.files
+        paths += [
+            _save(plt, _metric_vs_m(plt, sel, names, met.error, met.error_axis), out / errors),
+            _save(plt, _metric_vs_m(plt, sel, names, met.flip, met.flip_axis), out / flips),
+            _save(plt, _error_vs_recomputed(plt, sel, names, met), out / recomputed),
+        ]
     layered = [
         r for r in rows if r.get("layer_sparsity") and baseline_of(r) == "none" and float(r["tau"]) < 2.0
     ]
@@ -327,10 +379,12 @@ def _metric_vs_m(
     return _finish(fig, axes, datasets, "mantissa bits m", label, log=True, fontsize=7, ncol=2)
 
 
-def _kl_vs_recomputed(plt: Any, rows: Sequence[Mapping[str, Any]], datasets: Sequence[str]) -> Any:
-    """KL against the recomputed fraction (the ``sparsity`` column), LAMP and each random baseline."""
+def _error_vs_recomputed(
+    plt: Any, rows: Sequence[Mapping[str, Any]], datasets: Sequence[str], met: _Metrics
+) -> Any:
+    """The error against the recomputed fraction (the ``sparsity`` column), LAMP and each random baseline."""
     cmap = plt.get_cmap("viridis")
-    fig, axes = _panels(plt, datasets, "KL vs recomputed fraction: LAMP and random")
+    fig, axes = _panels(plt, datasets, f"{met.error_name} vs recomputed fraction: LAMP and random")
     for ax, dataset in zip(axes, datasets, strict=True):
         ms = sorted({int(r["m_bits"]) for r in rows if r["dataset"] == dataset})
         for j, m in enumerate(ms):
@@ -350,15 +404,15 @@ def _kl_vs_recomputed(plt: Any, rows: Sequence[Mapping[str, Any]], datasets: Seq
                 if sel:
                     ax.plot(
                         [100 * float(r["sparsity"]) for r in sel],
-                        [max(float(r["kl_div"]), 1e-12) for r in sel],
+                        [max(float(r[met.error]), 1e-12) for r in sel],
                         marker=marker,
                         ls=ls,
                         color=color,
                         ms=3,
                         label=f"m={m} {name}",
                     )
-    xlabel = "recomputed scores (% of causal entries)"
-    return _finish(fig, axes, datasets, xlabel, "KL(fp32 || test)", log=True, fontsize=6, ncol=2)
+    xlabel = "recomputed scores (% of valid entries)"
+    return _finish(fig, axes, datasets, xlabel, met.error_axis, log=True, fontsize=6, ncol=2)
 
 
 def _layer_recomputed(plt: Any, layered: Sequence[Mapping[str, Any]], datasets: Sequence[str]) -> Any:

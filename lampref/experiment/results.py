@@ -6,16 +6,26 @@ whose configuration hash is already in the file.
 
 The CSV has the columns of the LAMP authors' results (``model, seed, nbatches, dataset, shuffle, fake_lamp,
 m_bits, tau, kl_div, flip_rate, sparsity``) followed by lampref's (``accumulation, rule, seq_len,
-positions, layer_sparsity, baseline, model_digest, corpus_digest, config_hash``). The columns keep the
-authors' names: ``nbatches`` is the number of sequences, ``sparsity`` and ``layer_sparsity`` the
-recomputed fraction of the causal scores (overall and per layer), ``fake_lamp`` whether the row is a
-random baseline.
+positions, layer_sparsity, baseline, model_digest, corpus_digest``, the encoder metrics,
+``config_hash``). The columns keep the authors' names: ``nbatches`` is the number of sequences,
+``sparsity`` and ``layer_sparsity`` the recomputed fraction of the causal scores (overall and per layer),
+``fake_lamp`` whether the row is a random baseline.
 
 * ``baseline`` says what a row measures: ``none`` (uniform low precision at ``tau = 2``, LAMP below),
   ``random`` (lampref's random baseline: as many scores per row as LAMP selects, drawn among the row's
   causal entries) or ``authors`` (the authors' "fake LAMP": the draws permute all ``T`` positions of the
   row, masked ones included, so part of them recompute nothing). ``fake_lamp`` is ``baseline != "none"``,
   kept for the authors' tools.
+* An encoder's rows (:mod:`lampref.bert`) leave ``kl_div`` and ``flip_rate`` empty (an encoder has no
+  next-token distribution) and fill the encoder columns (:data:`ENCODER_COLUMNS`), each averaged over the
+  corpus's windows against the float32 model: ``hidden_err``, the relative error
+  $\|H - H_{32}\|_F / \|H_{32}\|_F$ of the last hidden states; ``embedding_err``, the relative error of the
+  window's sentence embedding (mean pooling, L2 normalisation); ``cosine_err``, $1 - \cos$ of the two
+  embeddings; and ``retrieval_flip``, over a fixed set of ``sentences`` sentences of the corpus, the share
+  whose nearest neighbour by cosine similarity differs from the float32 model's
+  (:func:`lampref.metrics.retrieval_flip_rate`; it moves in steps of ``1 / sentences``). ``positions`` is
+  the number of tokens of the windows and ``sparsity`` the recomputed fraction of the visible scores (every
+  row sees every token). A decoder's rows leave the encoder columns empty.
 * ``model`` is a label; ``model_digest`` identifies the model by content (a digest of its configuration,
   ``row_block`` and every parameter array's bytes), ``corpus_digest`` the token windows a row was
   computed on (so the corpus text, ``seq_len``, ``sequences`` and the shuffle).
@@ -57,6 +67,8 @@ __all__ = [
     "BASELINE_KINDS",
     "CSV_COLUMNS",
     "CSV_COLUMNS_V1",
+    "CSV_COLUMNS_V2",
+    "ENCODER_COLUMNS",
     "read_results",
 ]
 
@@ -86,13 +98,25 @@ CSV_COLUMNS_V1: tuple[str, ...] = (
 )
 """lampref's earlier columns (no ``baseline``, no digests): read, never appended to."""
 
-CSV_COLUMNS: tuple[str, ...] = (
+CSV_COLUMNS_V2: tuple[str, ...] = (
     *CSV_COLUMNS_V1[:-1],
     "baseline",
     "model_digest",
     "corpus_digest",
     "config_hash",
 )
+"""lampref's columns before the encoder study (no encoder metrics): read, never appended to."""
+
+ENCODER_COLUMNS: tuple[str, ...] = (
+    "hidden_err",
+    "embedding_err",
+    "cosine_err",
+    "retrieval_flip",
+    "sentences",
+)
+"""The encoder study's metrics (module notes); empty in the rows of a decoder."""
+
+CSV_COLUMNS: tuple[str, ...] = (*CSV_COLUMNS_V2[:-1], *ENCODER_COLUMNS, "config_hash")
 """The columns of the results CSV :func:`~lampref.experiment.run_experiment` writes, in order."""
 
 BASELINE_KINDS: tuple[str, ...] = ("none", "random", "authors")
@@ -100,6 +124,7 @@ BASELINE_KINDS: tuple[str, ...] = ("none", "random", "authors")
 (module notes)."""
 
 _NEEDED = ("dataset", "fake_lamp", "m_bits", "tau", "kl_div", "flip_rate", "sparsity")  # summary and plots
+_NEEDED_VALUES = ("dataset", "fake_lamp", "m_bits", "tau", "sparsity")  # kl_div and flip_rate: a decoder's
 _RUN_FIELDS = ("model_digest", "seed", "nbatches", "seq_len", "shuffle")  # one value per results file
 _FIX = "choose another output folder"
 
@@ -118,25 +143,28 @@ def make_row(
     *,
     model: str,
     positions: int,
-    kl_div: float,
-    flip_rate: float,
     recomputed: float,
     recomputed_per_layer: Sequence[float],
     config_hash: str,
+    **metrics: float | int | None,
 ) -> dict[str, Any]:
     """The CSV row of one (corpus, setting), keys in :data:`CSV_COLUMNS` order.
 
     ``identity`` holds every column that determines the row's numbers (the run's, the corpus's and the
     setting's: what ``config_hash`` digests); the recomputed fraction goes to the authors' ``sparsity`` and
-    ``layer_sparsity`` columns, and ``fake_lamp`` is derived from ``baseline``.
+    ``layer_sparsity`` columns, and ``fake_lamp`` is derived from ``baseline``. ``metrics`` are a decoder's
+    ``kl_div`` and ``flip_rate`` or an encoder's :data:`ENCODER_COLUMNS`; the others stay empty (None).
     """
+    unknown = sorted(set(metrics) - {"kl_div", "flip_rate", *ENCODER_COLUMNS})
+    if unknown:
+        raise ExperimentError(f"make_row got the unknown metrics {unknown}")
     values = {
+        **dict.fromkeys(("kl_div", "flip_rate", *ENCODER_COLUMNS)),
+        **metrics,
         **identity,
         "model": model,
         "fake_lamp": identity["baseline"] != "none",
         "positions": positions,
-        "kl_div": kl_div,
-        "flip_rate": flip_rate,
         "sparsity": recomputed,
         "layer_sparsity": ";".join(f"{v:.6g}" for v in recomputed_per_layer),
         "config_hash": config_hash,
@@ -214,6 +242,11 @@ _PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     "tau": (float, "a number"),
     "kl_div": (float, "a number"),
     "flip_rate": (float, "a number"),
+    "hidden_err": (float, "a number"),
+    "embedding_err": (float, "a number"),
+    "cosine_err": (float, "a number"),
+    "retrieval_flip": (float, "a number"),
+    "sentences": (_parse_int, "an integer"),
     "sparsity": (float, "a number"),
     "shuffle": (_parse_bool, "True or False"),
     "fake_lamp": (_parse_bool, "True or False"),
@@ -228,7 +261,7 @@ def _parse_row(header: Sequence[str], fields: Sequence[str], where: str) -> dict
         parse, what = _PARSERS.get(key, (str, "text"))
         if any(c < " " or c == "\x7f" for c in text):
             raise ExperimentError(f"{where}, column {key}: {text[:40]!r} holds a control character")
-        if text == "" and key in _PARSERS and key not in _NEEDED:
+        if text == "" and key in _PARSERS and key not in _NEEDED_VALUES:
             row[key] = None  # an optional number the writer left out
             continue
         try:
@@ -239,6 +272,10 @@ def _parse_row(header: Sequence[str], fields: Sequence[str], where: str) -> dict
         raise ExperimentError(
             f"{where}: m_bits={row['m_bits']}, tau={row['tau']} are out of range; expected 0 <= m_bits <= 23 "
             "and 0 < tau <= 2"
+        )
+    if row["kl_div"] is None and row.get("hidden_err") is None:
+        raise ExperimentError(
+            f"{where}: neither kl_div (a decoder's) nor hidden_err (an encoder's) holds a value"
         )
     fake = row["fake_lamp"]
     if "baseline" not in row:  # the authors' CSVs hold their baseline, lampref's earlier ones its own
@@ -298,9 +335,9 @@ def _check_columns(header: tuple[str, ...], path: Path) -> None:
 def read_results(path: str | Path) -> list[dict[str, Any]]:
     """The rows of a results CSV, values parsed.
 
-    Reads lampref's CSVs (:data:`CSV_COLUMNS`, or the earlier :data:`CSV_COLUMNS_V1`) and the authors'
-    (:data:`AUTHORS_COLUMNS`); rows without a ``baseline`` column get one from ``fake_lamp`` (module
-    notes).
+    Reads lampref's CSVs (:data:`CSV_COLUMNS`, or the earlier :data:`CSV_COLUMNS_V2` and
+    :data:`CSV_COLUMNS_V1`) and the authors' (:data:`AUTHORS_COLUMNS`); rows without a ``baseline``
+    column get one from ``fake_lamp`` (module notes).
 
     Raises
     ------
@@ -412,6 +449,11 @@ def _foreign_header(header: tuple[str, ...]) -> str:
         return (
             "written by an earlier lampref, without the baseline and digest columns, so its rows cannot be "
             "checked against this run (the file stays readable by read_results and `lampref plot`)"
+        )
+    if header == CSV_COLUMNS_V2:
+        return (
+            "written by an earlier lampref, without the encoder columns; rows are never appended under "
+            "another header (the file stays readable by read_results and `lampref plot`)"
         )
     if header == AUTHORS_COLUMNS:
         return "has the LAMP authors' 11 columns, not lampref's; rows are never appended under another header"

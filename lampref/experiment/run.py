@@ -27,11 +27,13 @@ from numpy.typing import NDArray
 from .._validate import check_bool, check_choice, is_int
 from ..accumulate import Accumulator
 from ..analysis._checks import check_tau
+from ..bert import BertModel
 from ..errors import ExperimentError, expected_one_of
 from ..formats import fp32_mantissa
 from ..gpt2 import PrecisionPlan, ScoreStats
 from ..lamp import RULES, LampConfig, recompute_fraction
 from ..metrics import kl_from_log_probs, log_softmax
+from .encoder import EncoderReference, encoder_reference, measure_encoder, wrap_windows
 from .results import (
     BASELINE_KINDS,
     append_row,
@@ -248,6 +250,13 @@ def _check_run(
             raise ExperimentError(f"{name}={value!r} is not valid; expected an integer >= {low}")
     _check_seed(seed)
     check_bool(shuffle, "shuffle", ExperimentError)
+    if isinstance(model, BertModel):
+        P = model.config.max_position_embeddings
+        if not 3 <= seq_len <= P:
+            raise ExperimentError(
+                f"seq_len={seq_len} is out of range for an encoder; expected 3..{P} ([CLS], word pieces, "
+                f"[SEP]; max_position_embeddings={P})"
+            )
     n_positions: Any = getattr(getattr(model, "config", None), "n_positions", None)
     if is_int(n_positions) and seq_len > n_positions:
         raise ExperimentError(f"seq_len={seq_len} exceeds the model's context n_positions={n_positions}")
@@ -284,31 +293,42 @@ def run_experiment(
     shuffle: bool = False,
     out: str | Path,
     progress: bool = True,
+    sentences: Mapping[str, Sequence[Sequence[int]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) a study and return its rows, in grid order.
 
     Parameters
     ----------
-    model : lampref.gpt2.GPT2
+    model : lampref.gpt2.GPT2 or lampref.bert.BertModel
         The model; its float32 forward pass is the reference. Identified by content (``model_digest``).
+        A decoder is measured by KL divergence and flip rate, an encoder by the metrics of
+        :mod:`lampref.experiment.encoder`.
     corpora : mapping of name to token array
-        Tokenised corpora; ``sequences`` windows of ``seq_len`` tokens are taken from each
-        (:func:`windows`).
+        Tokenised corpora (an encoder's: word pieces without ``[CLS]`` and ``[SEP]``,
+        :func:`~lampref.experiment.encoder.corpus_pieces`); ``sequences`` windows of ``seq_len`` tokens are
+        taken from each (:func:`windows`; an encoder's windows are ``[CLS]``, ``seq_len - 2`` word pieces
+        and ``[SEP]``).
     settings : sequence of Setting
         The grid (:func:`grid`).
     model_name : str
         Recorded in the ``model`` column (a label: the model is identified by ``model_digest``).
     seq_len, sequences : int
-        Tokens per window (at least 2) and windows per corpus (at least 1).
+        Tokens per window (at least 2; an encoder's 3 to ``max_position_embeddings``) and windows per
+        corpus (at least 1).
     seed : int, default 42
         A non-negative integer: seeds the random baselines and the shuffle.
     shuffle : bool, default False
-        Permute the tokens of each window (:func:`windows`).
+        Permute the tokens of each window (:func:`windows`; an encoder's keep ``[CLS]`` and ``[SEP]`` in
+        place). The retrieval sentences are not shuffled.
     out : path
         The results CSV; rows already in it (same configuration hash) are not recomputed. An existing
         file must have been written by a run with the same identity (:mod:`lampref.experiment.results`).
     progress : bool, default True
         A progress bar on stderr (with the ``progress`` extra).
+    sentences : mapping of name to lists of token ids, optional
+        An encoder's retrieval set for each corpus (at least 2 sentences each, with ``[CLS]`` and
+        ``[SEP]``: :func:`~lampref.experiment.encoder.sentences`); part of the corpus's identity
+        (``corpus_digest``). Required for an encoder, refused for a decoder.
 
     Returns
     -------
@@ -324,11 +344,7 @@ def run_experiment(
         weights, seed, sizes, shuffle, or other corpus contents under the same name).
     """
     _check_run(model, corpora, settings, model_name, seq_len, sequences, seed, shuffle)
-    batches = {
-        name: windows(tok, seq_len, sequences, seed=seed, shuffle=shuffle) for name, tok in corpora.items()
-    }
-    for name, batch in batches.items():
-        _check_tokens(batch, name, model)
+    study = _study(model, corpora, sentences, seq_len, sequences, seed, shuffle)
     path = Path(out)
     prepare_output(path)
     existing, cut = existing_rows(path)
@@ -339,18 +355,18 @@ def run_experiment(
         "seq_len": seq_len,
         "shuffle": bool(shuffle),
     }
-    corpus_digests = {name: digest(batch) for name, batch in batches.items()}
+    corpus_digests = {name: study.digest(name) for name in corpora}
     check_identity(path, existing, run, corpus_digests)
     if cut is not None:
         truncate(path, cut)
     done = {r["config_hash"]: r for _, r in existing}
     jobs = []  # (identity columns of the row, its config hash, its setting), corpus-major
-    for dataset in batches:
+    for dataset in corpora:
         for s in settings:
             identity = {**run, "dataset": dataset, "corpus_digest": corpus_digests[dataset], **asdict(s)}
             jobs.append((identity, config_hash(identity), s))
     bar = _progress(sum(1 for j in jobs if j[1] not in done), progress)
-    refs: dict[str, list[tuple[NDArray[np.floating[Any]], NDArray[np.intp]]]] = {}
+    refs: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
     try:
         for identity, h, s in jobs:
@@ -360,9 +376,9 @@ def run_experiment(
             dataset = identity["dataset"]
             if dataset not in refs:  # the reference of one corpus at a time
                 refs.clear()
-                refs[dataset] = _reference(model, batches[dataset])
-            measured = _measure(model, batches[dataset], refs[dataset], s.plan(seed))
-            row = make_row(identity, model=model_name, config_hash=h, **measured)
+                refs[dataset] = study.reference(dataset)
+            measured, stats = study.measure(dataset, refs[dataset], s.plan(seed))
+            row = make_row(identity, model=model_name, config_hash=h, **measured, **_recomputed(stats))
             append_row(path, row)
             rows.append(row)
             _advance(bar, s, row)
@@ -372,46 +388,120 @@ def run_experiment(
     return rows
 
 
-def _reference(
-    model: Any, batch: NDArray[np.int64]
-) -> list[tuple[NDArray[np.floating[Any]], NDArray[np.intp]]]:
-    """The float32 model's reference for each window: its log-probabilities (float64) when they fit in
-    :data:`REF_CACHE_BYTES` (8 bytes a logit), else its logits, with the argmax of each position."""
-    logits = [model.logits(seq) for seq in batch]  # float32 [T, V] each
-    keep = sum(z.size for z in logits) * 8 <= REF_CACHE_BYTES
-    return [(log_softmax(z) if keep else z, z.argmax(axis=-1)) for z in logits]
-
-
-def _measure(
+def _study(
     model: Any,
-    batch: NDArray[np.int64],
-    refs: Sequence[tuple[NDArray[np.floating[Any]], NDArray[np.intp]]],
-    plan: PrecisionPlan,
-) -> dict[str, Any]:
-    """KL divergence and flip rate against the reference (averaged over positions) and the recomputed
-    fraction of the causal scores (overall and per layer) of one setting on one corpus's windows."""
-    kl_sum = flips = 0.0
-    stats_all: list[tuple[ScoreStats, ...]] = []
-    for seq, (ref, ref_top) in zip(batch, refs, strict=True):
-        test, stats = model.logits_and_stats(seq, plan)
-        ref_logp = np.asarray(ref if ref.dtype == np.float64 else log_softmax(ref), np.float64)
-        kl_sum += float(kl_from_log_probs(ref_logp, log_softmax(test), "mean")) * len(seq)
-        flips += float(np.count_nonzero(test.argmax(axis=-1) != ref_top))  # as flip_rate
-        stats_all.append(stats)
-    positions = int(batch.size)
-    layer_stats = [ScoreStats.sum_totals(st[layer] for st in stats_all) for layer in range(len(stats_all[0]))]
-    if any(layer_stats):
-        frac = recompute_fraction(layer_stats)
-        recomputed, per_layer = float(frac.total), [float(v) for v in frac.per_layer]
-    else:
-        recomputed, per_layer = 0.0, [0.0] * len(layer_stats)
-    return {
-        "positions": positions,
-        "kl_div": kl_sum / positions,
-        "flip_rate": flips / positions,
-        "recomputed": recomputed,
-        "recomputed_per_layer": per_layer,
+    corpora: Mapping[str, Any],
+    sentences: Mapping[str, Sequence[Sequence[int]]] | None,
+    seq_len: int,
+    sequences: int,
+    seed: int,
+    shuffle: bool,
+) -> _DecoderStudy | _EncoderStudy:
+    """The windows of every corpus (checked against the model's vocabulary) in the study that fits the
+    model."""
+    encoder = isinstance(model, BertModel)
+    if (sentences is not None) != encoder:
+        raise ExperimentError(
+            "sentences (the retrieval set of each corpus) is required for an encoder and refused for a "
+            f"decoder; the model is a {type(model).__name__}"
+        )
+    length = seq_len - 2 if encoder else seq_len  # an encoder's windows add [CLS] and [SEP]
+    batches = {
+        name: windows(tok, length, sequences, seed=seed, shuffle=shuffle) for name, tok in corpora.items()
     }
+    for name, batch in batches.items():
+        _check_tokens(batch, name, model)
+    if not isinstance(model, BertModel) or sentences is None:
+        return _DecoderStudy(model, batches)
+    sents = {name: _retrieval_set(sentences, name, model) for name in corpora}
+    return _EncoderStudy(model, {n: wrap_windows(b, model) for n, b in batches.items()}, sents)
+
+
+def _retrieval_set(sentences: Mapping[str, Any], name: str, model: BertModel) -> list[list[int]]:
+    """The retrieval sentences of corpus ``name``: at least 2 token-id lists, checked against the model."""
+    if not isinstance(sentences, Mapping) or name not in sentences:
+        raise ExperimentError(f"sentences has no retrieval set for the corpus {name!r}")
+    try:
+        sents = [[int(t) for t in sent] for sent in sentences[name]]
+    except (TypeError, ValueError):
+        raise ExperimentError(f"sentences[{name!r}] is not a list of token-id lists") from None
+    if len(sents) < 2 or not all(sents):
+        raise ExperimentError(
+            f"sentences[{name!r}] holds {len(sents)} sentences; expected at least 2, none empty"
+        )
+    for sent in sents:
+        _check_tokens(np.asarray(sent, dtype=np.int64), name, model)
+    return sents
+
+
+class _DecoderStudy:
+    """A decoder's study: KL divergence and flip rate of the next-token distributions."""
+
+    def __init__(self, model: Any, batches: Mapping[str, NDArray[np.int64]]) -> None:
+        self.model, self.batches = model, batches
+
+    def digest(self, name: str) -> str:
+        return digest(self.batches[name])
+
+    def reference(self, name: str) -> list[tuple[NDArray[np.floating[Any]], NDArray[np.intp]]]:
+        """The float32 model's reference for each window: its log-probabilities (float64) when they fit in
+        :data:`REF_CACHE_BYTES` (8 bytes a logit), else its logits, with the argmax of each position."""
+        logits = [self.model.logits(seq) for seq in self.batches[name]]  # float32 [T, V] each
+        keep = sum(z.size for z in logits) * 8 <= REF_CACHE_BYTES
+        return [(log_softmax(z) if keep else z, z.argmax(axis=-1)) for z in logits]
+
+    def measure(
+        self,
+        name: str,
+        refs: Sequence[tuple[NDArray[np.floating[Any]], NDArray[np.intp]]],
+        plan: PrecisionPlan,
+    ) -> tuple[dict[str, Any], list[tuple[ScoreStats, ...]]]:
+        """KL divergence and flip rate against the reference, averaged over positions, and the score
+        statistics of each window."""
+        batch = self.batches[name]
+        kl_sum = flips = 0.0
+        stats_all: list[tuple[ScoreStats, ...]] = []
+        for seq, (ref, ref_top) in zip(batch, refs, strict=True):
+            test, stats = self.model.logits_and_stats(seq, plan)
+            ref_logp = np.asarray(ref if ref.dtype == np.float64 else log_softmax(ref), np.float64)
+            kl_sum += float(kl_from_log_probs(ref_logp, log_softmax(test), "mean")) * len(seq)
+            flips += float(np.count_nonzero(test.argmax(axis=-1) != ref_top))  # as flip_rate
+            stats_all.append(stats)
+        positions = int(batch.size)
+        return {
+            "positions": positions,
+            "kl_div": kl_sum / positions,
+            "flip_rate": flips / positions,
+        }, stats_all
+
+
+class _EncoderStudy:
+    """An encoder's study (:mod:`lampref.experiment.encoder`)."""
+
+    def __init__(
+        self, model: BertModel, batches: Mapping[str, NDArray[np.int64]], sents: Mapping[str, list[list[int]]]
+    ) -> None:
+        self.model, self.batches, self.sents = model, batches, sents
+
+    def digest(self, name: str) -> str:
+        return digest(self.batches[name], self.sents[name])
+
+    def reference(self, name: str) -> EncoderReference:
+        return encoder_reference(self.model, self.batches[name], self.sents[name])
+
+    def measure(
+        self, name: str, ref: EncoderReference, plan: PrecisionPlan
+    ) -> tuple[dict[str, Any], list[tuple[ScoreStats, ...]]]:
+        return measure_encoder(self.model, self.batches[name], self.sents[name], ref, plan)
+
+
+def _recomputed(stats_all: Sequence[tuple[ScoreStats, ...]]) -> dict[str, Any]:
+    """The recomputed fraction of the scores, overall and per layer, summed over the windows."""
+    layer_stats = [ScoreStats.sum_totals(st[layer] for st in stats_all) for layer in range(len(stats_all[0]))]
+    if not any(layer_stats):
+        return {"recomputed": 0.0, "recomputed_per_layer": [0.0] * len(layer_stats)}
+    frac = recompute_fraction(layer_stats)
+    return {"recomputed": float(frac.total), "recomputed_per_layer": [float(v) for v in frac.per_layer]}
 
 
 def _advance(bar: Any, s: Setting, row: Mapping[str, Any]) -> None:
@@ -420,5 +510,8 @@ def _advance(bar: Any, s: Setting, row: Mapping[str, Any]) -> None:
         return
     label = "" if s.baseline == "none" else f" {s.baseline} baseline"
     bar.set_description(f"{row['dataset']} m={s.m_bits} tau={s.tau:g}{label}", refresh=False)
-    bar.set_postfix(kl=f"{row['kl_div']:.2e}", flip=f"{row['flip_rate']:.3f}", refresh=False)
+    if row["kl_div"] is None:  # an encoder's row
+        bar.set_postfix(err=f"{row['hidden_err']:.2e}", nn_flip=f"{row['retrieval_flip']:.3f}", refresh=False)
+    else:
+        bar.set_postfix(kl=f"{row['kl_div']:.2e}", flip=f"{row['flip_rate']:.3f}", refresh=False)
     bar.update(1)
