@@ -4,6 +4,7 @@ hypothesis properties, and bad input."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -355,3 +356,73 @@ def test_ulp_distance_fp32_properties(x: float, y: float) -> None:
         # triangle equality through zero for opposite signs
         if np.signbit(x) != np.signbit(y):
             assert d == ulp_distance(x, 0.0) + ulp_distance(0.0, y)
+
+
+# ----------------------------------------------------------------------------- embeddings
+def _mpfr_cosines(x: np.ndarray, y: np.ndarray) -> list[Any]:
+    """cos(x_i, y_i) of every row pair in 200-bit MPFR arithmetic (the float64 inputs are exact in it)."""
+    import gmpy2
+
+    with gmpy2.context(gmpy2.get_context(), precision=200):
+        out = []
+        for a, b in zip(x.tolist(), y.tolist(), strict=True):
+            dot = sum((gmpy2.mpfr(p) * gmpy2.mpfr(q) for p, q in zip(a, b, strict=True)), gmpy2.mpfr(0))
+            na = sum((gmpy2.mpfr(p) ** 2 for p in a), gmpy2.mpfr(0))
+            nb = sum((gmpy2.mpfr(q) ** 2 for q in b), gmpy2.mpfr(0))
+            out.append(dot / gmpy2.sqrt(na * nb))
+        return out
+
+
+_rows = hnp.arrays(
+    np.float64,
+    st.tuples(st.integers(2, 6), st.integers(1, 5)),
+    elements=st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False).filter(lambda v: abs(v) > 1e-3),
+)
+
+
+@given(x=_rows, data=st.data())
+@example(x=np.array([[1e300, 1e300], [3.0, 4.0]]), data=None)  # norms beyond float64's range
+@example(x=np.array([[1e-300, 2e-300], [-1.0, 0.5]]), data=None)  # squares below it
+def test_cosine_distance_matches_mpfr(x: np.ndarray, data: Any) -> None:
+    y = (
+        x[::-1].copy()
+        if data is None
+        else data.draw(hnp.arrays(np.float64, x.shape, elements=st.floats(-1e3, 1e3)))
+    )
+    if not (np.abs(y).max(axis=1) > 0).all():
+        with pytest.raises(InputValueError, match="is zero; a cosine needs a direction"):
+            lampref.metrics.cosine_distance(x, y)
+        return
+    got = lampref.metrics.cosine_distance(x, y)
+    want = [max(1 - float(c), 0.0) for c in _mpfr_cosines(x, y)]
+    np.testing.assert_allclose(got, want, rtol=0, atol=4e-16 * x.shape[1] + 1e-15)
+
+
+@given(e=_rows)
+@example(e=np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]))  # equal neighbours: the lowest index
+def test_nearest_neighbours_match_mpfr_ranking(e: np.ndarray) -> None:
+    got = lampref.metrics.nearest_neighbours(e)
+    n = len(e)
+    for i in range(n):
+        sims = [(c, j) for j, c in enumerate(_mpfr_cosines(np.repeat(e[i : i + 1], n, 0), e)) if j != i]
+        best = max(c for c, _ in sims)
+        near = [j for c, j in sims if best - c <= 1e-12]  # within float64 noise: any of them may win
+        assert got[i] in near
+        if len(near) == 1 or all(e[j].tolist() == e[near[0]].tolist() for j in near):
+            assert got[i] == near[0]
+
+
+def test_retrieval_flip_rate_counts_changed_neighbours() -> None:
+    ref = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    assert lampref.metrics.retrieval_flip_rate(ref, ref * 3) == 0.0  # scale does not change a cosine
+    test = np.array([[1.0, 0.0], [0.1, 0.9], [0.0, 1.0], [0.9, 0.1]])  # rows 1 and 3 swap places
+    # neighbours: ref 1, 0, 3, 2; test 3, 2, 1, 0
+    assert lampref.metrics.retrieval_flip_rate(ref, test) == 1.0
+    with pytest.raises(ShapeError, match="ref has 4 rows and test 3"):
+        lampref.metrics.retrieval_flip_rate(ref, ref[:3])
+    with pytest.raises(ShapeError, match="nearest neighbours need at least 2"):
+        lampref.metrics.nearest_neighbours(ref[:1])
+    with pytest.raises(ShapeError, match=r"expected embeddings \(n, C\)"):
+        lampref.metrics.cosine_distance(ref[0], ref[0])
+    with pytest.raises(InputValueError, match="NaN or an infinity"):
+        lampref.metrics.nearest_neighbours(np.array([[1.0, np.nan], [1.0, 0.0]]))
