@@ -414,11 +414,12 @@ def _terms_order(n: int, order: str) -> list[int]:
 
 
 def _product(ctx: _Context, a_col: NDArray[np.float64], b_row: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The products ``a_col[..., i] * b_row[..., j]``: ``[..., M], [..., N] -> [..., M, N]``."""
     if ctx.exact_products:
-        p = np.multiply.outer(a_col, b_row)  # exact: float32 values
+        p = a_col[..., :, None] * b_row[..., None, :]  # exact: float32 values
         return p if ctx.round_prod is None else ctx.round_prod(p, ctx.gen)
     assert ctx.round_prod is not None
-    aa, bb = np.broadcast_arrays(a_col[:, None], b_row[None, :])
+    aa, bb = np.broadcast_arrays(a_col[..., :, None], b_row[..., None, :])
     return ctx.round_prod(_rounded_product_input(ctx, aa, bb), ctx.gen)
 
 
@@ -556,13 +557,14 @@ def _block_sum_exact(ctx: _Context, a: NDArray[np.float64], b: NDArray[np.float6
 
 
 def _matmul_exact_2d(A: NDArray[np.float64], B: NDArray[np.float64], ctx: _Context) -> NDArray[np.float64]:
-    M, K = A.shape
-    N = B.shape[1]
+    """``A @ B`` under the accumulator, ``[M, K] @ [K, N]``; with ``block == 1`` also a stack of them,
+    ``[G, M, K] @ [G, K, N]`` (every step is elementwise, so each product gets the same bits as alone)."""
+    K, N = A.shape[-1], B.shape[-1]
     acc = ctx.acc
     if K == 0:
-        return np.zeros((M, N))
+        return np.zeros((*A.shape[:-1], N))
     if acc.block == 1:
-        return _fold(ctx, list(range(K)), lambda k: _product(ctx, A[:, k], B[k, :]))
+        return _fold(ctx, list(range(K)), lambda k: _product(ctx, A[..., k], B[..., k, :]))
     blocks = [(k0, min(k0 + acc.block, K)) for k0 in range(0, K, acc.block)]
     return _fold(ctx, blocks, lambda kk: _block_sum(ctx, A, B, kk[0], kk[1]))
 
@@ -744,10 +746,20 @@ def matmul(a: ArrayLike, b: ArrayLike, acc: Accumulator | None = None, *, rng: R
         B3 = np.broadcast_to(b2, (*batch, K, N)).reshape(-1, K, N).astype(work_dtype)
     res = np.empty((A3.shape[0], A3.shape[1], N), dtype=work_dtype)
     kernel = _matmul_fp32_2d if fp32_staging else _matmul_exact_2d
+    # small deterministic products of a stack run a group at a time (same bits: no random stream to order)
+    group = (
+        _TILE // max(A3.shape[1] * N, 1)
+        if kernel is _matmul_exact_2d and acc.block == 1 and ctx.gen is None
+        else 0
+    )
     with np.errstate(over="ignore", invalid="ignore"):
-        for i in range(A3.shape[0]):
-            for r0, r1 in _tiles(A3.shape[1], N):
-                res[i, r0:r1] = kernel(A3[i, r0:r1], B3[i], ctx)  # type: ignore[arg-type]
+        if group > 1 and A3.shape[0] > 1:
+            for i0 in range(0, A3.shape[0], group):
+                res[i0 : i0 + group] = kernel(A3[i0 : i0 + group], B3[i0 : i0 + group], ctx)  # type: ignore[arg-type]
+        else:
+            for i in range(A3.shape[0]):
+                for r0, r1 in _tiles(A3.shape[1], N):
+                    res[i, r0:r1] = kernel(A3[i, r0:r1], B3[i], ctx)  # type: ignore[arg-type]
     out = res.reshape((*batch, M, N)).astype(acc.fmt.dtype, copy=False)
     return out.squeeze(axis=tuple(squeeze)) if squeeze else out
 
