@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import InputTypeError, InputValueError
+from .errors import InputTypeError, InputValueError, WeightsError
 
 if TYPE_CHECKING:
     from .gpt2.plan import PrecisionPlan
@@ -54,6 +54,31 @@ class ModelParams(Generic[P]):
         if self._params64 is None:
             self._params64 = self.params.astype(np.float64)
         return self._params64
+
+
+def check_shapes(
+    named: Iterable[tuple[str, NDArray[Any]]],
+    expected: Mapping[str, tuple[int, ...]],
+    layers: tuple[int, int, str],
+    source: str,
+) -> None:
+    """Raise :class:`~lampref.errors.WeightsError` naming ``source`` unless the model has the configured
+    number of layers (``layers``: found, configured, the configuration field) and every named array has
+    its expected shape."""
+    found, configured, field = layers
+    if found != configured:
+        raise WeightsError(f"{source}: {found} layers; config.{field}={configured}")
+    for name, arr in named:
+        if arr.shape != expected[name]:
+            raise WeightsError(f"{source}: {name} has shape {arr.shape}; expected {expected[name]}")
+
+
+def check_copy_dtype(dtype: Any) -> np.dtype[Any]:
+    """The dtype of a parameter copy: float32 or float64 (:class:`~lampref.errors.WeightsError` otherwise)."""
+    out: np.dtype[Any] = np.dtype(dtype)
+    if out not in (np.float32, np.float64):
+        raise WeightsError(f"dtype={dtype!r} is not valid; expected float32 or float64")
+    return out
 
 
 def check_token_ids(arr: NDArray[Any], name: str, ndims: Sequence[int], positions: int, limit: str) -> None:

@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._models import ModelParams, check_token_ids
+from .._models import ModelParams, check_copy_dtype, check_shapes, check_token_ids
 from .._validate import as_array, check_bool, check_rng
 from ..accumulate import Accumulator, linear
 from ..errors import (
@@ -287,19 +287,12 @@ class BertParams:
 
     def check(self, config: BertConfig, source: str = "parameters") -> None:
         """Raise :class:`~lampref.errors.WeightsError` unless every shape matches ``config``."""
-        if len(self.layers) != config.num_hidden_layers:
-            raise WeightsError(
-                f"{source}: {len(self.layers)} layers; config.num_hidden_layers={config.num_hidden_layers}"
-            )
-        expected = hf_shapes(config)
-        for name, arr in self.named_arrays():
-            if arr.shape != expected[name]:
-                raise WeightsError(f"{source}: {name} has shape {arr.shape}; expected {expected[name]}")
+        layers = (len(self.layers), config.num_hidden_layers, "num_hidden_layers")
+        check_shapes(self.named_arrays(), hf_shapes(config), layers, source)
 
     def astype(self, dtype: Any) -> BertParams:
         """A copy with every array in ``dtype``: float64 (exact, for the reference forward) or float32."""
-        if np.dtype(dtype) not in (np.float32, np.float64):
-            raise WeightsError(f"dtype={dtype!r} is not valid; expected float32 or float64")
+        dtype = check_copy_dtype(dtype)
         arrays = {k: np.asarray(v, dtype=dtype) for k, v in self.named_arrays()}
         return _build(arrays, len(self.layers))
 

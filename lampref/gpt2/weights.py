@@ -51,6 +51,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from .._models import check_copy_dtype, check_shapes
 from .._validate import check_bool, check_choice, check_int, check_rng
 from ..errors import (
     ConfigError,
@@ -242,17 +243,11 @@ class GPT2Params(_Params):
 
     def check(self, config: GPT2Config, source: str = "parameters") -> None:
         """Raise :class:`~lampref.errors.WeightsError` unless every shape matches ``config``."""
-        if len(self.h) != config.n_layer:
-            raise WeightsError(f"{source}: {len(self.h)} blocks; config.n_layer={config.n_layer}")
-        expected = hf_shapes(config)
-        for name, arr in self.named_arrays():
-            if arr.shape != expected[name]:
-                raise WeightsError(f"{source}: {name} has shape {arr.shape}; expected {expected[name]}")
+        check_shapes(self.named_arrays(), hf_shapes(config), (len(self.h), config.n_layer, "n_layer"), source)
 
     def astype(self, dtype: Any) -> GPT2Params:
         """A copy with every array in ``dtype``: float64 (exact, for the reference forward) or float32."""
-        if np.dtype(dtype) not in (np.float32, np.float64):
-            raise WeightsError(f"dtype={dtype!r} is not valid; expected float32 or float64")
+        dtype = check_copy_dtype(dtype)
         arrays = dict(self.named_arrays())
         return _build(lambda name: np.asarray(arrays[name], dtype=dtype), len(self.h))
 
