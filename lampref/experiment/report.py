@@ -140,31 +140,25 @@ def summary_table(
                 named["model"] = f"{named['model']} (digest {sel[0]['model_digest']})"
             parts.append(", ".join(f"{k}={named[k]}" for k in differ) + ":")
         parts.append(_table(sel, max_recomputed, markdown))
-        if _metrics(sel[0]) is _ENCODER:
-            parts.append(_retrieval_resolution(sel[0].get("sentences")))
-        else:
-            parts.append(_resolution(key[_GROUP_FIELDS.index("positions")]))
+        parts.append(_resolution(sel[0]))
     return "\n\n".join(parts)
 
 
-def _resolution(positions: Any) -> str:
-    """The note under a table: the flip-rate step that ``positions`` per row imply."""
-    if is_int(positions) and positions > 0:
-        return (
-            f"{positions} positions per row: a flip rate moves in steps of 1/{positions} = "
-            f"{1 / positions:.1e} (one changed argmax)"
-        )
+_RESOLUTION = {
+    "kl_div": "{n} positions per row: a flip rate moves in steps of 1/{n} = {step:.1e} (one changed argmax)",
+    "hidden_err": "err: relative error of the last hidden states; NN flip: retrieval flip rate over {n} "
+    "sentences, in steps of 1/{n} = {step:.1e} (one changed nearest neighbour)",
+}
+
+
+def _resolution(row: Mapping[str, Any]) -> str:
+    """The note under a table: the flip-rate step of its rows (``1 / positions``; an encoder's retrieval
+    flip rate: ``1 / sentences``)."""
+    met = _metrics(row)
+    count = row.get("sentences" if met is _ENCODER else "positions")
+    if is_int(count) and count > 0:
+        return _RESOLUTION[met.error].format(n=count, step=1 / count)
     return "the rows do not record their number of positions: the flip-rate resolution is unknown"
-
-
-def _retrieval_resolution(sentences: Any) -> str:
-    """The note under an encoder's table: the retrieval flip-rate step of its ``sentences``."""
-    if is_int(sentences) and sentences > 0:
-        return (
-            f"err: relative error of the last hidden states; NN flip: retrieval flip rate over {sentences} "
-            f"sentences, in steps of 1/{sentences} = {1 / sentences:.1e} (one changed nearest neighbour)"
-        )
-    return "err: relative error of the last hidden states; NN flip: retrieval flip rate"
 
 
 def _table(rows: Sequence[Mapping[str, Any]], max_recomputed: float | None, markdown: bool) -> str:
