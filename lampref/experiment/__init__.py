@@ -1,6 +1,8 @@
-r"""The LAMP study: KL divergence and flip rate against the float32 model, over a grid of settings.
+r"""The LAMP study: the error of a model with LAMP against the float32 model, over a grid of settings.
 
-The study comes in three parts:
+A decoder (:mod:`lampref.gpt2`) is measured by KL divergence and flip rate of its next-token distributions,
+an encoder (:mod:`lampref.bert`) by the errors of its hidden states and sentence embeddings and by a
+retrieval flip rate (:mod:`lampref.experiment.encoder`). The study comes in three parts:
 
 * the run (:mod:`lampref.experiment.run`): the grid of settings (:func:`grid`, :class:`Setting`), the
   token windows of each corpus (:func:`windows`) and the runner (:func:`run_experiment`), which measures
@@ -15,8 +17,17 @@ The study comes in three parts:
 from __future__ import annotations
 
 from ..errors import ExperimentError
+from .encoder import RETRIEVAL_SENTENCES, corpus_pieces, sentences
 from .report import plot_results, summary_table
-from .results import AUTHORS_COLUMNS, BASELINE_KINDS, CSV_COLUMNS, CSV_COLUMNS_V1, read_results
+from .results import (
+    AUTHORS_COLUMNS,
+    BASELINE_KINDS,
+    CSV_COLUMNS,
+    CSV_COLUMNS_V1,
+    CSV_COLUMNS_V2,
+    ENCODER_COLUMNS,
+    read_results,
+)
 from .run import ACCUMULATIONS, AUTHORS_M_BITS, AUTHORS_TAUS, Setting, grid, run_experiment, windows
 
 __all__ = [
@@ -27,12 +38,17 @@ __all__ = [
     "BASELINE_KINDS",
     "CSV_COLUMNS",
     "CSV_COLUMNS_V1",
+    "CSV_COLUMNS_V2",
+    "ENCODER_COLUMNS",
+    "RETRIEVAL_SENTENCES",
     "ExperimentError",
     "Setting",
+    "corpus_pieces",
     "grid",
     "plot_results",
     "read_results",
     "run_experiment",
+    "sentences",
     "summary_table",
     "windows",
 ]
