@@ -481,3 +481,15 @@ def test_real_wheel_model_folder_reads_the_same(
     assert set(from_folder) == set(from_wheel)
     for key, value in from_wheel.items():
         np.testing.assert_array_equal(from_folder[key], value, err_msg=key)
+
+
+def test_config_errors_name_the_given_source() -> None:
+    from lampref.bert.config import BertConfig
+
+    fields = {"vocab_size": 8, "hidden_size": 4, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "intermediate_size": 8, "max_position_embeddings": 8, "model_type": "gpt2"}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^m\.whl!model/config\.json: .*model_type"):
+        BertConfig.from_hf(fields, where="m.whl!model/config.json")
+    with pytest.raises(ConfigError, match=r"^config: .*model_type"):
+        BertConfig.from_hf(fields)
+    assert BertConfig.from_hf({**fields, "model_type": "bert"}, where="x").hidden_size == 4

@@ -137,8 +137,11 @@ class BertConfig:
         return embeddings + self.num_hidden_layers * per_layer
 
     @classmethod
-    def from_hf(cls, source: Mapping[str, Any] | str | Path) -> BertConfig:
+    def from_hf(cls, source: Mapping[str, Any] | str | Path, *, where: str | None = None) -> BertConfig:
         """Read a Hugging Face BERT configuration (a ``config.json`` path, its directory, or its dict).
+
+        ``where`` names the configuration in error messages (default: the file's path, or ``"config"``
+        for a dict), for example ``"model.whl!model/config.json"`` for one read from an archive.
 
         Reads the six sizes (required), ``type_vocab_size`` (default 2), ``layer_norm_eps`` (default
         1e-12) and ``hidden_act`` (default ``"gelu"``). ``model_type``, when present, must be ``"bert"``;
@@ -153,7 +156,8 @@ class BertConfig:
             On a file that is not UTF-8 JSON, a field of the wrong JSON type, a missing field, or a value out
             of range or not modelled; the message names the file and the key.
         """
-        return cls._from_hf_fields(*read_hf_config(source))
+        data, name = read_hf_config(source)
+        return cls._from_hf_fields(data, name if where is None else where)
 
     @classmethod
     def _from_hf_fields(cls, data: Mapping[str, Any], where: str) -> BertConfig:

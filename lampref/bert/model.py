@@ -588,7 +588,7 @@ class BertModel(ModelParams[BertParams]):
             raise InputTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
         check_bool(allow_nonfinite, "allow_nonfinite")
         ckpt = open_checkpoint(Path(path))
-        config = BertConfig._from_hf_fields(ckpt.config, ckpt.where("config.json"))
+        config = BertConfig.from_hf(ckpt.config, where=ckpt.where("config.json"))
         tokenizer = _checkpoint_tokenizer(ckpt, config)
         pooling, max_seq_length = _checkpoint_pooling(ckpt, config)
         source = ckpt.where("model.safetensors")
