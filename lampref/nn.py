@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from .accumulate import Accumulator, matmul
 from .errors import InputValueError
 from .rounding import round_to
-from .special import erfc
+from .special import gelu_erf
 
 __all__ = [
     "attention",
@@ -159,8 +159,8 @@ def gelu(x: Array, kind: str = "tanh") -> Array:
     .. math:: \tfrac12 x\bigl(1 + \tanh\bigl(\sqrt{2/\pi}\,(x + 0.044715 x^3)\bigr)\bigr)
               \quad\text{or}\quad \tfrac12 x \operatorname{erfc}(-x/\sqrt2)
 
-    The erf form is evaluated in float64 (:func:`lampref.special.erfc`) and rounded once to the dtype of
-    ``x``.
+    The erf form is evaluated in float64 (:func:`lampref.special.gelu_erf`, with Cody's erfc) and rounded
+    once to the dtype of ``x``.
 
     Examples
     --------
@@ -177,8 +177,7 @@ def gelu(x: Array, kind: str = "tanh") -> Array:
         y: Array = dt(0.5) * x * (dt(1.0) + np.tanh(c * (x + dt(0.044715) * x * x * x)))
         return y
     if kind == "erf":
-        x64 = x.astype(np.float64)
-        return (0.5 * x64 * erfc(-x64 * math.sqrt(0.5))).astype(x.dtype)
+        return gelu_erf(x)
     raise InputValueError(f"gelu kind={kind!r} is not valid; expected 'tanh' or 'erf'")
 
 
