@@ -82,9 +82,10 @@ def softmax(x: Array) -> Array:
     array([[0.25, 0.75],
            [1.  , 0.  ]], dtype=float32)
     """
-    e = np.exp(x - x.max(axis=-1, keepdims=True))  # [..., L]
-    p: Array = e / e.sum(axis=-1, keepdims=True)  # [..., L]
-    return p
+    e: Array = x - x.max(axis=-1, keepdims=True)  # [..., L], a new array: exp and divide in place
+    np.exp(e, out=e)
+    e /= e.sum(axis=-1, keepdims=True)  # [..., L]
+    return e
 
 
 def causal_mask(start: int, n: int, L: int) -> NDArray[np.bool_]:

@@ -369,7 +369,8 @@ def _dense(x: Array, p: Linear, acc: Accumulator | None, rng: np.random.Generato
     """A dense layer ``x @ w + b`` (``[n, in] -> [n, out]``): BLAS in the dtype of ``x``, or under ``acc``
     with the bias added to the accumulated product and rounded again (:func:`lampref.linear`)."""
     if acc is None:
-        y: Array = np.matmul(x, p.w) + p.b  # [n, in] @ [in, out] + [out]
+        y: Array = np.matmul(x, p.w)  # [n, in] @ [in, out]
+        y += p.b  # [out]
         return y
     return np.asarray(linear(x, p.w, p.b, acc, rng=rng), dtype=np.float32)
 
@@ -404,8 +405,9 @@ def attention_probs(
         seen = np.broadcast_to(visible[None, :], (T, T))  # [T, T]: every row sees the real tokens
         ap = spec.attention_probs(q, k, start=0, layer=layer, rng=ctx.rng, visible=seen)
         return mask_scores(ap.scores, visible[None, :]), ap.probs, ScoreStats.from_mapping(ap.stats)
-    raw = attention_scores(q, k, spec, rng=ctx.rng)  # [H, T, T]
-    scores = mask_scores(raw, visible[None, :])  # [H, T, T], -inf at padding keys
+    scores = attention_scores(q, k, spec, rng=ctx.rng)  # [H, T, T]
+    if not visible.all():
+        scores = mask_scores(scores, visible[None, :])  # [H, T, T], -inf at padding keys
     return scores, softmax(scores), ScoreStats.empty()
 
 
