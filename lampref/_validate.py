@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .errors import InputTypeError, InputValueError, LamprefError, ModeError, ShapeError, expected_one_of
 
-__all__ = ["as_array", "check_bool", "check_choice", "check_int", "check_rng", "is_int"]
+__all__ = ["as_array", "check_bool", "check_choice", "check_int", "check_rng", "is_int", "widen_ml_dtypes"]
 
 
 def as_array(x: ArrayLike, name: str) -> NDArray[Any]:
@@ -48,6 +48,28 @@ def as_array(x: ArrayLike, name: str) -> NDArray[Any]:
         raise ShapeError(
             f"{name} is a ragged nested sequence (inner lengths differ); expected a rectangular array"
         )
+    return arr
+
+
+def widen_ml_dtypes(arr: NDArray[Any]) -> NDArray[Any]:
+    """``arr`` as float32 when its dtype is one of ml_dtypes' (``bfloat16``, ``float8_*``, ``float6_*``,
+    ``float4_*``, ``int4``, ...), else ``arr`` unchanged.
+
+    Every value of those 16-bit and narrower types is a float32 value (NaN kept as NaN), so the conversion
+    is exact; ml_dtypes itself is never imported (the dtype's scalar type names its module).
+
+    Examples
+    --------
+    >>> import ml_dtypes, numpy as np
+    >>> from lampref._validate import widen_ml_dtypes
+    >>> widen_ml_dtypes(np.array([1.5, -3.0], dtype=ml_dtypes.bfloat16))
+    array([ 1.5, -3. ], dtype=float32)
+    >>> widen_ml_dtypes(np.array([1.5], dtype=np.float16)).dtype
+    dtype('float16')
+    """
+    if arr.dtype.type.__module__.split(".")[0] == "ml_dtypes" and arr.dtype.itemsize <= 2:
+        with np.errstate(invalid="ignore"):  # signalling NaNs stay NaN
+            return arr.astype(np.float32)
     return arr
 
 

@@ -48,7 +48,7 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validate import as_array, check_rng, is_int
+from ._validate import as_array, check_rng, is_int, widen_ml_dtypes
 from .errors import FormatError, InputTypeError, InputValueError, ModeError, expected_one_of
 from .formats import FloatFormat, get_format
 
@@ -126,9 +126,9 @@ def as_exact_array(x: ArrayLike, name: str = "x") -> NDArray[Any]:
     """Convert ``x`` to a float16/32/64 array holding exactly the same values, or raise.
 
     Integers are converted to float64 and must satisfy ``|x| <= 2**53`` (beyond that float64 would round
-    them); booleans count as 0 and 1.
+    them); booleans count as 0 and 1; ml_dtypes arrays (``bfloat16``, ``float8_*``, ...) become float32.
     """
-    arr = as_array(x, name)
+    arr = widen_ml_dtypes(as_array(x, name))
     kind = arr.dtype.kind
     if kind == "f":
         if arr.dtype.itemsize > 8:
@@ -491,8 +491,9 @@ def round_to(
     Parameters
     ----------
     x : array_like
-        Scalars, lists or arrays of float16, float32, float64, integers (``|x| <= 2**53``) or booleans, of
-        any shape. The exact value of each element is rounded once.
+        Scalars, lists or arrays of float16, float32, float64, ml_dtypes types (``bfloat16``, ``float8_*``,
+        ...), integers (``|x| <= 2**53``) or booleans, of any shape. The exact value of each element is
+        rounded once.
     fmt : FloatFormat or str
         The target format, or a name :func:`~lampref.get_format` knows (``"bf16"``, ``"fp32_m10"``, ...).
     mode : str, default "nearest_even"
