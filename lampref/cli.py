@@ -26,11 +26,13 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import experiment, fetch, gpt2
+from .accumulate import Accumulator
 from .bert import BertModel
 from .errors import ExperimentError, InputValueError, LamprefError
 from .experiment import encoder
-from .formats import format_names, get_format
+from .formats import FloatFormat, format_names, get_format
 from .lamp import RULES
+from .validate import AccumulationModel, check_golden, parse_accumulator, write_golden
 
 __all__ = ["main"]
 
@@ -124,6 +126,26 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     path = fetch.fetch(args.name, log=lambda line: print(f"lampref fetch: {line}", file=sys.stderr))
     print(path)
     return 0
+
+
+def _cmd_golden(args: argparse.Namespace) -> int:
+    path = write_golden(
+        args.out,
+        args.accumulator,
+        in_format=args.format,
+        out_format=args.out_format,
+        shape=tuple(args.shape),
+        seed=args.seed,
+    )
+    print(f"wrote {path.parent / 'a.npy'}, b.npy, expected.npy and {path.name}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    report = check_golden(args.golden, args.actual)
+    print(report)
+    print("bit-exact: yes" if report.bit_exact else "bit-exact: no")
+    return 0 if report.bit_exact else 1
 
 
 # --quick: a small grid for a first look (under a minute on 2 cores). The default: the authors' grid
@@ -420,6 +442,28 @@ def _ints(text: str) -> list[int]:
     return _numbers(text, "integers", _INT, int)
 
 
+def _format_arg(text: str) -> FloatFormat:
+    try:
+        return get_format(text)
+    except LamprefError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _input_format_arg(text: str) -> FloatFormat:
+    fmt = _format_arg(text)
+    if not fmt.fits_float32:
+        raise argparse.ArgumentTypeError(f"{text!r} does not fit in float32; inputs must be float32 values")
+    return fmt
+
+
+def _accumulator_arg(text: str) -> Accumulator:
+    """An argparse type: a deterministic accumulator spec (:func:`lampref.validate.parse_accumulator`)."""
+    try:
+        return AccumulationModel(parse_accumulator(text)).acc
+    except LamprefError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line: ``<prog>: <message>``."""
 
@@ -514,7 +558,62 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--markdown", action="store_true", help="print the summary as Markdown tables")
     p_plot.set_defaults(func=_cmd_plot)
+    _validation_commands(sub)
     return parser
+
+
+def _validation_commands(sub: Any) -> None:
+    """The ``golden`` and ``check`` subcommands: conformance vectors for a kernel's CI."""
+    p_golden = sub.add_parser(
+        "golden",
+        help="write conformance vectors: random inputs, the expected product under an accumulation model, "
+        "all as bit patterns (.npy), and a manifest stating the semantics",
+    )
+    p_golden.add_argument("out", help="output folder (created if needed)")
+    p_golden.add_argument(
+        "--format",
+        type=_input_format_arg,
+        default="fp16",
+        help="format of the inputs a and b, any format name that fits in float32 (default fp16)",
+    )
+    p_golden.add_argument(
+        "--accumulator",
+        type=_accumulator_arg,
+        required=True,
+        metavar="SPEC",
+        help="the accumulation model, FORMAT[,FIELD=VALUE...] with the fields of lampref.Accumulator "
+        "(mode, block, block_fmt, block_mode, order, products, products_mode, staging, fma), e.g. fp32, "
+        "fp16,order=pairwise or fp32_m10,staging=fp32,fma=true",
+    )
+    p_golden.add_argument(
+        "--out-format",
+        type=_format_arg,
+        help="round the accumulated result once more (to nearest even) into this format, e.g. fp16 for "
+        "fp32 accumulators and an fp16 output (default: the accumulator's format)",
+    )
+    p_golden.add_argument(
+        "--shape",
+        nargs=3,
+        type=_int_at_least(1),
+        default=[16, 128, 16],
+        metavar=("M", "K", "N"),
+        help="a is M x K, b is K x N (default 16 128 16)",
+    )
+    p_golden.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the inputs (default 0)")
+    p_golden.set_defaults(func=_cmd_golden)
+
+    p_check = sub.add_parser(
+        "check",
+        help="compare an implementation's output with golden vectors; exit status 0 when bit-exact, 1 "
+        "otherwise",
+    )
+    p_check.add_argument("golden", help="the folder `lampref golden` wrote")
+    p_check.add_argument(
+        "actual",
+        help="the implementation's output for a.npy and b.npy (.npy, M x N): bit patterns of the output "
+        "format (uint16 for fp16 and bf16, uint8 for 8-bit formats) or float16/32/64 values",
+    )
+    p_check.set_defaults(func=_cmd_check)
 
 
 def _message(err: BaseException) -> str:
