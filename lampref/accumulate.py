@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -68,7 +68,7 @@ from .rounding import (
     check_mode,
 )
 
-__all__ = ["ORDERS", "STAGINGS", "Accumulator", "dot", "linear", "matmul"]
+__all__ = ["ORDERS", "STAGINGS", "Accumulator", "MatmulModel", "dot", "linear", "matmul"]
 
 ORDERS: tuple[str, ...] = ("sequential", "reverse", "pairwise")
 STAGINGS: tuple[str, ...] = ("exact", "fp32")
@@ -101,7 +101,10 @@ class Accumulator:
         ``rng=`` at call time).
     block : int, default 1
         1: round after every product. ``b > 1``: each run of ``b`` products is summed exactly, rounded once to
-        ``block_fmt``, then added to the accumulator and rounded.
+        ``block_fmt``, then added to the accumulator and rounded. This is an idealised dot-product unit
+        (exact block sums, correctly rounded), not a GPU tensor core: tensor cores align the products to the
+        largest exponent, truncate, and round in a fixed mode, with the accumulator inside the block; for
+        those, use the bit-accurate models of :mod:`lampref.hardware`.
     block_fmt : FloatFormat or str, default fp32
         Format of the block sums.
     block_mode : str, default "nearest_even"
@@ -239,6 +242,27 @@ class Accumulator:
 
 
 # ---------------------------------------------------------------------------------- helpers
+@runtime_checkable
+class MatmulModel(Protocol):
+    """An accumulation model that computes a whole matrix product itself, accepted wherever an
+    :class:`Accumulator` is (:func:`matmul`, :func:`linear`, a precision plan's GEMM sites).
+
+    :class:`lampref.hardware.TensorCoreModel` is one. ``matmul(a, b, c, rng=...)`` returns ``a @ b + c``
+    (``c`` None: no addend) as float32 values of ``fmt``, with NumPy ``matmul`` broadcasting; ``fmt`` and
+    ``mode`` say how a site stores a value derived from a result (the scaled attention scores).
+    """
+
+    @property
+    def fmt(self) -> FloatFormat: ...
+
+    @property
+    def mode(self) -> str: ...
+
+    def matmul(
+        self, a: ArrayLike, b: ArrayLike, c: ArrayLike | None = None, *, rng: RngLike = None
+    ) -> Any: ...
+
+
 def _two_sum(
     a: NDArray[np.float64], b: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -646,7 +670,9 @@ def _check_float32_values(x: NDArray[Any], name: str) -> None:
         )
 
 
-def matmul(a: ArrayLike, b: ArrayLike, acc: Accumulator | None = None, *, rng: RngLike = None) -> Any:
+def matmul(
+    a: ArrayLike, b: ArrayLike, acc: Accumulator | MatmulModel | None = None, *, rng: RngLike = None
+) -> Any:
     r"""Matrix product with an explicit accumulation model (NumPy ``matmul`` broadcasting).
 
     Parameters
@@ -655,8 +681,9 @@ def matmul(a: ArrayLike, b: ArrayLike, acc: Accumulator | None = None, *, rng: R
         Operands of shapes ``(..., M, K)`` and ``(..., K, N)`` (1-D operands as in ``numpy.matmul``), holding
         float32 values (any float dtype; values are used as given, never rounded to a storage format).
         With ``products=fmt`` they may hold any float64 values.
-    acc : Accumulator, optional
-        The accumulation model. None: plain float32 BLAS (``numpy.matmul`` in float32).
+    acc : Accumulator or MatmulModel, optional
+        The accumulation model. None: plain float32 BLAS (``numpy.matmul`` in float32). A
+        :class:`MatmulModel` (a tensor core of :mod:`lampref.hardware`) computes the product itself.
     rng : numpy.random.Generator or int, optional
         Randomness for stochastic modes (required then): a Generator, or a non-negative seed that gives
         the same bits as ``numpy.random.default_rng(seed)``.
@@ -719,7 +746,10 @@ def matmul(a: ArrayLike, b: ArrayLike, acc: Accumulator | None = None, *, rng: R
         out = np.matmul(a2.astype(np.float32), b2.astype(np.float32))
         return out.squeeze(axis=tuple(squeeze)) if squeeze else out
     if not isinstance(acc, Accumulator):
-        raise ModeError(f"acc must be an Accumulator or None, got {acc!r}")
+        if isinstance(acc, MatmulModel):
+            out = np.asarray(acc.matmul(a2, b2, rng=gen))
+            return out.squeeze(axis=tuple(squeeze)) if squeeze else out
+        raise ModeError(f"acc must be an Accumulator, a MatmulModel or None, got {acc!r}")
     stochastic = (
         acc.mode in STOCHASTIC_MODES
         or (acc.block > 1 and acc.block_mode in STOCHASTIC_MODES)
@@ -788,7 +818,7 @@ def linear(
     x: ArrayLike,
     w: ArrayLike,
     bias: ArrayLike | None = None,
-    acc: Accumulator | None = None,
+    acc: Accumulator | MatmulModel | None = None,
     *,
     rng: RngLike = None,
 ) -> Any:
@@ -799,7 +829,10 @@ def linear(
     to the accumulator format (``staging="fp32"``). ``acc=None`` is float32 BLAS plus a float32 bias.
 
     The bias has shape ``(out,)`` or any shape that broadcasts to the output's (else
-    :class:`~lampref.errors.ShapeError`). Under stochastic rounding one call draws from one stream: the
+    :class:`~lampref.errors.ShapeError`). Under a :class:`MatmulModel` (a tensor core) the bias is the
+    product's addend ``c``, as in a GEMM with $\beta = 1$: ``acc.matmul(x, w, bias)``.
+
+    Under stochastic rounding one call draws from one stream: the
     product's roundings first, then the bias step's, whether ``rng`` is a seed or a Generator.
 
     Examples
@@ -816,6 +849,10 @@ def linear(
         raise ShapeError(
             f"linear: bias has shape {b_arr.shape}; expected ({w_arr.shape[-1]},) (w has shape {w_arr.shape})"
         )
+    if acc is not None and not isinstance(acc, Accumulator):
+        if b_arr is None or not isinstance(acc, MatmulModel):
+            return matmul(x, w_arr, acc, rng=gen)
+        return np.asarray(acc.matmul(x, w_arr, b_arr, rng=gen))  # the bias is the addend C
     y = matmul(x, w_arr, acc, rng=gen)
     if b_arr is None:
         return y

@@ -13,6 +13,7 @@ __all__ = [
     "ExperimentError",
     "FetchError",
     "FormatError",
+    "HardwareError",
     "InputTypeError",
     "InputValueError",
     "LamprefError",
@@ -98,3 +99,8 @@ class PychopError(LamprefError, RuntimeError):
 def expected_one_of(parameter: str, got: object, accepted: list[str] | tuple[str, ...]) -> str:
     """Format the message for a parameter that must be one of several names."""
     return f"{parameter}={got!r} is not valid; expected one of: {', '.join(map(repr, accepted))}"
+
+
+class HardwareError(LamprefError, ValueError):
+    """An invalid argument to :mod:`lampref.hardware`: an unknown GPU or format, a combination of formats a
+    GPU does not offer, an input value its input format cannot hold, or a model parameter out of range."""

@@ -16,7 +16,9 @@ site               product                                        shapes (one se
 =================  =============================================  ==========================
 
 A :class:`PrecisionPlan` maps each site, optionally per layer, to an
-:class:`~lampref.accumulate.Accumulator` (or ``None``: float32 BLAS). Everything that is not a GEMM
+:class:`~lampref.accumulate.Accumulator` (or ``None``: float32 BLAS), or to a
+:class:`~lampref.accumulate.MatmulModel` such as a GPU tensor core
+(:func:`lampref.hardware.tensor_core`). Everything that is not a GEMM
 (embedding sums, LayerNorm, GELU, softmax, residual additions) runs in float32, or in float64 under
 :meth:`PrecisionPlan.reference`.
 
@@ -28,13 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeAlias, cast, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._validate import is_int
-from ..accumulate import Accumulator
+from ..accumulate import Accumulator, MatmulModel
 from ..errors import InputValueError, PlanError, expected_one_of
 
 __all__ = ["SITES", "AttentionProbs", "PrecisionPlan", "ScoreRule", "ScoreStats", "SiteSpec", "resolve_plan"]
@@ -207,7 +209,10 @@ class ScoreRule(Protocol):
 
 
 SiteSpec: TypeAlias = Accumulator | ScoreRule | None
-"""What a plan holds for a site: an Accumulator, a ScoreRule (``attn.score`` only), or None (BLAS)."""
+"""What a plan holds for a site: an Accumulator, a ScoreRule (``attn.score`` only), or None (BLAS); or a
+:class:`~lampref.accumulate.MatmulModel` (a tensor core), which the site functions hand to
+:func:`lampref.matmul` and :func:`lampref.linear` like an Accumulator (the alias names the Accumulator alone,
+as the site functions' annotations do)."""
 
 PlanEntry: TypeAlias = tuple[str, int | None, SiteSpec]
 """One setting of a plan: (site, layer or None for every layer, spec)."""
@@ -222,13 +227,21 @@ def _check_site(site: object) -> str:
 def _check_spec(site: str, spec: object) -> SiteSpec:
     if spec is None or isinstance(spec, Accumulator):
         return spec
+    if isinstance(spec, MatmulModel) and not isinstance(spec, ScoreRule):
+        try:
+            hash(spec)
+        except TypeError:
+            raise PlanError(f"the matmul model {spec!r} must be hashable (a frozen dataclass)") from None
+        return cast(Accumulator, spec)  # used as one: see SiteSpec
     if site == "attn.score" and isinstance(spec, ScoreRule):
         try:
             hash(spec)
         except TypeError:
             raise PlanError(f"the score rule {spec!r} must be hashable (a frozen dataclass)") from None
         return spec
-    what = "an Accumulator, a ScoreRule or None" if site == "attn.score" else "an Accumulator or None"
+    what = "an Accumulator, a MatmulModel, a ScoreRule or None"
+    if site != "attn.score":
+        what = "an Accumulator, a MatmulModel or None"
     raise PlanError(f"site {site!r} was given {spec!r}; expected {what}")
 
 
@@ -318,7 +331,7 @@ class PrecisionPlan:
 
     # ---------------------------------------------------------------- constructors
     @classmethod
-    def uniform(cls, acc: Accumulator | None) -> PrecisionPlan:
+    def uniform(cls, acc: Accumulator | MatmulModel | None) -> PrecisionPlan:
         """Every site of every layer under the same accumulator."""
         return cls(tuple((site, None, _check_spec(site, acc)) for site in SITES))
 
@@ -363,7 +376,12 @@ class PrecisionPlan:
 
     def accumulator(self, site: str, layer: int | None = None) -> Accumulator | None:
         """The accumulator of a product site in ``layer`` (None: float32 BLAS, or float64 under the reference
-        plan); :class:`~lampref.errors.PlanError` if the site holds a :class:`ScoreRule` instead."""
+        plan); :class:`~lampref.errors.PlanError` if the site holds a :class:`ScoreRule` instead.
+
+        A :class:`~lampref.accumulate.MatmulModel` (a tensor core) is returned as it is: the site functions
+        pass it on to :func:`lampref.matmul` and :func:`lampref.linear`, which take either. The annotation
+        names the Accumulator alone, as the site functions' own annotations do.
+        """
         spec = self.get(site, layer)
         if isinstance(spec, ScoreRule):
             raise PlanError(f"site {site!r} holds the score rule {spec!r}; expected an Accumulator or None")
