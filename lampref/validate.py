@@ -343,12 +343,12 @@ def _report_lines(r: CompareReport) -> list[str]:
             label = str(lo) if lo == hi else f"{lo}-{hi}"
             lines.append(f"  {label:<24}{n:>10}")
     if r.worst:
-        lines += ["worst elements", f"  {'index':<14}{'actual':>24}{'expected':>24}{'ulps':>8}"]
+        lines += ["worst elements", f"  {'index':<14}{'actual':>32}{'expected':>32}{'ulps':>8}"]
         for el in r.worst:
             index = f"({', '.join(map(str, el.index))})"
             ulps = "NaN" if el.ulps is None else str(el.ulps)
             lines.append(
-                f"  {index:<14}{_cell(el.actual, r.fmt):>24}{_cell(el.expected, r.fmt):>24}{ulps:>8}"
+                f"  {index:<14}{_cell(el.actual, r.fmt):>32}{_cell(el.expected, r.fmt):>32}{ulps:>8}"
             )
     return lines
 
@@ -593,7 +593,7 @@ class AccumulationModel:
 
 @dataclass(frozen=True, slots=True)
 class ExactlyRounded:
-    """The candidate "the exact result, rounded once": $\\mathrm{fl}(\\sum_k a_{ik} b_{kj} + c_{ij})$,
+    r"""The candidate "the exact result, rounded once": $\mathrm{fl}(\sum_k a_{ik} b_{kj} + c_{ij})$,
     correctly rounded (to nearest even) into ``fmt`` — what an exact dot-product unit, or a long accumulator,
     delivers.
 

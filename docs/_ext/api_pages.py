@@ -33,6 +33,7 @@ API_MODULES = [
     "lampref.bert",
     "lampref.lamp",
     "lampref.metrics",
+    "lampref.validate",
     "lampref.experiment",
     "lampref.fetch",
     "lampref.testing",
