@@ -42,11 +42,11 @@ Examples
 --------
 >>> import numpy as np
 >>> from lampref import hardware
->>> a = np.float32([[1.0, 2.0**-24]]); b = np.float32([[1.0], [1.0]])
->>> hardware.gemm(a, b, np.float32([[0.0]]), gpu="V100")  # 2**-24 is below the 24 kept bits: dropped
-array([[1.]], dtype=float32)
->>> hardware.gemm(a, b, np.float32([[0.0]]), gpu="H100")  # two extra bits keep it
-array([[1.]], dtype=float32)
+>>> a = np.float32([[1.0, 2.0**-12, 2.0**-12]]); b = np.float32([[1.0], [2.0**-12], [2.0**-12]])
+>>> hardware.gemm(a, b, gpu="V100") - 1  # each 2**-24 is below V100's kept bits: dropped
+array([[0.]], dtype=float32)
+>>> hardware.gemm(a, b, gpu="H100") - 1  # two extra bits keep them: the exact 1 + 2**-23
+array([[1.1920929e-07]], dtype=float32)
 """
 
 from __future__ import annotations

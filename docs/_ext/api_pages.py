@@ -32,6 +32,7 @@ API_MODULES = [
     "lampref.gpt2",
     "lampref.bert",
     "lampref.lamp",
+    "lampref.hardware",
     "lampref.metrics",
     "lampref.validate",
     "lampref.experiment",
