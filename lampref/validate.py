@@ -34,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from . import hardware
 from ._validate import as_array, check_choice, check_int, widen_ml_dtypes
 from .accumulate import Accumulator, linear, matmul
 from .errors import FormatError, InputTypeError, InputValueError, LamprefError, ModeError, ShapeError
@@ -47,6 +48,7 @@ __all__ = [
     "CompareReport",
     "ExactlyRounded",
     "Explanation",
+    "TensorCore",
     "WorstElement",
     "accumulator_spec",
     "bits_dtype",
@@ -57,6 +59,7 @@ __all__ = [
     "encode",
     "explain",
     "parse_accumulator",
+    "tensor_core_candidates",
     "write_golden",
 ]
 
@@ -626,6 +629,73 @@ class ExactlyRounded:
         return Accumulator(self.fmt, block=max(n, 1), block_fmt=self.fmt)
 
 
+@dataclass(frozen=True, slots=True)
+class TensorCore:
+    """The candidate "this GPU's matrix unit" (tensor cores): :func:`lampref.hardware.gemm` with one preset,
+    labelled with every GPU that shares its model.
+
+    >>> from lampref.validate import TensorCore
+    >>> TensorCore("H100", "fp16", "fp32").name
+    'matrix unit of H100, H200, B200, RTXPRO6000 (fp16 -> fp32)'
+    """
+
+    gpu: str
+    in_format: str
+    out_format: str
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        model = hardware.preset(self.gpu, self.in_format, self.out_format)
+        if self.name is None:
+            same = [m.gpu for m in hardware.presets() if _same_model(m, model)]
+            label = f"matrix unit of {', '.join(same)} ({model.in_format} -> {model.out_format})"
+            object.__setattr__(self, "name", label)
+
+    def __call__(self, a: ArrayLike, b: ArrayLike, c: ArrayLike | None = None) -> NDArray[Any]:
+        """``a @ b + c`` on this GPU's matrix unit: ``[M, K], [K, N], [M, N] -> [M, N]``."""
+        return hardware.gemm(a, b, c, gpu=self.gpu, in_format=self.in_format, out_format=self.out_format)
+
+
+def _same_model(m: Any, model: Any) -> bool:
+    """Whether two presets differ only in their GPU's name."""
+    return bool(m == model.__class__(**{**_fields_of(model), "gpu": m.gpu}))
+
+
+def _fields_of(model: Any) -> dict[str, Any]:
+    return {f: getattr(model, f) for f in model.__dataclass_fields__}
+
+
+def tensor_core_candidates(fmt: FloatFormat | str, in_formats: Sequence[str]) -> list[TensorCore]:
+    """One :class:`TensorCore` per distinct preset with results in ``fmt`` and inputs in one of
+    ``in_formats`` (names of :data:`lampref.hardware.IN_FORMATS`); none when ``fmt`` is no output format
+    of a matrix unit.
+
+    >>> from lampref.validate import tensor_core_candidates
+    >>> [m.name for m in tensor_core_candidates("fp16", ["fp16"])][:2]
+    ['matrix unit of V100 (fp16 -> fp16)', 'matrix unit of A100, A2, A30, Ada, L40S (fp16 -> fp16)']
+    """
+    fmt = get_format(fmt)
+    out: list[TensorCore] = []
+    seen: list[Any] = []
+    for m in hardware.presets():
+        if get_format(m.out_format) != fmt or m.in_format not in in_formats:
+            continue
+        if any(_same_model(m, s) for s in seen):
+            continue
+        seen.append(m)
+        out.append(TensorCore(m.gpu, m.in_format, m.out_format))
+    return out
+
+
+def _input_formats(a: NDArray[Any], b: NDArray[Any]) -> list[str]:
+    """The matrix units' input formats that hold every value of both operands."""
+    return [
+        f
+        for f in hardware.IN_FORMATS
+        if bool(np.all(is_representable(a, f))) and bool(np.all(is_representable(b, f)))
+    ]
+
+
 def default_candidates(fmt: FloatFormat | str, *, addend: bool = False) -> list[Any]:
     """The candidate models :func:`explain` tries for results in ``fmt``.
 
@@ -820,6 +890,12 @@ def explain(
         ``matches`` (the names that reproduce ``actual``), ``closest``, every candidate's
         :class:`CompareReport`; ``str()`` prints a table.
 
+    Notes
+    -----
+    The default candidates are :func:`default_candidates` for ``fmt`` followed by
+    :func:`tensor_core_candidates`: every distinct GPU matrix-unit preset (:mod:`lampref.hardware`) with
+    results in ``fmt`` whose input format holds ``a`` and ``b``.
+
     Raises
     ------
     ShapeError
@@ -847,6 +923,7 @@ def explain(
     values = _format_values(raw, "actual", out_fmt)
     if candidates is None:
         candidates = default_candidates(out_fmt, addend=c2 is not None)
+        candidates += tensor_core_candidates(out_fmt, _input_formats(a2, b2))
     results = [_try(cand, a2, b2, c2, values, out_fmt) for cand in candidates]
     return Explanation(out_fmt, (shape[0], a2.shape[1], shape[1]), tuple(results))
 

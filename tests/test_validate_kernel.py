@@ -19,6 +19,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import lampref as L  # noqa: N812
+import lampref.hardware
 from lampref.cli import main
 from lampref.validate import (
     AccumulationModel,
@@ -358,6 +359,19 @@ def test_explain_bad_input() -> None:
     with pytest.raises(L.ModeError) as err:
         AccumulationModel(L.Accumulator("fp16", mode="stochastic"))
     check_error(err, "stochastic", "deterministic")
+
+
+def test_explain_names_the_tensor_core_preset() -> None:
+    """The matrix-unit models are default candidates for inputs they hold: a V100 product is told apart
+    from the Hopper one and from every software model."""
+    a, b = _operands(8, M=8, K=64, N=8)
+    actual = L.hardware.gemm(a, b, gpu="V100", in_format="fp16", out_format="fp32")
+    e = explain(a, b, actual)
+    assert "matrix unit of V100 (fp16 -> fp32)" in e.matches
+    assert not any("H100" in name for name in e.matches)
+    assert not any(name.startswith("fp32 ") for name in e.matches)
+    assert "matrix unit of V100 (fp16 -> fp32)" in str(e)
+    assert not any("e4m3" in r.name for r in e.results)  # fp16 inputs: no fp8 mode is tried
 
 
 def test_default_candidates_names_are_unique() -> None:
