@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -68,7 +68,7 @@ from .rounding import (
     check_mode,
 )
 
-__all__ = ["ORDERS", "STAGINGS", "Accumulator", "MatmulModel", "dot", "linear", "matmul"]
+__all__ = ["ORDERS", "STAGINGS", "Accumulator", "MatmulModel", "ProductModel", "dot", "linear", "matmul"]
 
 ORDERS: tuple[str, ...] = ("sequential", "reverse", "pairwise")
 STAGINGS: tuple[str, ...] = ("exact", "fp32")
@@ -261,6 +261,10 @@ class MatmulModel(Protocol):
     def matmul(
         self, a: ArrayLike, b: ArrayLike, c: ArrayLike | None = None, *, rng: RngLike = None
     ) -> Any: ...
+
+
+ProductModel: TypeAlias = "Accumulator | MatmulModel"
+"""What a product site runs under: an :class:`Accumulator` or a :class:`MatmulModel` (a tensor core)."""
 
 
 def _two_sum(

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .accumulate import Accumulator, matmul
+from .accumulate import ProductModel, matmul
 from .errors import InputValueError
 from .rounding import round_to
 from .special import gelu_erf
@@ -184,7 +184,7 @@ def gelu(x: Array, kind: str = "tanh") -> Array:
 
 # --------------------------------------------------------------------------------------- attention
 def site_product(
-    a: Array, b: Array, acc: Accumulator | None, *, rng: Any = None, blas: Product = np.matmul
+    a: Array, b: Array, acc: ProductModel | None, *, rng: Any = None, blas: Product = np.matmul
 ) -> Array:
     """``a @ b`` at a product site: under ``acc`` (:func:`lampref.matmul`, float32 results), or ``blas``."""
     if acc is None:
@@ -193,7 +193,7 @@ def site_product(
 
 
 def attention_scores(
-    q: Array, k: Array, acc: Accumulator | None, *, rng: Any = None, blas: Product = np.matmul
+    q: Array, k: Array, acc: ProductModel | None, *, rng: Any = None, blas: Product = np.matmul
 ) -> Array:
     r"""The score site: scaled attention scores ``q k^T / sqrt(d)`` before any mask,
     ``[..., n, d], [..., L, d] -> [..., n, L]``.
@@ -228,8 +228,8 @@ def attention(
     v: Array,
     visible: NDArray[np.bool_],
     *,
-    score: Accumulator | None = None,
-    value: Accumulator | None = None,
+    score: ProductModel | None = None,
+    value: ProductModel | None = None,
     rng: Any = None,
     blas: Product = np.matmul,
 ) -> tuple[Array, Array]:

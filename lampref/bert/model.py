@@ -47,7 +47,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._models import ModelParams, check_copy_dtype, check_shapes, check_token_ids
 from .._validate import as_array, check_bool, check_rng
-from ..accumulate import Accumulator, linear
+from ..accumulate import ProductModel, linear
 from ..errors import (
     ConfigError,
     InputTypeError,
@@ -365,7 +365,7 @@ class _Pass:
     rng: np.random.Generator | None
 
 
-def _dense(x: Array, p: Linear, acc: Accumulator | None, rng: np.random.Generator | None) -> Array:
+def _dense(x: Array, p: Linear, acc: ProductModel | None, rng: np.random.Generator | None) -> Array:
     """A dense layer ``x @ w + b`` (``[n, in] -> [n, out]``): BLAS in the dtype of ``x``, or under ``acc``
     with the bias added to the accumulated product and rounded again (:func:`lampref.linear`)."""
     if acc is None:

@@ -54,7 +54,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._models import ModelParams, check_token_ids
 from .._validate import check_rng, is_int
-from ..accumulate import Accumulator, linear
+from ..accumulate import ProductModel, linear
 from ..errors import InputValueError
 from ..nn import (
     Product,
@@ -154,12 +154,12 @@ def _blas(ctx: ForwardContext) -> Product:
     return lambda a, b: _blas_rows(a, b, ctx.start, ctx.row_block)
 
 
-def _site_matmul(a: Array, b: Array, acc: Accumulator | None, ctx: ForwardContext) -> Array:
+def _site_matmul(a: Array, b: Array, acc: ProductModel | None, ctx: ForwardContext) -> Array:
     """A product at a site: BLAS in row blocks, or :func:`lampref.matmul` under the accumulator."""
     return site_product(a, b, acc, rng=ctx.rng, blas=_blas(ctx))
 
 
-def dense(x: Array, p: Linear, acc: Accumulator | None, ctx: ForwardContext) -> Array:
+def dense(x: Array, p: Linear, acc: ProductModel | None, ctx: ForwardContext) -> Array:
     """A dense (fully connected) layer ``x @ w + b`` (``[n, in] -> [n, out]``); under an accumulator the bias
     is added to the accumulated product and the sum rounded again (:func:`lampref.linear`)."""
     if acc is None:
@@ -167,7 +167,7 @@ def dense(x: Array, p: Linear, acc: Accumulator | None, ctx: ForwardContext) -> 
     return np.asarray(linear(x, p.w, p.b, acc, rng=ctx.rng), dtype=np.float32)
 
 
-def attention_scores(q: Array, k: Array, acc: Accumulator | None, ctx: ForwardContext) -> Array:
+def attention_scores(q: Array, k: Array, acc: ProductModel | None, ctx: ForwardContext) -> Array:
     """Scaled attention scores ``q k^T / sqrt(d)`` before the mask: ``[H, n, d], [H, L, d] -> [H, n, L]``.
 
     The score site of :func:`lampref.nn.attention_scores`, its BLAS products in row blocks.

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, TypeAlias, cast, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._validate import is_int
-from ..accumulate import Accumulator, MatmulModel
+from ..accumulate import Accumulator, MatmulModel, ProductModel
 from ..errors import InputValueError, PlanError, expected_one_of
 
 __all__ = ["SITES", "AttentionProbs", "PrecisionPlan", "ScoreRule", "ScoreStats", "SiteSpec", "resolve_plan"]
@@ -208,11 +208,9 @@ class ScoreRule(Protocol):
     ) -> AttentionProbs: ...
 
 
-SiteSpec: TypeAlias = Accumulator | ScoreRule | None
-"""What a plan holds for a site: an Accumulator, a ScoreRule (``attn.score`` only), or None (BLAS); or a
-:class:`~lampref.accumulate.MatmulModel` (a tensor core), which the site functions hand to
-:func:`lampref.matmul` and :func:`lampref.linear` like an Accumulator (the alias names the Accumulator alone,
-as the site functions' annotations do)."""
+SiteSpec: TypeAlias = Accumulator | MatmulModel | ScoreRule | None
+"""What a plan holds for a site: an Accumulator or a :class:`~lampref.accumulate.MatmulModel` (a tensor
+core), a ScoreRule (``attn.score`` only), or None (BLAS)."""
 
 PlanEntry: TypeAlias = tuple[str, int | None, SiteSpec]
 """One setting of a plan: (site, layer or None for every layer, spec)."""
@@ -232,7 +230,7 @@ def _check_spec(site: str, spec: object) -> SiteSpec:
             hash(spec)
         except TypeError:
             raise PlanError(f"the matmul model {spec!r} must be hashable (a frozen dataclass)") from None
-        return cast(Accumulator, spec)  # used as one: see SiteSpec
+        return spec
     if site == "attn.score" and isinstance(spec, ScoreRule):
         try:
             hash(spec)
@@ -374,14 +372,10 @@ class PrecisionPlan:
                     default = spec
         return default
 
-    def accumulator(self, site: str, layer: int | None = None) -> Accumulator | None:
-        """The accumulator of a product site in ``layer`` (None: float32 BLAS, or float64 under the reference
-        plan); :class:`~lampref.errors.PlanError` if the site holds a :class:`ScoreRule` instead.
-
-        A :class:`~lampref.accumulate.MatmulModel` (a tensor core) is returned as it is: the site functions
-        pass it on to :func:`lampref.matmul` and :func:`lampref.linear`, which take either. The annotation
-        names the Accumulator alone, as the site functions' own annotations do.
-        """
+    def accumulator(self, site: str, layer: int | None = None) -> ProductModel | None:
+        """The accumulation model of a product site in ``layer``: an Accumulator or a
+        :class:`~lampref.accumulate.MatmulModel` (None: float32 BLAS, or float64 under the reference plan);
+        :class:`~lampref.errors.PlanError` if the site holds a :class:`ScoreRule` instead."""
         spec = self.get(site, layer)
         if isinstance(spec, ScoreRule):
             raise PlanError(f"site {site!r} holds the score rule {spec!r}; expected an Accumulator or None")
