@@ -23,9 +23,11 @@ the nonzero terms, and $u = 2^{E - 23 - \text{extra\_bits}}$ the weight of the l
 
 where trunc drops the bits below $u$ from each magnitude (the sticky bit, when on, keeps one more bit that
 says whether anything was dropped) and fl is the final rounding (``rounding``) to the output format. With
-``extra_bits < 0`` (Ada and Hopper fp8) the kept bits are fewer than float32's and the result has
-$24 + \text{extra\_bits}$ significant bits. A value that reaches $2^{e_{\max}+1}$ is an infinity, in
-every rounding mode (the models' rule; the truncating mode of IEEE 754 would saturate).
+``extra_bits < 0`` (Ada fp8, Hopper fp8 with float32 output) the kept bits are fewer than float32's and
+the result has $24 + \text{extra\_bits}$ significant bits. A value that reaches $2^{e_{\max}+1}$ is an
+infinity, in every rounding mode (the models' rule; the truncating mode of IEEE 754 would saturate). A group
+takes ``group`` consecutive products of $K$, or with ``interleave`` alternating runs of one instruction's
+products (Hopper fp8 with fp16 output).
 
 Special values are settled before the arithmetic, over the whole row and column: a NaN, an infinity times
 zero, or infinities of both signs among the products and $c$ give NaN, else an infinity gives that infinity.
@@ -103,12 +105,14 @@ class TensorCoreModel:
         Labels: the device and the formats of $A, B$ (``fp16, bf16, tf32, e4m3, e5m2``) and of $C, D$
         (``fp32`` or ``fp16``).
     group : int
-        Products per fused group: V100 4; A100/Ada 8 (tf32: 4); H100/B200 16 (tf32: 8, fp8: 32); Ada fp8 16.
-        Longer sums go group after group, the previous result as the next addend.
+        Products per fused group: V100 4; A100/Ada 8 (tf32: 4); H100/B200 16 (tf32: 8, fp8: 32; H100 fp8
+        with fp16 output: 16, see ``interleave``); Ada fp8 16. Longer sums go group after group, the
+        previous result as the next addend.
     extra_bits : int
         Bits kept below the significand of the largest term during alignment: V100 0, A100/Ada 1,
-        H100/B200 2. Negative (-10: Ada and H100 with fp8 inputs): the sum keeps only ``24 + extra_bits``
-        bits, and so does the result.
+        H100/B200 2. Negative (-10: Ada with fp8 inputs, H100 with fp8 inputs and float32 output): the sum
+        keeps only ``24 + extra_bits`` bits, and so does the result. H100 with fp8 inputs and fp16 output
+        has its fp16 path's 2.
     rounding : str
         Final rounding of the group's sum to the output format: ``"toward_zero"`` (NVIDIA with float32
         outputs: truncation), ``"nearest_even"`` (fp16 outputs, B200's round-to-nearest variant, AMD).
@@ -135,7 +139,7 @@ class TensorCoreModel:
     min_exponent : int or None
         The alignment exponent $E$ is at least this: terms far below it lose their bits even when nothing
         larger is present. A100/Ada -132, H100/B200 -133 with float32 outputs; with fp16 outputs -19 (V100),
-        -20 (A100/Ada), -21 (H100, B200), -15 (B200 round-to-nearest). None: no limit.
+        -20 (A100/Ada; Ada fp8: -132), -21 (H100, B200), -15 (B200 round-to-nearest). None: no limit.
     zero_addend_exponent : int or None
         With ``late_addend``: the exponent a zero addend takes in the final alignment (CDNA3: -126, so tiny
         product sums lose bits even with $c = 0$). None: a zero addend takes no part.
@@ -148,6 +152,13 @@ class TensorCoreModel:
     fp8_fnuz : bool
         fp8 inputs in the "fnuz" encodings (AMD CDNA3): e4m3 with emin -7 and largest value 240, e5m2 with
         emin -15; no infinity, no negative zero.
+    interleave : int
+        0: each fused group takes ``group`` consecutive products of $K$. $r > 0$: $K$ is taken in
+        instructions of ``2 * group`` products (zero-padded), each executed as two fused groups that take
+        alternating runs of $r$ products: the first group the runs at even positions, then the second group
+        the runs at odd positions. H100/H200 with fp8 inputs and fp16 output: 2 (of the 32 products of one
+        instruction, the first group of 16 takes $k = 0, 1, 4, 5, 8, 9, \dots$, the second
+        $k = 2, 3, 6, 7, \dots$). ``group`` must be a multiple of $r$.
 
     Raises
     ------
@@ -181,6 +192,7 @@ class TensorCoreModel:
     in_subnormals: bool = True
     out_subnormals: bool = True
     fp8_fnuz: bool = False
+    interleave: int = 0
 
     def __post_init__(self) -> None:
         _check_name("in_format", self.in_format, IN_FORMATS)
@@ -193,6 +205,15 @@ class TensorCoreModel:
         if not isinstance(self.extra_bits, int) or not -20 <= self.extra_bits <= 8:
             raise HardwareError(
                 f"extra_bits={self.extra_bits!r} is not valid; expected an integer in [-20, 8]"
+            )
+        if (
+            not isinstance(self.interleave, int)
+            or self.interleave < 0
+            or (self.interleave and self.group % self.interleave)
+        ):
+            raise HardwareError(
+                f"interleave={self.interleave!r} is not valid; expected 0 or a positive divisor of "
+                f"group={self.group}"
             )
         if self.summation in ("odd_even", "pairwise") and not self.late_addend:
             raise HardwareError(
@@ -278,7 +299,11 @@ def _build_presets() -> dict[tuple[str, str, str], TensorCoreModel]:
     for gpu in ("Ada", "L40S"):
         models += _nvidia(gpu, ada, 1, -10, {"fp16": -20, "e4m3": -132, "e5m2": -132}, min_exp=-132)
     for gpu in ("H100", "H200"):
-        models += _nvidia(gpu, hopper, 2, -10, {"fp16": -21, "e4m3": -133, "e5m2": -133}, min_exp=-133)
+        models += _nvidia(gpu, hopper, 2, -10, {"fp16": -21}, min_exp=-133)
+        fp16_path = TensorCoreModel(
+            gpu, "e4m3", "fp16", 16, 2, "nearest_even", min_exponent=-21, interleave=2
+        )
+        models += [fp16_path, fp16_path.replace(in_format="e5m2")]  # fp8 with fp16 output: two groups of 16
     for gpu in ("B200", "RTXPRO6000"):
         models += _nvidia(gpu, hopper, 2, 2, {"fp16": -21}, min_exp=-133)
     models += _nvidia("B200-RN", hopper, 2, 2, {"fp16": -15}, "nearest_even", min_exp=-133)
@@ -519,6 +544,8 @@ def _accumulate(
 ) -> NDArray[np.float64]:
     """Group after group along K (zero-padded to whole groups); each result is the next addend. An infinity
     or NaN from one group (overflow, the product limit) is kept to the end."""
+    if model.interleave:
+        A, B = _interleaved(A, B, model.group, model.interleave)
     K, G = A.shape[2], model.group
     emin = model.input_format.emin
     assert emin is not None
@@ -542,6 +569,21 @@ def _accumulate(
         stuck = np.where((stuck == 0) & ~np.isfinite(r), r, stuck)
         d = np.where(np.isfinite(r), r, 0.0)
     return np.where(stuck != 0, stuck, d)  # NaN != 0 holds: a NaN is kept too
+
+
+def _interleaved(
+    A: NDArray[np.float64], B: NDArray[np.float64], G: int, r: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``A [Bt, R, K]`` and ``B [Bt, K, N]`` with K zero-padded to whole instructions of ``2 * G`` products
+    and reordered so that consecutive groups of ``G`` are the ones the hardware fuses: in each instruction,
+    the runs of ``r`` products at even positions, then those at odd positions."""
+    K, width = A.shape[2], 2 * G
+    n = -(-K // width) * width
+    k = np.arange(n)
+    order = np.lexsort((k, (k % width // r) % 2, k // width))  # by instruction, then group, then k
+    A = np.pad(A, ((0, 0), (0, 0), (0, n - K)))[:, :, order]  # [Bt, R, n]
+    B = np.pad(B, ((0, 0), (0, n - K), (0, 0)))[:, order, :]  # [Bt, n, N]
+    return A, B
 
 
 def _exponents(x: NDArray[np.float64], emin: int) -> NDArray[np.int32]:
