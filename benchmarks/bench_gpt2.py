@@ -16,18 +16,18 @@ Usage: ``python benchmarks/bench_gpt2.py [--tokens 128 1024] [--repeat 3] [--ski
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _timing import best_time  # noqa: E402
 
 from lampref import Accumulator  # noqa: E402
 from lampref.gpt2.config import GPT2Config  # noqa: E402
@@ -51,16 +51,6 @@ after_load = peak_mib()
 m.logits(np.arange(64))
 print(base, after_load, peak_mib())
 """
-
-
-def best_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def torch_forward(params, cfg):  # pragma: no cover - optional
@@ -107,15 +97,15 @@ def main() -> None:
     for T in args.tokens:
         tokens = rng.integers(0, cfg.vocab_size, T)
         model.logits(tokens[:8])  # warm up
-        t_np = best_time(lambda tokens=tokens: model.logits(tokens), args.repeat)
+        t_np = best_time(lambda tokens=tokens: model.logits(tokens), args.repeat)[0]
         t_torch = float("nan")
         if torch_run is not None:
             torch_run[0](tokens[:8])
-            t_torch = best_time(lambda tokens=tokens: torch_run[0](tokens), args.repeat)
+            t_torch = best_time(lambda tokens=tokens: torch_run[0](tokens), args.repeat)[0]
         t_score = float("nan")
         if T <= 128 or not args.skip_score_1024:
             plan = PrecisionPlan.only("attn.score", Accumulator.authors(10))
-            t_score = best_time(lambda tokens=tokens, plan=plan: model.logits(tokens, plan), 1)
+            t_score = best_time(lambda tokens=tokens, plan=plan: model.logits(tokens, plan), 1)[0]
         row = (
             f"{T}",
             f"{t_np:.3f}",

@@ -12,23 +12,13 @@ beside ``numpy.matmul`` in float32 on the same operands, with the ratio.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import numpy as np
+from _timing import best_time
 
 from lampref import hardware, round_to
 
 SIZE = 256
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -39,14 +29,14 @@ def main() -> None:
     a = np.asarray(round_to(rng.standard_normal((SIZE, SIZE)), "fp16"), dtype=np.float32)  # [M, K]
     b = np.asarray(round_to(rng.standard_normal((SIZE, SIZE)), "fp16"), dtype=np.float32)  # [K, N]
     c = rng.standard_normal((SIZE, SIZE)).astype(np.float32)  # [M, N]
-    blas = best_of(lambda: np.matmul(a, b) + c, args.repeat)
+    blas = best_time(lambda: np.matmul(a, b) + c, args.repeat)[0]
     print(f"{SIZE}x{SIZE} @ {SIZE}x{SIZE}, fp16 inputs, float32 output; best of {args.repeat}")
     print(f"{'case':<22}{'time (ms)':>12}{'float32 BLAS (ms)':>20}{'ratio':>10}")
     for gpu in ("H100", "A100", "V100"):
         d = hardware.gemm(a, b, c, gpu=gpu)
         err = np.abs(d - (a.astype(np.float64) @ b + c)).max()
         assert err < 1e-3, f"{gpu}: max error {err} against float64 BLAS"
-        t = best_of(lambda g=gpu: hardware.gemm(a, b, c, gpu=g), args.repeat)  # type: ignore[misc]
+        t = best_time(lambda g=gpu: hardware.gemm(a, b, c, gpu=g), args.repeat)[0]  # type: ignore[misc]
         print(f"{gpu + ' fp16 -> fp32':<22}{t * 1e3:>12.1f}{blas * 1e3:>20.3f}{t / blas:>10.0f}")
 
 

@@ -31,12 +31,12 @@ import math
 import os
 import platform
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from _timing import best_time
 
 import lampref
 from lampref import FloatFormat, bf16, fp16, round_to, to_pychop
@@ -89,17 +89,6 @@ def make_input(n: int, edge_share: float, seed: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------- timing
-def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Best wall time of ``repeats`` calls (after one warm-up call) and the last result."""
-    out = fn()
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def same_bits(a: np.ndarray, b: np.ndarray) -> int:
     """Number of elements whose values differ (NaNs count as equal to NaNs; -0 differs from +0)."""
     a = np.asarray(a, dtype=np.float64)
@@ -173,9 +162,9 @@ def lampref_runner(x: np.ndarray, fmt: FloatFormat, mode: str) -> Callable[[], A
 
 def bench_native(x: np.ndarray, repeats: int) -> tuple[list[Row], bool]:
     rows, ok = [], True
-    t_l, ours = best_time(lampref_runner(x, fp16, "nearest_even"), repeats)
+    t_l, ours = best_time(lampref_runner(x, fp16, "nearest_even"), repeats, warmup=True)
     with np.errstate(over="ignore"):  # values beyond 65504 become inf, as intended
-        t_n, theirs = best_time(lambda: x.astype(np.float16).astype(np.float32), repeats)
+        t_n, theirs = best_time(lambda: x.astype(np.float16).astype(np.float32), repeats, warmup=True)
     bad = same_bits(ours, theirs)
     ok &= bad == 0
     rows.append(Row("fp16", "nearest_even", t_l, {"numpy float16 cast": t_n}, [f"{bad} differ"]))
@@ -184,8 +173,8 @@ def bench_native(x: np.ndarray, repeats: int) -> tuple[list[Row], bool]:
     except ImportError:
         print("ml_dtypes is not installed: the bfloat16 comparison is skipped")
         return rows, ok
-    t_l, ours = best_time(lampref_runner(x, bf16, "nearest_even"), repeats)
-    t_n, theirs = best_time(lambda: x.astype(ml_dtypes.bfloat16).astype(np.float32), repeats)
+    t_l, ours = best_time(lampref_runner(x, bf16, "nearest_even"), repeats, warmup=True)
+    t_n, theirs = best_time(lambda: x.astype(ml_dtypes.bfloat16).astype(np.float32), repeats, warmup=True)
     bad = same_bits(ours, theirs)
     ok &= bad == 0
     rows.append(Row("bf16", "nearest_even", t_l, {"ml_dtypes bfloat16 cast": t_n}, [f"{bad} differ"]))
@@ -206,18 +195,18 @@ def bench_pychop(x: np.ndarray, repeats: int, pychop_repeats: int, cap: int) -> 
         kw = to_pychop(fmt)
         for mode in MODES:
             rmode = PYCHOP_RMODES[mode]
-            t_l, ours = best_time(lampref_runner(x, fmt, mode), repeats)
+            t_l, ours = best_time(lampref_runner(x, fmt, mode), repeats, warmup=True)
             # pychop's NumPy backend without dask: one chunk covering the whole input
             # (pychop's own floating-point warnings on inf and NaN inputs are silenced)
             nodask = pychop.Chop(**kw, rmode=rmode, chunk_size=n, random_state=0)
             with environ(chop_backend="numpy"), np.errstate(all="ignore"):
-                t_np, theirs = best_time(lambda c=nodask: c(x), pychop_repeats)
+                t_np, theirs = best_time(lambda c=nodask: c(x), pychop_repeats, warmup=True)
             # pychop as shipped: backend "auto", chunk_size=800 (dask for the deterministic modes)
             # (the stochastic modes bypass dask and are timed on the whole input)
             shipped = pychop.Chop(**kw, rmode=rmode, random_state=0)
             part, factor = (x, 1.0) if mode in STOCHASTIC_MODES else (x_cap, scale)
             with environ(chop_backend="auto"), np.errstate(all="ignore"):
-                t_sh, theirs_sh = best_time(lambda c=shipped, part=part: c(part), pychop_repeats)
+                t_sh, theirs_sh = best_time(lambda c=shipped, part=part: c(part), pychop_repeats, warmup=True)
             notes = []
             if mode not in STOCHASTIC_MODES:
                 notes.append(f"{same_bits(ours, theirs)} differ from lampref")
