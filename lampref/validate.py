@@ -28,6 +28,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -949,17 +950,7 @@ def _try(
 
 
 # ----------------------------------------------------------------------------- accumulator specs
-_SPEC_FIELDS = (
-    "mode",
-    "block",
-    "block_fmt",
-    "block_mode",
-    "order",
-    "products",
-    "products_mode",
-    "staging",
-    "fma",
-)
+_SPEC_FIELDS = tuple(f.name for f in dataclass_fields(Accumulator) if f.name != "fmt")  # mode, ..., fma
 
 
 def _spec_value(key: str, text: str) -> Any:
