@@ -825,17 +825,12 @@ class BertModel(ModelParams[BertParams]):
         )
 
     def hidden_states_and_stats(
-        self,
-        input_ids: ArrayLike,
-        plan: PrecisionPlan | None = None,
-        attention_mask: ArrayLike | None = None,
-        token_type_ids: ArrayLike | None = None,
-        *,
-        rng: Any = None,
+        self, input_ids: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None
     ) -> tuple[Array, tuple[ScoreStats, ...]]:
-        """The last hidden states ``(T, C)`` of one sequence ``(T,)`` and, per layer, the statistics the
-        plan's score rule reports (:class:`~lampref.gpt2.plan.ScoreStats`, empty without one), without
-        keeping the attention matrices. Arguments as for :meth:`hidden_states`.
+        """The last hidden states ``(T, C)`` of one sequence ``(T,)`` of real tokens (one segment, no
+        padding) and, per layer, the statistics the plan's score rule reports
+        (:class:`~lampref.gpt2.plan.ScoreStats`, empty without one), without keeping the attention matrices
+        (as :meth:`lampref.gpt2.GPT2.logits_and_stats`; :meth:`trace` takes a mask and segment ids).
 
         >>> import numpy as np
         >>> from lampref import Accumulator, fp32_mantissa
@@ -855,7 +850,7 @@ class BertModel(ModelParams[BertParams]):
         >>> bool(0 < recompute_fraction(stats).total < 1)
         True
         """
-        ids, visible, types = self._inputs(input_ids, attention_mask, token_type_ids, (1,))
+        ids, visible, types = self._inputs(input_ids, None, None, (1,))
         return self._forward(ids, visible, types, self._plan(plan), check_rng(rng))
 
 
