@@ -492,3 +492,110 @@ def test_issue11_item17_lamp_page_uses_the_library_metric_and_shows_outputs() ->
             assert "print(" not in block.code, f"lamp.md:{block.line}: output printed but never shown"
     sessions = [b for b in blocks if b.is_session]
     assert len(sessions) >= 3, "lamp.md shows no output"
+
+
+# ------------------------------------------------------------------------- the notebooks
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _notebook_hook():
+    spec = importlib.util.spec_from_file_location(
+        "_lampref_notebook_pages", DOCS / "_ext" / "notebook_pages.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_pages_show_the_executed_notebooks(site: Path, notebook: Path) -> None:
+    """Each notebook has a page in the nav with its code, printed output and figures (local PNG files)."""
+    page = site / "notebooks" / notebook.stem / "index.html"
+    assert page.is_file(), f"no page for {notebook.name}"
+    text = page.read_text(encoding="utf-8")
+    article = re.search(r"<article\b.*?</article>", text, re.S)
+    assert article, f"{notebook.name}: the page has no article"
+    assert "# %%" not in html.unescape(article.group(0)), f"{notebook.name}: cell markers shown raw"
+    code_cells = notebook.read_text(encoding="utf-8").splitlines().count("# %%")
+    blocks = article.group(0).count('<div class="highlight">')
+    assert 'class="kn">import</span>' in article.group(0), f"{notebook.name}: no Python code shown"
+    assert blocks > code_cells, f"{notebook.name}: {blocks} code blocks, no output of {code_cells} cells"
+
+    parsed = _parse(page)
+    first_heading = next(
+        line for line in notebook.read_text(encoding="utf-8").splitlines() if line[:4] == "# # "
+    )
+    title = re.sub(r"[`*_$]", "", first_heading[4:]).strip()
+    assert parsed.headings[0] == title, f"{notebook.name}: the page is titled {parsed.headings[0]!r}"
+    images = [a["src"] for t, a in parsed.tags if t == "img" and a.get("src")]
+    assert images, f"{notebook.name}: the page shows no figure"
+    for src in images:
+        target = _resolve(site, page, src)
+        assert target.is_file(), f"{notebook.name}: broken image {src}"
+        assert target.read_bytes()[:8] == _PNG_SIGNATURE, f"{notebook.name}: {src} is not a PNG"
+    assert (site / "notebooks" / notebook.name).read_bytes() == notebook.read_bytes(), "source not shipped"
+
+    home = (site / "index.html").read_text(encoding="utf-8")
+    assert f'href="notebooks/{notebook.stem}/"' in home, f"{notebook.name}: not in the navigation"
+
+
+def test_notebook_pages_exist_only_in_the_build() -> None:
+    """The pages are generated: the examples test never runs the notebooks a second time."""
+    assert not (DOCS / "notebooks").exists()
+    assert not [p for p in PAGES if "notebooks" in p.relative_to(ROOT).parts]
+
+
+_TINY_NOTEBOOK = """\
+# %% [markdown]
+# # A tiny notebook with $x$ in its title
+
+# %%
+import os
+import matplotlib.pyplot as plt
+print("small:", os.environ.get("LAMPREF_SMALL"), "files here:", os.listdir("."))
+fig, ax = plt.subplots()
+ax.plot([0, 1], [1, 0])
+plt.show()
+plt.subplots()
+6 * 7
+
+# %%
+x = 1
+1 / 0
+"""
+
+
+def test_notebook_hook_runs_cells_like_jupyter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full sizes in an empty directory, shown and open figures kept in order, the last expression's repr;
+    a cell that raises names the notebook, the cell and the line; the caller's state is restored."""
+    import jupytext
+    import matplotlib
+    from mkdocs.exceptions import PluginError
+
+    hook = _notebook_hook()
+    path = tmp_path / "tiny.py"
+    path.write_text(_TINY_NOTEBOOK, encoding="utf-8")
+    cells = jupytext.read(path).cells
+    monkeypatch.setenv("LAMPREF_SMALL", "1")
+    cwd, backend = Path.cwd(), matplotlib.get_backend()
+
+    with pytest.raises(PluginError, match=r"notebook tiny\.py, cell 3, line 16 raised ZeroDivisionError"):
+        hook._execute(path, cells)
+    assert (Path.cwd(), matplotlib.get_backend(), os.environ["LAMPREF_SMALL"]) == (cwd, backend, "1")
+
+    outputs = hook._execute(path, cells[:2])
+    assert outputs[0] is None
+    assert outputs[1].text == "small: None files here: []\n42\n"
+    assert len(outputs[1].figures) == 2
+    assert all(png[:8] == _PNG_SIGNATURE for png in outputs[1].figures)
+    assert len(outputs[1].figures[0]) > len(outputs[1].figures[1])  # the plot, then the empty axes
+
+    figures: dict[str, bytes] = {}
+    page = hook._page(path, cells[:2], outputs, figures)
+    assert page.startswith("# A tiny notebook with *x* in its title\n")
+    assert "```text\nsmall: None files here: []\n42\n```" in page
+    assert list(figures) == ["notebooks/tiny/cell02-1.png", "notebooks/tiny/cell02-2.png"]
+    assert "![Figure 2 of cell 2](tiny/cell02-2.png)" in page
