@@ -48,17 +48,6 @@ RUNS = 20 if SMALL else 100  # independent stochastic runs of the long sum
 SEED = 20_260_130
 
 
-def show(fig):
-    """Show a figure (inline in Jupyter, in a window from a script) or, with a non-interactive backend such as
-    Agg, just render it; then free it."""
-    fig.tight_layout()
-    if matplotlib.get_backend().lower() in ("agg", "pdf", "svg", "ps", "cairo", "template"):
-        fig.canvas.draw()
-        plt.close(fig)
-    else:
-        plt.show()
-
-
 print(f"lampref {lampref.__version__}, matplotlib backend {matplotlib.get_backend()}, small sizes: {SMALL}")
 
 # %% [markdown]
@@ -95,7 +84,7 @@ for v in positive:
     print(f"{v:7.4f} = {bits}b x 2^{e:<3d} ({kind})")
 
 # %%
-fig, axes = plt.subplots(2, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [2, 1]})
+fig, axes = plt.subplots(2, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [2, 1]}, layout="tight")
 for row, (f, label) in enumerate([(tiny, "with subnormals"), (tiny_ftz, "subnormals=False")]):
     vals = f.values().astype(np.float64)
     normal = np.abs(vals) >= f.smallest_normal
@@ -116,7 +105,7 @@ for row, (f, label) in enumerate([(tiny, "with subnormals"), (tiny_ftz, "subnorm
         )
     if row == 0:
         axes[row, 0].legend(loc="upper left", fontsize=8, ncol=3, frameon=False)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # The spacing doubles at every power of two: the relative spacing stays between $2^{-p}$ and $2^{1-p}$.
@@ -132,7 +121,7 @@ show(fig)
 # %%
 x = np.linspace(-4.0, 4.0, GRID)
 half_ulp = ulp(x, tiny).astype(np.float64) / 2
-fig, axes = plt.subplots(2, 3, figsize=(12, 5.5), sharex=True, sharey=True)
+fig, axes = plt.subplots(2, 3, figsize=(12, 5.5), sharex=True, sharey=True, layout="tight")
 for ax, mode in zip(axes.flat, DETERMINISTIC_MODES, strict=True):
     err = round_to(x, tiny, mode).astype(np.float64) - x
     ax.plot(x, err, lw=0.9, color="C0")
@@ -147,7 +136,7 @@ for ax in axes[1]:
 for ax in axes[:, 0]:
     ax.set_ylabel(r"$\mathrm{fl}(x) - x$")
 fig.suptitle(f"Absolute rounding error in {tiny!r}", fontsize=11)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # Round to nearest stays within half an ulp; the directed modes and round to odd use the whole ulp.
@@ -169,7 +158,7 @@ for mode, r in rel.items():
         f"{mode:13} largest relative error in the normal range: {r[normal_range].max():.4f} (bound {bound})"
     )
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True, layout="tight")
 panels = [
     ("to nearest", ["nearest_even", "nearest_away"]),
     ("directed and odd", ["toward_zero", "toward_pos", "odd"]),
@@ -188,7 +177,7 @@ for ax, (title, modes) in zip(axes, panels, strict=True):
     ax.legend(fontsize=8, loc="upper center")
     ax.set_title(f"Relative error, {title}", fontsize=11)
 axes[0].set_ylabel(r"$|\mathrm{fl}(x) - x| \;/\; |x|$")
-show(fig)
+plt.show()
 
 # %% [markdown]
 # The sawtooth restarts at every power of two: the relative error is largest just above $2^e$ (where the
@@ -214,7 +203,7 @@ for mode in ("nearest_even", "nearest_away"):
 # %%
 x = np.linspace(0.9, 2.15, GRID)
 ties = mids[(mids > x[0]) & (mids < x[-1])]
-fig, ax = plt.subplots(figsize=(9, 3.5))
+fig, ax = plt.subplots(figsize=(9, 3.5), layout="tight")
 for mode, style, color in [("nearest_even", "-", "C0"), ("nearest_away", "--", "C1")]:
     ax.plot(x, round_to(x, tiny, mode), style, color=color, lw=1.4, label=mode)
     ax.plot(
@@ -232,7 +221,7 @@ ax.set_xlabel("x (ticks at the ties)")
 ax.set_ylabel(r"$\mathrm{fl}(x)$")
 ax.legend(fontsize=8)
 ax.set_title("Ties between 1 and 2: to even alternates, away always goes up", fontsize=11)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # Ties to even is unbiased over the ties (up and down alternate), ties away is biased by half an ulp on
@@ -285,7 +274,7 @@ for mode in ("nearest_even", "toward_zero"):
         cat = np.select([np.isnan(r), np.isinf(r), r == f.max], [3, 2, 1], 0)
         rows.append(cat)
         labels.append(f"{mode}: {name}")
-fig, ax = plt.subplots(figsize=(10, 4))
+fig, ax = plt.subplots(figsize=(10, 4), layout="tight")
 ax.imshow(
     np.array(rows),
     aspect="auto",
@@ -300,7 +289,7 @@ ax.set_xlabel("x")
 handles = [matplotlib.patches.Patch(color=colors(i), label=n) for i, n in enumerate(category_names)]
 ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False)
 ax.set_title("What an input near the top of the range becomes", fontsize=11)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # The presets follow the same rules: `e4m3` is OCP's `float8_e4m3fn` (max 448, overflow to NaN), `e5m2`
@@ -334,7 +323,7 @@ for mode, d in draws.items():
     )
 print(f"expected share of {hi} under 'stochastic': {p_up:.4f}, and E[fl(x)] = x = {x0}")
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), layout="tight")
 ax = axes[0]
 width = 0.02
 for k, (mode, d) in enumerate(draws.items()):
@@ -376,7 +365,7 @@ ax.set_ylim(lo, hi)
 ax.set_xlabel("number of draws n")
 ax.legend(fontsize=8, loc="lower right")
 ax.set_title("The mean converges to x (and to the midpoint for 'equal')", fontsize=11)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # ### A long sum: stagnation
@@ -420,7 +409,7 @@ assert abs(final.mean() - exact[-1]) < abs(nearest[-1] - exact[-1])
 
 # %%
 k = np.arange(1, TERMS + 1)
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="tight")
 ax = axes[0]
 ax.plot(k, exact, color="k", lw=1.5, label="exact")
 ax.plot(k, nearest, color="C3", lw=1.5, label="round to nearest")
@@ -449,7 +438,7 @@ ax.set_xlabel("terms added k")
 ax.set_ylabel("relative error of the partial sum")
 ax.legend(fontsize=8)
 ax.set_title("Error growth", fontsize=11)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # Round to nearest is exact for a while, then stalls: from then on the relative error tends to 1. The

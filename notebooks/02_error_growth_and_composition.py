@@ -65,17 +65,6 @@ DRAWS = 20 if SMALL else 200  # random selections in sections 2 and 3
 SEED = 20_260_202
 
 
-def show(fig):
-    """Show a figure (inline in Jupyter, in a window from a script) or, with a non-interactive backend such as
-    Agg, just render it; then free it."""
-    fig.tight_layout()
-    if matplotlib.get_backend().lower() in ("agg", "pdf", "svg", "ps", "cairo", "template"):
-        fig.canvas.draw()
-        plt.close(fig)
-    else:
-        plt.show()
-
-
 def exact_dots(a, b):
     """Inner products of the rows of a (float32 values) with b: every float64 product of two float32 values is
     exact, and math.fsum returns the correctly rounded sum of the products."""
@@ -193,7 +182,7 @@ print(f"gamma_n = {gamma_n[-1]:.3f} at n = {lengths[det_ok][-1]}, undefined from
 print(f"probabilistic bound at n = {N}: {np.median(prob[-1]):.3f}")
 
 # %%
-fig, ax = plt.subplots(figsize=(9, 5))
+fig, ax = plt.subplots(figsize=(9, 5), layout="tight")
 styles = {
     "sequential, to nearest": ("C3", "o"),
     "pairwise, to nearest": ("C2", "s"),
@@ -219,7 +208,7 @@ ax.set_title(
 )
 ax.set_ylim(1e-7, 3)
 ax.legend(fontsize=8, loc="lower right", ncol=2)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # Reading the picture:
@@ -289,7 +278,7 @@ assert np.all(np.diff(np.median(block_err, axis=1)) < 0)  # every larger block i
 for b, e in zip(block_sizes, np.median(block_err, axis=1), strict=True):
     print(f"block {int(b):5d}: {N // int(b):5d} roundings in 11 bits, median relative error {e:.2e}")
 
-fig, ax = plt.subplots(figsize=(7, 4))
+fig, ax = plt.subplots(figsize=(7, 4), layout="tight")
 ax.fill_between(block_sizes, block_err.min(axis=1), block_err.max(axis=1), color="C1", alpha=0.15, lw=0)
 ax.loglog(block_sizes, np.median(block_err, axis=1), "^-", color="C1", label="measured (median and range)")
 ax.loglog(block_sizes[has_bound], block_bound, "k-", label=r"$\gamma_{n/b}(1 + u_{32}) + u_{32}$")
@@ -298,7 +287,7 @@ ax.set_xlabel("block size b")
 ax.set_ylabel("relative error")
 ax.set_title(f"n = {N}: fewer low-precision roundings, smaller error", fontsize=11)
 ax.legend(fontsize=8)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # ## 2. Composition: how $f$ amplifies the error of $g$
@@ -373,7 +362,7 @@ assert condition_number("silu", -1.278) < 1e-3
 
 # %%
 bf16_u = lampref.bf16.unit_roundoff
-fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), layout="tight")
 for ax, (name, (phi, (lo, hi))) in zip(axes.flat, FUNCTIONS.items(), strict=True):
     z = np.linspace(lo, hi, GRID)
     z = z[(z != 0) & (z != 1)]
@@ -393,7 +382,7 @@ axes[0, 0].set_ylabel(r"$|\phi(\mathrm{fl}(z)) - \phi(z)| / |\phi(z)|$")
 axes[1, 0].set_ylabel(r"$|\phi(\mathrm{fl}(z)) - \phi(z)| / |\phi(z)|$")
 axes[0, 0].legend(fontsize=8, loc="lower left")
 fig.suptitle("Relative error of $\\phi(z)$ after rounding $z$ to bfloat16", fontsize=11)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # ### 2.2 A dot product, then GELU
@@ -451,7 +440,7 @@ print(
 )
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="tight")
 ax = axes[0]
 bound_label = r"first-order bound $\sum_j K_{ij}$, $\epsilon_j = \gamma_d|w_j|^T|x|$"
 ax.semilogy(z, bound, ".", ms=3, color="0.6", label=bound_label)
@@ -469,7 +458,7 @@ ax.set_ylabel("measured")
 ax.legend(fontsize=8, loc="upper left")
 fig.colorbar(sc, ax=ax, label=r"$\log_{10} \kappa_{\mathrm{dot}}$")
 ax.set_title("Every output below its bound", fontsize=10)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # The deterministic bound is pessimistic by two to three orders of magnitude (it allows every rounding to
@@ -599,7 +588,7 @@ for tau, sel in selections.items():
     assert sel[order_lo[: sel.sum()]].all()  # the selection is the largest probabilities
 
 shown = 16
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.2, 1]}, layout="tight")
 ax = axes[0]
 ax.bar(np.arange(shown), p_lo[order_lo[:shown]], color="C0", label=r"$\hat s_j$ (7-bit scores)")
 ax.set_yscale("log")
@@ -634,7 +623,7 @@ ax.set_yticks(range(len(taus)), [f"τ = {t:g} ({c})" for t, c in zip(taus, count
 ax.set_xticks(range(shown))
 ax.set_xlabel("entry, by decreasing probability")
 ax.set_title("Selected entries (number in brackets)", fontsize=10)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # Now recompute the selected scores in float32 and measure. A bound that needs no "first order": the
@@ -695,7 +684,7 @@ assert rows[1][5] > tv_none  # one recomputed score: the measured error can even
 assert all(r[5] < r[7] for r in rows if r[1] >= 2)  # from two on, LAMP beats random recomputation
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="tight")
 c = np.array([r[1] for r in rows])
 ax = axes[0]
 ax.plot(c, [r[4] for r in rows], "o-", color="C0", label="LAMP")
@@ -718,7 +707,7 @@ ax.set_xlabel(f"scores recomputed in float32 (of {n_keys})")
 ax.set_ylabel(r"$\frac{1}{2}\sum_i |\hat s_i - s_i|$")
 ax.legend(fontsize=8)
 ax.set_title("Total-variation distance to the exact probabilities", fontsize=10)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # The measured error stays below the bound at every $\tau$. For a fixed $\epsilon$ the bound on the largest

@@ -52,18 +52,6 @@ SEED = 20_260_314
 GPUS = ["V100", "A100", "H100", "B200", "B200-RN", "MI300X"]
 
 
-def show(fig):
-    """Show a figure (inline in Jupyter, in a window from a script) or, with a non-interactive backend such as
-    Agg, just render it; then free it."""
-    if fig.get_layout_engine() is None:
-        fig.tight_layout()
-    if matplotlib.get_backend().lower() in ("agg", "pdf", "svg", "ps", "cairo", "template"):
-        fig.canvas.draw()
-        plt.close(fig)
-    else:
-        plt.show()
-
-
 def fp16(x):
     """x rounded to fp16 (to nearest even), held in float32: what `hardware.gemm` takes as fp16 input."""
     return np.asarray(round_to(x, "fp16"), dtype=np.float32)
@@ -174,7 +162,7 @@ for name, res in results.items():
     print()
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True, layout="tight")
 width = 0.8 / len(GPUS)
 for ax, (name, reps) in zip(axes, reports.items(), strict=True):
     buckets = sorted({(lo, hi) for r in reps.values() for lo, hi, _ in r.histogram})
@@ -189,7 +177,7 @@ for ax, (name, reps) in zip(axes, reports.items(), strict=True):
     ax.set_title(name, fontsize=11)
 axes[0].set_ylabel("share of outputs")
 axes[0].legend(fontsize=8)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # Read the table and the histograms together. On **random** inputs the two presets that round to nearest
@@ -236,7 +224,7 @@ for ax, (name, table) in zip(axes, agreement.items(), strict=True):
         ax.text(q, p, f"{v:.0%}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
     ax.set_title(name, fontsize=11)
 fig.colorbar(im, ax=axes, shrink=0.8, label="share of bit-identical outputs")
-show(fig)
+plt.show()
 
 # %% [markdown]
 # H100 and B200 agree everywhere: their fp16 models are the same. They part with fp8 inputs, where H100's
