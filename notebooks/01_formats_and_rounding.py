@@ -14,16 +14,17 @@
 # %% [markdown]
 # # Formats and rounding, seen on the number line
 #
-# A visual tour of what `lampref.round_to` computes, for researchers who want to check their intuition and
-# for teachers who want pictures of a floating-point number system:
+# A visual tour of what `lampref.round_to` computes: pictures of a floating-point number system for
+# students, teachers, and researchers who want to check their intuition.
 #
-# 1. the number line of a tiny format, with and without subnormals;
-# 2. the rounding error of every deterministic mode over a fine grid, absolute and relative, against the
-#    unit roundoff $u$;
-# 3. ties;
-# 4. overflow in each encoding (IEEE, OCP `fn`, MX `none`, saturating);
-# 5. stochastic rounding: the distribution of the draws, the convergence of their mean, and a long sum
-#    where round-to-nearest stagnates and stochastic rounding does not.
+# **What you will learn**
+#
+# - how the values of a format lie on the number line, with and without subnormals;
+# - how a value is stored as a bit pattern (sign, exponent field, mantissa), in binary16 and OCP e4m3;
+# - how large the rounding error of each mode is, absolutely and relative to the unit roundoff $u$, and how
+#   ties are broken;
+# - what happens on overflow in each encoding (IEEE, OCP `fn`, MX `none`, saturating);
+# - why stochastic rounding is unbiased, and how it avoids the stagnation of a long sum.
 #
 # Only the public API of lampref is used and nothing is downloaded. Set the environment variable
 # `LAMPREF_SMALL=1` to run everything with small sizes in a few seconds (the pictures look the same, only
@@ -39,6 +40,7 @@ import numpy as np
 
 import lampref
 from lampref import DETERMINISTIC_MODES, STOCHASTIC_MODES, FloatFormat, round_to, ulp
+from lampref.validate import bits_dtype, decode, encode
 
 SMALL = os.environ.get("LAMPREF_SMALL", "0") not in ("", "0")
 GRID = 2_001 if SMALL else 40_001  # points of the fine grids
@@ -46,6 +48,13 @@ DRAWS = 4_000 if SMALL else 200_000  # stochastic draws of one value
 TERMS = 2_000 if SMALL else 20_000  # terms of the long sum
 RUNS = 20 if SMALL else 100  # independent stochastic runs of the long sum
 SEED = 20_260_130
+
+
+def check(condition: bool, claim: str) -> None:
+    """Stop if a claim of the text does not hold; otherwise say that it was checked."""
+    if not condition:
+        raise AssertionError(f"does not hold: {claim}")
+    print(f"checked: {claim}")
 
 
 print(f"lampref {lampref.__version__}, matplotlib backend {matplotlib.get_backend()}, small sizes: {SMALL}")
@@ -112,7 +121,101 @@ plt.show()
 # Without subnormals there is a gap between 0 and $2^{e_{\min}}$ as wide as the whole first binade; with them,
 # the step $2^{e_{\min}-p+1}$ of the first binade continues down to zero (gradual underflow).
 #
-# ## 2. The rounding error of each mode
+# ## 2. Bit patterns
+#
+# A value is stored as a sign bit $s$, an exponent field $E$ of $w$ bits and a mantissa field $M$ of
+# $t = p - 1$ bits: the leading bit of the significand is implicit. With the bias $1 - e_{\min}$,
+#
+# $$ x = (-1)^s \, 2^{E - \mathrm{bias}} \, (1 + M / 2^t) \quad (E \ge 1), \qquad
+#    x = (-1)^s \, 2^{e_{\min}} \, M / 2^t \quad (E = 0,\ \text{zero and the subnormals}). $$
+#
+# `lampref.validate.encode` gives the pattern of a value as an unsigned integer, and `decode` is its
+# inverse. The codes of a few values in binary16 (`fp16`: $w = 5$, $t = 10$) and in OCP e4m3 (`e4m3`:
+# $w = 4$, $t = 3$), split into sign, exponent field and mantissa:
+
+# %%
+fp16, e4m3 = lampref.get_format("fp16"), lampref.get_format("e4m3")
+
+
+def fields(code: int, fmt: FloatFormat) -> str:
+    """A bit pattern as 'sign exponent mantissa'."""
+    b = f"{code:0{fmt.bits}b}"
+    return f"{b[0]} {b[1 : 1 + fmt.exponent_bits]} {b[1 + fmt.exponent_bits :]}"
+
+
+for fmt in (fp16, e4m3):
+    print(f"{fmt!r}: bias {1 - fmt.emin}")
+    rows = {
+        "1": 1.0,
+        "-2": -2.0,
+        "0.1, rounded": float(round_to(0.1, fmt)),
+        "smallest subnormal": fmt.smallest_subnormal,
+        "smallest normal": fmt.smallest_normal,
+        "largest finite": fmt.max,
+        "+0": 0.0,
+        "-0": -0.0,
+        "infinity": math.inf,
+        "NaN": math.nan,
+    }
+    for label, v in rows.items():
+        if math.isinf(v) and not fmt.has_inf:
+            print(f"    {label:18} {v!r:>24}   no code: this format has no infinity")
+            continue
+        code = int(encode(v, fmt))
+        print(f"    {label:18} {v!r:>24}   {code:#0{2 + fmt.bits // 4}x}   {fields(code, fmt)}")
+print(f"-0.0 == 0.0 is {-0.0 == 0.0}, yet math.copysign(1, -0.0) = {math.copysign(1, -0.0)}")
+
+# %% [markdown]
+# A few things to read off these codes:
+#
+# - **Signed zeros.** $+0$ and $-0$ differ in the sign bit only. They compare equal as numbers, but the
+#   sign survives: `math.copysign` and `np.signbit` read it, and it makes $1/(-0) = -\infty$.
+# - **The largest finite value** has the largest exponent field that codes numbers. In binary16 the
+#   all-ones exponent field is reserved for infinities ($M = 0$) and NaNs ($M \ne 0$), so the largest
+#   value is $(2 - 2^{-10}) \cdot 2^{15} = 65504$. OCP e4m3 (`fn`: finite and NaN) has no infinity and
+#   keeps only $M$ all ones in the top binade for NaN: $1.75 \cdot 2^{8} = 448$ is a number.
+# - **NaN** is one pattern per sign in e4m3, but $2 \cdot (2^{10} - 1)$ patterns in binary16.
+#
+# Counting over all the codes of each format, and checking the formula above, written as plain Python,
+# against `decode` (and, for binary16, `decode` against NumPy's own `float16`):
+
+
+# %%
+def value_of(code: int, fmt: FloatFormat) -> float:
+    """The value of a pattern from the formula above (finite patterns only): a scalar reference."""
+    t, bias = fmt.p - 1, 1 - fmt.emin
+    s, E, M = code >> (fmt.bits - 1), (code >> t) & ((1 << fmt.exponent_bits) - 1), code & ((1 << t) - 1)
+    magnitude = math.ldexp(1 + M / 2**t, E - bias) if E else math.ldexp(M / 2**t, fmt.emin)
+    return -magnitude if s else magnitude
+
+
+for fmt in (fp16, e4m3):
+    codes = np.arange(2**fmt.bits).astype(bits_dtype(fmt))  # [2**bits], every pattern
+    vals = decode(codes, fmt)  # [2**bits] float32 (a NaN keeps its payload: no cast to float64)
+    nan, inf = np.isnan(vals), np.isinf(vals)
+    finite = ~nan & ~inf
+    sub = finite & (vals != 0) & (np.abs(vals) < fmt.smallest_normal)
+    print(
+        f"{fmt.name}: {codes.size} codes = {finite.sum()} finite ({sub.sum()} of them subnormal, two zeros) "
+        f"+ {inf.sum()} infinities + {nan.sum()} NaNs"
+    )
+    reference = np.array([value_of(int(c), fmt) for c in codes[finite]])  # [n finite codes]
+    check(
+        np.array_equal(vals[finite], reference), f"{fmt.name}: decode agrees with the formula on every code"
+    )
+    check(np.array_equal(encode(vals[finite], fmt), codes[finite]), f"{fmt.name}: encode inverts decode")
+    ascending = vals[: codes.size // 2][finite[: codes.size // 2]]  # sign bit 0, in code order
+    check(bool(np.all(np.diff(ascending) > 0)), f"{fmt.name}: the next code up is the next value up")
+
+codes16 = np.arange(2**16).astype(np.uint16)  # [65536]
+vals16 = decode(codes16, fp16)  # [65536] float32
+numpy16 = codes16.view(np.float16)  # [65536], NumPy's reading of the same bits
+num = ~np.isnan(numpy16)
+same = np.array_equal(np.isnan(vals16), ~num) and np.array_equal(encode(numpy16[num], fp16), codes16[num])
+check(same, "fp16: decode and encode read every code as NumPy's float16 does")
+
+# %% [markdown]
+# ## 3. The rounding error of each mode
 #
 # Round a fine grid of $x$ in $[-4, 4]$ in each deterministic mode and plot $\mathrm{fl}(x) - x$ against
 # $\pm\,\mathrm{ulp}(x)/2$ and $\pm\,\mathrm{ulp}(x)$. The grid points are float64 numbers, so their exact
@@ -151,12 +254,16 @@ x = np.geomspace(2.0**-5, tiny.max, GRID)
 u = tiny.unit_roundoff
 normal_range = x >= tiny.smallest_normal
 rel = {mode: np.abs(round_to(x, tiny, mode).astype(np.float64) - x) / x for mode in DETERMINISTIC_MODES}
+bounds = {mode: u if mode.startswith("nearest") else 2 * u for mode in DETERMINISTIC_MODES}
 for mode, r in rel.items():
-    bound = u if mode.startswith("nearest") else 2 * u
-    assert r[normal_range].max() <= bound, mode  # the bounds of the user guide, on every grid point
     print(
-        f"{mode:13} largest relative error in the normal range: {r[normal_range].max():.4f} (bound {bound})"
+        f"{mode:13} largest relative error in the normal range: {r[normal_range].max():.4f} "
+        f"(bound {bounds[mode]})"
     )
+check(
+    all(r[normal_range].max() <= bounds[mode] for mode, r in rel.items()),
+    "every mode within its bound, on every grid point of the normal range",
+)
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True, layout="tight")
 panels = [
@@ -183,7 +290,7 @@ plt.show()
 # The sawtooth restarts at every power of two: the relative error is largest just above $2^e$ (where the
 # spacing is large relative to $x$) and smallest just below $2^{e+1}$.
 #
-# ## 3. Ties
+# ## 4. Ties
 #
 # A tie lies exactly halfway between two neighbours. `nearest_even` picks the neighbour with an even last
 # significand bit, `nearest_away` the one larger in magnitude. Every midpoint of the tiny format, with the
@@ -227,7 +334,7 @@ plt.show()
 # Ties to even is unbiased over the ties (up and down alternate), ties away is biased by half an ulp on
 # every tie. Half the smallest subnormal is a tie between 0 and the subnormal: zero counts as even.
 #
-# ## 4. Overflow, per encoding
+# ## 5. Overflow, per encoding
 #
 # The same $p = 3$, $e_{\max} = 3$ parameters in five encodings. An `"fn"` format gives its top code to NaN,
 # so its largest value is 12 instead of 14; `"none"` (the MX element types) has neither infinity nor NaN
@@ -301,7 +408,7 @@ for name in ("e4m3", "e5m2", "e2m1"):
     print(f"{name}: {f!r}, max = {f.max}: {round_to([f.max * 1.01, f.max * 2, math.inf], f).tolist()}")
 
 # %% [markdown]
-# ## 5. Stochastic rounding
+# ## 6. Stochastic rounding
 #
 # `"stochastic"` rounds $x$ to the neighbour above (in magnitude) with probability equal to the distance
 # from the neighbour below, as a fraction of the gap, so that $E[\mathrm{fl}(x)] = x$.
@@ -405,7 +512,10 @@ print(
     f"(median relative error {np.median(rel):.2e})"
 )
 print(f"bfloat16 unit roundoff u = {acc.unit_roundoff:.2e}")
-assert abs(final.mean() - exact[-1]) < abs(nearest[-1] - exact[-1])
+check(
+    abs(final.mean() - exact[-1]) < abs(nearest[-1] - exact[-1]),
+    "the mean of the stochastic sums is closer to the exact sum than round to nearest",
+)
 
 # %%
 k = np.arange(1, TERMS + 1)
@@ -448,3 +558,21 @@ plt.show()
 # M. P. Connolly, N. J. Higham and T. Mary, "Stochastic rounding and its probabilistic backward error
 # analysis", SIAM J. Sci. Comput. 43(1), 2021. IEEE 754-2019; OCP 8-bit Floating Point Specification, 2023;
 # OCP Microscaling Formats v1.0, 2023.
+
+# %% [markdown]
+# ## Exercises
+#
+# The solutions are in `notebooks/solutions/01_formats_and_rounding.py`.
+#
+# 1. **bfloat16 is the top half of float32.** For the values 1, $-0$, `round_to(1/3, "bf16")`, the largest
+#    finite bfloat16 value and its smallest subnormal, compute `encode(x, "bf16")` and
+#    `encode(x, "fp32") >> 16`. What do you observe, and why? Then take the float32 value of $1/3$: which
+#    rounding mode to bfloat16 does dropping the low 16 bits of its code implement?
+# 2. **Where the codes go.** Decode all 256 codes of `e5m2` and of `e4m3` and count the finite values (and
+#    among them the subnormals), the infinities and the NaNs; print each format's largest finite value and
+#    its unit roundoff. What does `e5m2` buy with its extra exponent bit, and what does `e4m3` gain by
+#    having no infinity?
+# 3. **The first integer that is not a value.** For `fp16`, `bf16` and `e4m3`, find the smallest positive
+#    integer $n$ with `round_to(n, fmt) != n`, compare it with $2^p$, and print what it rounds to and the
+#    codes of its two neighbours. Explain the result with the spacing of the binade $[2^p, 2^{p+1})$ and the
+#    rule for ties.
