@@ -542,6 +542,48 @@ def test_notebook_pages_show_the_executed_notebooks(site: Path, notebook: Path) 
     assert f'href="notebooks/{notebook.stem}/"' in home, f"{notebook.name}: not in the navigation"
 
 
+def test_course_section_in_the_site(site: Path) -> None:
+    """The nav section "Course" opens on the index of the notebooks; the solutions get no page."""
+    index = site / "notebooks" / "index.html"
+    assert index.is_file(), "no course index page"
+    assert _parse(index).headings[0] == "Course"
+    home = (site / "index.html").read_text(encoding="utf-8")
+    assert re.search(r">\s*Course\s*<", home), "no 'Course' section in the navigation"
+    assert not (site / "notebooks" / "solutions").exists(), "the solutions are rendered"
+
+
+def test_course_index_lists_the_notebooks_in_order() -> None:
+    """Without building the site: the nav section is "Course", with the notebooks (never the solutions) in
+    order; the index has one line per notebook and says how to open them and make the student set."""
+    import types
+
+    import jupytext
+
+    hook = _notebook_hook()
+    expected = [f"notebooks/{p.stem}.md" for p in NOTEBOOKS]
+    for nav in ([{"Home": "index.md"}, {"Course": "notebooks/index.md"}], ["index.md", "notebooks/index.md"]):
+        config = types.SimpleNamespace(config_file_path=str(ROOT / "mkdocs.yml"), nav=nav)
+        ((title, section),) = hook.on_config(config).nav[1].items()
+        assert title == "Course"
+        assert section[0] == "notebooks/index.md"
+        assert [next(iter(entry.values())) for entry in section[1:]] == expected
+
+    entries = []
+    for path in NOTEBOOKS:
+        cells = jupytext.read(path).cells
+        entries.append((path, hook._title(cells, path), hook._summary(cells)))
+    page = hook._index_page(entries)
+    assert page.startswith("# Course\n")
+    lines = [line for line in page.splitlines() if line.startswith("- [")]
+    assert len(lines) == len(NOTEBOOKS), lines
+    for line, (path, title, summary) in zip(lines, entries, strict=True):
+        assert line.startswith(f"- [{title}]({path.stem}.md)"), line
+        assert summary, f"{path.name}: no sentence of text in its first markdown cell"
+        assert line.endswith(f" — {summary}"), line
+    for needed in ("jupytext --to ipynb notebooks/NN_name.py", "scripts/student_notebooks.py", "solutions"):
+        assert needed in page, f"the course index does not mention {needed!r}"
+
+
 def test_notebook_pages_exist_only_in_the_build() -> None:
     """The pages are generated: the examples test never runs the notebooks a second time."""
     assert not (DOCS / "notebooks").exists()

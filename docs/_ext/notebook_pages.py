@@ -7,8 +7,10 @@ build, never on disk) holding the markdown cells as they are, each code cell as 
 by what it printed (a ``text`` block) and the figures it showed or left open (PNG files added to the build,
 shown as images). A cell that raises fails the build, naming the notebook, the cell and the line. The
 notebook's own file is shipped next to its page for download, and ``notebooks/index.md`` lists the
-notebooks; the nav entry ``notebooks/index.md`` in ``mkdocs.yml`` is expanded into a section holding all
-these pages, each titled by its notebook's first heading.
+notebooks in order, one line each, and says how to open them and make the student set; the nav entry
+``notebooks/index.md`` in ``mkdocs.yml`` is expanded into the "Course" section holding all these pages, each
+titled by its notebook's first heading. The solutions (``notebooks/solutions/``) are not rendered: they are
+for teachers, in the repository.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from mkdocs.structure.files import File, Files
 
 PAGE_DIR = "notebooks"
 INDEX = f"{PAGE_DIR}/index.md"
+SECTION = "Course"  # the nav title of the section, where mkdocs.yml gives none
 SIZE_VARIABLE = "LAMPREF_SMALL"  # set, the notebooks run with small sizes: unset here
 BACKEND = "_lampref_notebook_figures"  # the matplotlib backend module that collects the shown figures
 FIGURE_DPI = 100
@@ -75,6 +78,17 @@ def _title(cells: list[Any], path: Path) -> str:
     raise PluginError(f"{path.name}: the notebook has no Markdown heading to title its page")
 
 
+def _summary(cells: list[Any]) -> str:
+    """The first sentence of the first paragraph of text (no heading, list or bold label) of the first
+    markdown cell, on one line; empty if there is none."""
+    first = next((cell.source for cell in cells if cell.cell_type == "markdown"), "")
+    for paragraph in re.split(r"\n\s*\n", first):
+        text = " ".join(line.strip() for line in paragraph.splitlines())
+        if text and not _HEADING.match(text) and not re.match(r"[-*+]\s|\d+\.\s|\*\*|What you will", text):
+            return re.split(r"(?<=[.?!])\s+", text, maxsplit=1)[0]
+    return ""
+
+
 def _page_uri(path: Path) -> str:
     return f"{PAGE_DIR}/{path.stem}.md"
 
@@ -95,12 +109,12 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
                 if isinstance(value, list) and expand(value):
                     return True
             elif item == INDEX:
-                items[i] = {"Notebooks": section}
+                items[i] = {SECTION: section}
                 return True
         return False
 
     if config.nav is not None and not expand(config.nav):
-        config.nav.append({"Notebooks": section})
+        config.nav.append({SECTION: section})
     return config
 
 
@@ -258,7 +272,7 @@ def _markdown(source: str, path: Path, number: int) -> list[str]:
 def _source_note(path: Path) -> str:
     return (
         f"This page is [`notebooks/{path.name}`]({path.name}), executed when the site was built (with the "
-        "full sizes). To run it yourself, see [Notebooks](index.md)."
+        "full sizes). To run it yourself, see [Course](index.md)."
     )
 
 
@@ -282,28 +296,48 @@ def _page(path: Path, cells: list[Any], outputs: list[_Output | None], figures: 
     return "\n".join(out)
 
 
-def _index_page(titles: list[tuple[Path, str]]) -> str:
-    first = titles[0][0]
+def _index_page(entries: list[tuple[Path, str, str]]) -> str:
+    """The course index: each notebook (path, title, summary) on one line, then how to open them."""
     out = [
-        "# Notebooks",
+        "# Course",
         "",
-        "The notebooks of the repository's `notebooks/` folder, executed when this site was built, with "
-        "their output and figures. They use only the public API of lampref and download nothing.",
+        "A course in floating-point arithmetic and rounding-error analysis, one notebook per idea, to be "
+        "followed in order. Each page is a notebook of the repository's `notebooks/` folder, executed when "
+        "this site was built, with its output and figures; each ends with exercises. They use only the "
+        "public API of lampref and download nothing.",
         "",
     ]
-    out += [f"- [{title}]({path.stem}.md) (`notebooks/{path.name}`)" for path, title in titles]
+    out += [
+        f"- [{title}]({path.stem}.md)" + (f" — {summary}" if summary else "")
+        for path, title, summary in entries
+    ]
     out += [
         "",
-        "Each is a Python script in the jupytext *percent* format. Run one as a script, or open it in "
-        "Jupyter (with the `notebooks` extra installed):",
+        "## Open the notebooks locally",
+        "",
+        "Each notebook is a Python script in the jupytext *percent* format, `notebooks/NN_name.py`. With "
+        "the `notebooks` extra installed (`python -m pip install -e '.[notebooks]'`), convert one to a "
+        "Jupyter notebook, or open the `.py` file itself as a notebook with the jupytext Jupyter extension "
+        "(in JupyterLab: right-click the file, *Open With*, *Notebook*):",
         "",
         "```bash",
-        f"python notebooks/{first.name}",
-        f"jupytext --to notebook notebooks/{first.name}   # writes notebooks/{first.stem}.ipynb",
-        f"jupyter lab notebooks/{first.stem}.ipynb",
+        "jupytext --to ipynb notebooks/NN_name.py   # writes notebooks/NN_name.ipynb",
+        "jupyter lab",
         "```",
         "",
-        "The environment variable `LAMPREF_SMALL=1` runs them with small sizes, in seconds.",
+        "A notebook also runs as a plain script (`python notebooks/NN_name.py`), and the environment "
+        "variable `LAMPREF_SMALL=1` runs it with small sizes, in seconds.",
+        "",
+        "## For teachers",
+        "",
+        "The solutions to the exercises are in the repository, one file per notebook in "
+        "`notebooks/solutions/`, and run in the test suite; they are not shown on this site. The student "
+        "set, every notebook as an `.ipynb` file without outputs and without the solutions, with a README "
+        "listing them, is written by one command:",
+        "",
+        "```bash",
+        "python scripts/student_notebooks.py student-notebooks/",
+        "```",
         "",
     ]
     return "\n".join(out)
@@ -311,7 +345,7 @@ def _index_page(titles: list[tuple[Path, str]]) -> str:
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     jupytext = _jupytext()
-    titles = []
+    entries = []
     for path in _notebooks(config):
         cells = jupytext.read(path).cells
         figures: dict[str, bytes] = {}
@@ -320,6 +354,6 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         files.append(File.generated(config, f"{PAGE_DIR}/{path.name}", content=path.read_bytes()))
         for uri, png in figures.items():
             files.append(File.generated(config, uri, content=png))
-        titles.append((path, _title(cells, path)))
-    files.append(File.generated(config, INDEX, content=_index_page(titles)))
+        entries.append((path, _title(cells, path), _summary(cells)))
+    files.append(File.generated(config, INDEX, content=_index_page(entries)))
     return files
