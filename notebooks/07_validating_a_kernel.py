@@ -12,37 +12,46 @@
 # ---
 
 # %% [markdown]
-# # One small GEMM on the matrix units of five GPUs
+# # Validating a kernel against a reference
 #
-# For kernel authors and anyone who compares results across GPUs: the same fp16 matrix product, with
-# float32 results, computed by the bit-accurate models of `lampref.hardware` for NVIDIA V100, A100, H100 and
-# B200 (and B200's round-to-nearest variant) and for AMD MI300X, next to the exact result rounded once.
-# You will see
+# A kernel author has the output of a matrix product (from a GPU, or from their own code) and three
+# questions: how far is it from a reference, which arithmetic does it actually follow, and how can a test pin
+# that arithmetic down? Here the "kernels" are the bit-accurate tensor-core models of `lampref.hardware` for
+# NVIDIA V100, A100, H100 and B200 (and B200's round-to-nearest variant) and AMD MI300X, all multiplying the
+# same fp16 matrices into float32; the reference is the exact result rounded once.
 #
-# 1. the parameters that make the presets differ;
-# 2. three inputs: random, a large value that cancels, many small products next to a large one;
-# 3. how far each GPU lands from the exact result: histograms of ulp distances (`lampref.validate.compare`);
-# 4. how often two GPUs agree bit for bit, and why H100 and B200 agree on fp16 but not on fp8;
-# 5. one dot product in bits: alignment to the largest product and truncation below the kept bits;
-# 6. `lampref.validate.explain` naming the model that produced a given output.
+# What you will learn:
+#
+# - to measure a kernel's output against a reference in ulps with `lampref.validate.compare`, and to read its
+#   report;
+# - which inputs make kernels that all meet the same error bound differ: cancellation, and many small
+#   products next to a large one;
+# - to read one dot product in bits (`lampref.validate.encode`): alignment to the largest product and
+#   truncation, worked by hand and matched against the model;
+# - to name the model behind an output with `lampref.validate.explain`, and what a match does not prove;
+# - to pin a model down in golden vectors that a test checks without lampref (`write_golden`,
+#   `check_golden`).
 #
 # Only the public API of lampref is used and nothing is downloaded. Set the environment variable
-# `LAMPREF_SMALL=1` to run with small sizes in a few seconds. The model and each parameter are described on
-# the user guide page *GPU tensor cores, bit for bit*; the toolkit on *Validate your kernel*.
+# `LAMPREF_SMALL=1` to run with small sizes in a few seconds. The tensor-core model and each parameter are
+# described on the user guide page *GPU tensor cores, bit for bit*; the toolkit on *Validate your kernel*.
 
 # %%
+import json
 import math
 import os
+import tempfile
 from fractions import Fraction
+from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
 import lampref
-from lampref import hardware, round_to
+from lampref import Accumulator, hardware, matmul, round_to
 from lampref.metrics import ulp_distance
-from lampref.validate import ExactlyRounded, compare, encode, explain
+from lampref.validate import ExactlyRounded, check_golden, compare, decode, encode, explain, write_golden
 
 SMALL = os.environ.get("LAMPREF_SMALL", "0") not in ("", "0")
 M = N = 16 if SMALL else 64  # outputs per product: M x N dot products
@@ -55,6 +64,13 @@ GPUS = ["V100", "A100", "H100", "B200", "B200-RN", "MI300X"]
 def fp16(x):
     """x rounded to fp16 (to nearest even), held in float32: what `hardware.gemm` takes as fp16 input."""
     return np.asarray(round_to(x, "fp16"), dtype=np.float32)
+
+
+def check(condition, message):
+    """Stop here if a claim of the text does not hold on this run; say that it was checked otherwise."""
+    if not condition:
+        raise AssertionError(f"not so: {message}")
+    print(f"checked: {message}")
 
 
 print(f"lampref {lampref.__version__}, matplotlib backend {matplotlib.get_backend()}, small sizes: {SMALL}")
@@ -127,12 +143,21 @@ def exact_sum(a, b, i, j):
     return sum((Fraction(float(a[i, k])) * Fraction(float(b[k, j])) for k in range(a.shape[1])), Fraction(0))
 
 
-for name, (a, b) in inputs.items():
-    for i, j in zip(rng.integers(0, M, CHECKS), rng.integers(0, N, CHECKS), strict=True):
-        s, r = exact_sum(a, b, i, j), exact[name][i, j]
-        up, down = np.nextafter(r, np.float32(np.inf)), np.nextafter(r, np.float32(-np.inf))
-        assert abs(Fraction(float(r)) - s) <= min(abs(Fraction(float(n)) - s) for n in (up, down)), name
-print(f"the reference is a nearest float32 to the Fraction sum on {CHECKS} outputs of each input")
+def is_nearest(r, s):
+    """Whether the float32 r is at least as close to the Fraction s as both its float32 neighbours."""
+    up, down = np.nextafter(r, np.float32(np.inf)), np.nextafter(r, np.float32(-np.inf))
+    return abs(Fraction(float(r)) - s) <= min(abs(Fraction(float(n)) - s) for n in (up, down))
+
+
+nearest_everywhere = all(
+    is_nearest(exact[name][i, j], exact_sum(a, b, i, j))
+    for name, (a, b) in inputs.items()
+    for i, j in zip(rng.integers(0, M, CHECKS), rng.integers(0, N, CHECKS), strict=True)
+)
+check(
+    nearest_everywhere,
+    f"the reference is a nearest float32 to the Fraction sum on {CHECKS} outputs of each input",
+)
 
 # %% [markdown]
 # ## 3. Distance from the exact result, in ulps
@@ -194,8 +219,8 @@ plt.show()
 # %%
 snl = results["small next to large"]
 nvidia = ["V100", "A100", "H100", "B200", "B200-RN"]
-assert all(np.all(snl[g] < exact["small next to large"]) for g in nvidia)  # below fl(sum): below the sum
-print("below the exact sum on every 'small next to large' output:", ", ".join(nvidia))
+below_all = all(np.all(snl[g] < exact["small next to large"]) for g in nvidia)  # below fl(sum): below the sum
+check(below_all, f"below the exact sum on every 'small next to large' output: {', '.join(nvidia)}")
 
 # %% [markdown]
 # ## 4. Agreement between GPUs
@@ -302,6 +327,7 @@ print(
     f"exact sum = 1.5 - {float((1.5 - s) / fp32_ulp)} * 2**-23; rounded to nearest float32: 1.5 - "
     f"{float((1.5 - nearest) / fp32_ulp):.0f} * 2**-23\n"
 )
+by_hand = {}
 for gpu in ("V100", "A100", "H100"):
     extra = models[gpu].extra_bits
     unit = E - 23 - extra
@@ -316,13 +342,15 @@ for gpu in ("V100", "A100", "H100"):
         f"  to float32 toward zero: 1.5 - {float((1.5 - d) / fp32_ulp):.0f} * 2**-23 "
         f"[{fields(float(d), 'fp32', 8)}], {abs((d - nearest) / fp32_ulp)} ulp from nearest\n"
     )
-    assert float(d) == hardware.gemm(a1, b1, gpu=gpu)[0, 0], gpu
+    by_hand[gpu] = float(d)
+same_bits = all(by_hand[gpu] == hardware.gemm(a1, b1, gpu=gpu)[0, 0] for gpu in by_hand)
+check(same_bits, "the hand computation gives hardware.gemm's float32 on V100, A100 and H100")
 
 # %% [markdown]
 # Dropping the low bits of the negative products makes each of them smaller in magnitude, so the sum
 # comes out too large: V100 keeps no extra bit and loses the most. The final truncation toward zero pulls
 # the other way: with two extra bits H100's two errors cancel here and it returns the nearest float32.
-# The hand computation matches `hardware.gemm` bit for bit on each GPU (the `assert` above).
+# The hand computation matches `hardware.gemm` bit for bit on each GPU (the last line above).
 #
 # ## 6. Which model produced this output?
 #
@@ -336,7 +364,10 @@ a, b = inputs["small next to large"]
 mystery = results["small next to large"]["A100"]
 found = explain(a, b, mystery)
 print(found)
-assert found.matches == ("matrix unit of A100, A2, A30, Ada, L40S (fp16 -> fp32)",)
+check(
+    found.matches == ("matrix unit of A100, A2, A30, Ada, L40S (fp16 -> fp32)",),
+    "A100's preset alone matches",
+)
 
 # %% [markdown]
 # The A100 preset is the only match: on these inputs no other model agrees on every output. Presets
@@ -351,6 +382,101 @@ print("H100's output, e4m3 inputs:", explain(a8, b8, out8["H100"]).matches)
 print("B200's output, e4m3 inputs:", len(explain(a8, b8, out8["B200"]).matches), "models reproduce it")
 
 # %% [markdown]
+# ## 7. Pinning the model down: golden vectors
+#
+# Once a kernel's arithmetic is known, a test should hold it there, in the kernel's own repository and
+# without lampref. `write_golden` writes random inputs, the expected output under an accumulation model and
+# a manifest that states the semantics field by field; every array holds bit patterns (`encode`). The
+# contract here is a common one for an fp16 GEMM: fp16 inputs, float32 accumulation from the first product
+# to the last, the result rounded to fp16.
+
+# %%
+golden_dir = tempfile.TemporaryDirectory(prefix="golden-")  # removed when the notebook ends
+golden = Path(golden_dir.name)
+manifest = json.loads(
+    write_golden(golden, Accumulator("fp32"), out_format="fp16", shape=(16, 256, 16), seed=1).read_text()
+)
+print("files:", ", ".join(sorted(f.name for f in golden.iterdir())))
+print("semantics:", manifest["semantics"])
+ga = decode(np.load(golden / "a.npy"), "fp16")  # [16, 256], the inputs back from their bit patterns
+gb = decode(np.load(golden / "b.npy"), "fp16")  # [256, 16]
+print(f"a.npy holds {np.load(golden / 'a.npy').dtype} bit patterns, a {ga.shape} and b {gb.shape}")
+
+# %% [markdown]
+# The kernels under test: each GPU's matrix unit with its float32 result rounded to fp16 (the kernel's
+# epilogue), and a kernel that accumulates in fp16 itself. `check_golden` compares each with the expected
+# output, in fp16 ulps:
+
+# %%
+kernels = {
+    gpu: np.asarray(round_to(hardware.gemm(ga, gb, gpu=gpu), "fp16"), dtype=np.float16) for gpu in GPUS
+}
+kernels["fp16 accumulator"] = matmul(ga, gb, Accumulator("fp16")).astype(np.float16)
+verdicts = {name: check_golden(golden, out) for name, out in kernels.items()}
+print(f"{'kernel':18}{'bit-exact':>10}{'<=1 ulp':>9}{'max ulp':>9}")
+for name, r in verdicts.items():
+    ok = r.exact + r.within_one_ulp
+    print(f"{name:18}{r.exact:10d}{ok:9d}{r.max_ulp:9d}   of {r.size}, passes: {r.bit_exact}")
+exact32 = ExactlyRounded("fp32")(ga, gb)  # [16, 16]
+far32 = max(int(ulp_distance(hardware.gemm(ga, gb, gpu=g), exact32, "fp32").max()) for g in GPUS)
+print(f"\nbefore the epilogue, the matrix units are at most {far32} float32 ulps from the exact sums")
+print(f"(half an fp16 ulp is 2**12 = {2**12} float32 ulps)\n")
+print(verdicts["fp16 accumulator"])
+
+# %% [markdown]
+# Every matrix unit is within one fp16 ulp of the golden output: even the worst of their float32 sums
+# (an output near zero) is less than half an fp16 ulp from the exact sum, and rounding to fp16 hides the
+# difference except near a rounding boundary. The
+# fp16 accumulator fails: most of its outputs are more than one ulp off, the worst by hundreds. Where a
+# matrix unit is one ulp off, which side is right? The golden output rounds twice (to float32 at every step,
+# then to fp16); the exact sum rounded once to fp16 settles it:
+
+# %%
+once = ExactlyRounded("fp16")(ga, gb)  # [16, 16], the exact sums rounded once to fp16
+expected = decode(np.load(golden / "expected.npy"), "fp16")
+print(
+    f"golden output vs the exact sum rounded once: {np.sum(expected != once)} of {once.size} outputs differ"
+)
+for name, out in kernels.items():
+    if name != "fp16 accumulator":
+        n_golden, n_once = np.sum(out != expected), np.sum(out != once)
+        print(
+            f"  {name:8} differs from the golden output on {n_golden}, from the exact sum in fp16 on {n_once}"
+        )
+check(
+    far32 < 2**12 and all(verdicts[g].max_ulp <= 1 for g in GPUS),
+    "every matrix unit is below half an fp16 ulp from the exact sums, within 1 fp16 ulp of the golden output",
+)
+check(verdicts["fp16 accumulator"].max_ulp > 10, "the fp16 accumulator is more than 10 ulps off somewhere")
+check(
+    not verdicts["MI300X"].bit_exact and np.array_equal(kernels["MI300X"], once),
+    "MI300X fails the golden test, and its output is the exact sum rounded once to fp16",
+)
+
+# %% [markdown]
+# A golden test that demands the bits of one model fails a kernel that is more accurate than the model.
+# Choose the model the kernel promises (here: "float32 accumulation, in this order"), or state the
+# tolerance the contract allows (one ulp) and let `check_golden`'s report show each mismatch.
+#
 # **References.** F. A. Khattak and M. Mikaitis, "Accurate models of NVIDIA tensor cores",
 # arXiv:2512.07004, 2025. M. Fasi, N. J. Higham, M. Mikaitis and S. Pranesh, "Numerical behavior of NVIDIA
 # tensor cores", PeerJ Computer Science 7:e330, 2021.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Identify a kernel of your own.** Write `reverse_kernel(a, b)` in NumPy: each output summed in float32
+#    from the last product to the first, one product at a time (`acc = acc + np.multiply.outer(a[:, k], b[k])`
+#    on float32 arrays). Run `explain` on it with section 2's random fp16 inputs, then with inputs drawn in
+#    float32 (not rounded to fp16). Which default candidates reproduce it each time? Add the missing model
+#    (`Accumulator("fp32", order="reverse", products="fp32")`) to the candidates and run again. Observe why
+#    fp16 inputs cannot tell a fused from an unfused loop.
+# 2. **A perturbed output against golden vectors.** Write golden vectors for `Accumulator("fp32")` with fp16
+#    output (shape (16, 128, 16)), load `expected.npy` (bit patterns), and make three faulty outputs: the
+#    lowest mantissa bit of one element flipped, the lowest exponent bit of one element flipped, and every
+#    element's bit pattern increased by one. Check each with `check_golden`. Observe how many ulps each
+#    fault is and how the report locates it.
+# 3. **How many inputs does a test need?** Take H100's matrix unit as the kernel. For M = N in (1, 4, 16)
+#    and K in (8, 32, 256), draw random fp16 inputs, compute its output and count how many models `explain`
+#    finds that reproduce it. Observe which sizes single out H100's model and what a passing test on one
+#    short dot product proves.
