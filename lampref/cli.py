@@ -281,6 +281,15 @@ def _require_matplotlib() -> None:
         raise ExperimentError("the figures need matplotlib: pip install 'lampref[plot]'") from None
 
 
+def _require_distributed() -> None:
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        raise ExperimentError(
+            "--scheduler needs dask.distributed: pip install 'lampref[distributed]'"
+        ) from None
+
+
 def _cmd_experiment(args: argparse.Namespace) -> int:
     preset = QUICK if args.quick else FULL
     seq_len: int = preset.seq_len if args.seq_len is None else args.seq_len
@@ -296,6 +305,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     _check_output_folder(out, "choose another --out")
     _check_results_file(out / "results.csv")
     _require_matplotlib()
+    if args.scheduler is not None:
+        _require_distributed()
     texts = {name: _read_corpus(path) for name, path in sources.items()}
     model, model_name = _load_study_model(args.model)
     sentences = None
@@ -324,6 +335,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         out=out / "results.csv",
         progress=not args.no_progress,
         sentences=sentences,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
     )
     _print_summary(rows, args)
     for p in experiment.plot_results(rows, out):
@@ -412,6 +425,13 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _address(text: str) -> str:
+    """An argparse type: a Dask scheduler's address (a non-empty string)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected the address of a Dask scheduler, got {text!r}")
+    return text.strip()
+
+
 def _items(text: str, what: str) -> list[str]:
     items = [v.strip() for v in text.split(",")] if "," in text else text.split() or [""]
     if items == [""]:
@@ -472,7 +492,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _experiment_options(p: argparse.ArgumentParser) -> None:
-    """The options of ``lampref experiment``: model, corpora, sizes, grid, seed and output."""
+    """The options of ``lampref experiment``: model, corpora, sizes, grid, seed, output and workers."""
     bundled = ", ".join(_bundled_corpora())
     p.add_argument(
         "--model",
@@ -514,6 +534,22 @@ def _experiment_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="lampref-results", help="output folder (CSV and PNG)")
     p.add_argument("--quick", action="store_true", help="a small grid that runs in a couple of minutes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parallel = p.add_mutually_exclusive_group()
+    parallel.add_argument(
+        "--jobs",
+        type=_int_at_least(1),
+        default=1,
+        metavar="N",
+        help="compute the rows in N worker processes on this machine, each with cores/N BLAS threads "
+        "(default 1: in this process)",
+    )
+    parallel.add_argument(
+        "--scheduler",
+        type=_address,
+        metavar="ADDRESS",
+        help="compute the rows on the workers of the Dask cluster whose scheduler is at ADDRESS, e.g. "
+        "tcp://10.0.0.1:8786 (needs pip install 'lampref[distributed]')",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,12 +11,25 @@ resolution.
 
 Each row is appended to the results CSV as soon as it is computed, and a run resumes where an earlier one
 stopped (:mod:`lampref.experiment.results`).
+
+The rows can be computed in parallel: ``jobs`` worker processes on this machine, or the workers of a Dask
+cluster (``scheduler``, with the ``distributed`` extra). The parent process stays the only writer: it
+sends the study (the model, the windows of every corpus, the retrieval sentences) once to each worker,
+submits one task per (corpus, setting) row and appends the rows to the CSV as they finish. Each worker
+computes the float32 reference of a corpus once and keeps it while its rows come in. A row's numbers depend
+only on the model, the windows and the setting (the random draws are seeded by ``seed``, the layer and the
+position), so a parallel run writes the same rows as a serial one, in another order.
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -294,6 +307,8 @@ def run_experiment(
     out: str | Path,
     progress: bool = True,
     sentences: Mapping[str, Sequence[Sequence[int]]] | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) a study and return its rows, in grid order.
 
@@ -329,6 +344,12 @@ def run_experiment(
         An encoder's retrieval set for each corpus (at least 2 sentences each, with ``[CLS]`` and
         ``[SEP]``: :func:`~lampref.experiment.encoder.sentences`); part of the corpus's identity
         (``corpus_digest``). Required for an encoder, refused for a decoder.
+    jobs : int, default 1
+        Worker processes computing rows in parallel on this machine (1: in this process). Each gets
+        ``cores // jobs`` BLAS threads.
+    scheduler : str, optional
+        The address of a Dask scheduler (``"tcp://HOST:8786"``, with the ``distributed`` extra): the rows
+        are computed by the cluster's workers. Exclusive with ``jobs > 1``.
 
     Returns
     -------
@@ -338,12 +359,15 @@ def run_experiment(
     Raises
     ------
     ExperimentError
-        Before anything is computed: an invalid argument, a corpus too short for the windows, an output
+        Before anything is computed: an invalid argument (``jobs`` not an integer >= 1, ``scheduler``
+        not a non-empty string or given with ``jobs > 1``, or given without dask installed), a Dask
+        scheduler that cannot be reached, a corpus too short for the windows, an output
         path that is a folder or lies under a file, an output folder or CSV that cannot be written, a CSV
         that is not UTF-8, has a damaged line or another header, or holds rows of another run (other
         weights, seed, sizes, shuffle, or other corpus contents under the same name).
     """
     _check_run(model, corpora, settings, model_name, seq_len, sequences, seed, shuffle)
+    _check_parallel(jobs, scheduler)
     study = _study(model, corpora, sentences, seq_len, sequences, seed, shuffle)
     path = Path(out)
     prepare_output(path)
@@ -360,32 +384,26 @@ def run_experiment(
     if cut is not None:
         truncate(path, cut)
     done = {r["config_hash"]: r for _, r in existing}
-    jobs = []  # (identity columns of the row, its config hash, its setting), corpus-major
+    rows: list[dict[str, Any] | None] = []  # grid order, corpus-major: the finished rows, None for the others
+    todo: list[_Row] = []
     for dataset in corpora:
         for s in settings:
             identity = {**run, "dataset": dataset, "corpus_digest": corpus_digests[dataset], **asdict(s)}
-            jobs.append((identity, config_hash(identity), s))
-    bar = _progress(sum(1 for j in jobs if j[1] not in done), progress)
-    refs: dict[str, Any] = {}
-    rows: list[dict[str, Any]] = []
+            h = config_hash(identity)
+            if h not in done:
+                todo.append(_Row(len(rows), identity, h, s, model_name))
+            rows.append(done.get(h))
+    bar = _progress(len(todo), progress)
     try:
-        for identity, h, s in jobs:
-            if h in done:
-                rows.append(done[h])
-                continue
-            dataset = identity["dataset"]
-            if dataset not in refs:  # the reference of one corpus at a time
-                refs.clear()
-                refs[dataset] = study.reference(dataset)
-            measured, stats = study.measure(dataset, refs[dataset], s.plan(seed))
-            row = make_row(identity, model=model_name, config_hash=h, **measured, **_recomputed(stats))
-            append_row(path, row)
-            rows.append(row)
-            _advance(bar, s, row)
+        with contextlib.closing(_computed(study, todo, jobs, scheduler)) as computed:
+            for job, row in computed:  # in the order they finish
+                append_row(path, row)
+                rows[job.index] = row
+                _advance(bar, job.setting, row)
     finally:
         if bar is not None:
             bar.close()
-    return rows
+    return [row for row in rows if row is not None]
 
 
 def _study(
@@ -515,3 +533,183 @@ def _advance(bar: Any, s: Setting, row: Mapping[str, Any]) -> None:
     else:
         bar.set_postfix(kl=f"{row['kl_div']:.2e}", flip=f"{row['flip_rate']:.3f}", refresh=False)
     bar.update(1)
+
+
+# ------------------------------------------------------------------------------------ computing the rows
+@dataclass(frozen=True)
+class _Row:
+    """A row to compute: its place in the grid, its identity columns, config hash, setting and label."""
+
+    index: int
+    identity: dict[str, Any]
+    config_hash: str
+    setting: Setting
+    model_name: str
+
+
+_Study = _DecoderStudy | _EncoderStudy
+_References = dict[tuple[str, str, str], Any]  # (model_digest, corpus, corpus_digest) -> the reference
+_Computed = Generator[tuple[_Row, dict[str, Any]], None, None]  # each row computed, as it finishes
+
+
+def _check_parallel(jobs: Any, scheduler: Any) -> None:
+    """Validate ``jobs`` and ``scheduler`` of :func:`run_experiment` (and that dask is there for one)."""
+    if not is_int(jobs) or jobs < 1:
+        raise ExperimentError(f"jobs={jobs!r} is not valid; expected an integer >= 1")
+    if scheduler is None:
+        return
+    if not isinstance(scheduler, str) or not scheduler.strip():
+        raise ExperimentError(
+            f"scheduler={scheduler!r} is not valid; expected the address of a Dask scheduler, e.g. "
+            "'tcp://10.0.0.1:8786'"
+        )
+    if jobs != 1:
+        raise ExperimentError(
+            f"jobs={jobs} and scheduler={scheduler!r} were both given; expected one of them (the workers of "
+            "a Dask cluster are its parallelism)"
+        )
+    _distributed()
+
+
+def _distributed() -> Any:
+    """The ``dask.distributed`` module, or ExperimentError naming the extra that installs it."""
+    try:
+        import dask.distributed
+    except ImportError:
+        raise ExperimentError(
+            "scheduler needs dask.distributed: pip install 'lampref[distributed]'"
+        ) from None
+    return dask.distributed
+
+
+def _reference(study: _Study, ident: Mapping[str, Any], refs: _References) -> Any:
+    """The reference of the corpus of a row (identity columns ``ident``), from ``refs``, where it is
+    computed and kept in place of any other corpus's when missing."""
+    key = (ident["model_digest"], ident["dataset"], ident["corpus_digest"])
+    if key not in refs:  # the reference of one corpus at a time
+        refs.clear()
+        refs[key] = study.reference(ident["dataset"])
+    return refs[key]
+
+
+def _measure_row(study: _Study, job: _Row, ref: Any) -> dict[str, Any]:
+    """The CSV row of ``job``, measured against the reference ``ref`` of its corpus."""
+    ident = job.identity
+    measured, stats = study.measure(ident["dataset"], ref, job.setting.plan(ident["seed"]))
+    return make_row(
+        ident, model=job.model_name, config_hash=job.config_hash, **measured, **_recomputed(stats)
+    )
+
+
+def _computed(study: _Study, todo: Sequence[_Row], jobs: int, scheduler: str | None) -> _Computed:
+    """Compute the rows of ``todo``: yield each with its row as it finishes."""
+    if not todo:
+        return
+    if scheduler is not None:
+        yield from _on_dask(study, todo, scheduler)
+    elif jobs > 1:
+        yield from _in_processes(study, todo, jobs)
+    else:
+        refs: _References = {}
+        for job in todo:
+            yield job, _measure_row(study, job, _reference(study, job.identity, refs))
+
+
+# Worker processes: the study (sent once, by the initializer) and the reference of the current corpus.
+_WORKER: dict[str, Any] = {}
+_WORKER_LOCK = threading.Lock()
+_BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _cores() -> int:
+    affinity: Any = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _blas_environment(threads: int) -> Iterator[None]:
+    """Set the BLAS thread counts in the environment the worker processes inherit (they read it when they
+    import NumPy), and restore it."""
+    saved = {name: os.environ.get(name) for name in _BLAS_VARIABLES}
+    os.environ.update(dict.fromkeys(_BLAS_VARIABLES, str(threads)))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _start_worker(study: _Study, threads: int) -> None:
+    """Initialise a worker process: keep the study, limit BLAS to ``threads`` threads."""
+    with contextlib.suppress(ImportError):  # else the environment set by _blas_environment holds
+        from threadpoolctl import threadpool_limits
+
+        _WORKER["blas"] = threadpool_limits(limits=threads, user_api="blas")
+    _WORKER["study"], _WORKER["refs"] = study, {}
+
+
+def _worker_row(job: _Row) -> dict[str, Any]:
+    study = _WORKER["study"]
+    return _measure_row(study, job, _reference(study, job.identity, _WORKER["refs"]))
+
+
+def _in_processes(study: _Study, todo: Sequence[_Row], jobs: int) -> _Computed:
+    """Compute the rows in ``jobs`` worker processes (spawned: nothing of this process is shared but the
+    study they are sent), with ``cores // jobs`` BLAS threads each."""
+    workers = min(jobs, len(todo))
+    threads = max(1, _cores() // jobs)
+    context = multiprocessing.get_context("spawn")
+    with _blas_environment(threads):  # the workers start as the first tasks are submitted
+        pool = ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(study, threads))
+        futures = {pool.submit(_worker_row, job): job for job in todo}
+    try:
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    except BaseException:  # an error, an interrupt, or the caller stopped reading: stop every worker now
+        _stop(pool, futures)
+        raise
+    pool.shutdown()
+
+
+def _stop(pool: ProcessPoolExecutor, futures: Iterable[Future[Any]]) -> None:
+    for future in futures:
+        future.cancel()
+    terminate: Any = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if terminate is not None:
+        terminate()
+    else:
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _dask_row(study: _Study, job: _Row) -> dict[str, Any]:
+    """A row computed on a Dask worker (the reference of the current corpus kept per worker process)."""
+    with _WORKER_LOCK:  # a worker may run several tasks at once, in threads
+        ref = _reference(study, job.identity, _WORKER.setdefault("dask_refs", {}))
+    return _measure_row(study, job, ref)
+
+
+def _on_dask(study: _Study, todo: Sequence[_Row], scheduler: str) -> _Computed:
+    """Compute the rows on the workers of the Dask cluster at ``scheduler``: the study is sent to every
+    worker once, then one task per row."""
+    distributed = _distributed()
+    try:
+        client = distributed.Client(scheduler, set_as_default=False)
+    except (OSError, ValueError, TypeError) as err:
+        raise ExperimentError(
+            f"cannot connect to the Dask scheduler at scheduler={scheduler!r}: {err}"
+        ) from None
+    futures: dict[Any, _Row] = {}
+    try:
+        shared = client.scatter(study, broadcast=True, hash=False)
+        futures = {client.submit(_dask_row, shared, job, pure=False): job for job in todo}
+        for future in distributed.as_completed(futures, loop=client.loop):
+            yield futures[future], future.result()
+    finally:
+        if futures:
+            client.cancel(list(futures))
+        client.close()
