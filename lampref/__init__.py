@@ -6,6 +6,7 @@ The public API is re-exported here; see the documentation for a tour.
 from __future__ import annotations
 
 from . import accumulate, errors, formats, rounding
+from ._backend import backend, set_backend
 from .accumulate import *  # noqa: F403
 from .errors import *  # noqa: F403
 from .formats import *  # noqa: F403
@@ -14,7 +15,7 @@ from .rounding import *  # noqa: F403
 __version__ = "0.1.0"
 
 # The public API: every public name of the four core modules (each module's ``__all__`` is its one list).
-__all__ = ["__version__"]
+__all__ = ["__version__", "backend", "set_backend"]
 __all__ += accumulate.__all__
 __all__ += errors.__all__
 __all__ += formats.__all__

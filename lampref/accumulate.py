@@ -56,6 +56,7 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._backend import compiled_matmul
 from ._validate import check_bool, check_choice, check_rng, is_int
 from .errors import FormatError, InputValueError, ModeError, ShapeError
 from .formats import FloatFormat, fp32, fp32_mantissa, get_format
@@ -786,8 +787,11 @@ def matmul(
         if kernel is _matmul_exact_2d and acc.block == 1 and ctx.gen is None
         else 0
     )
+    compiled = compiled_matmul(acc, ctx.gen is not None) if K > 0 else None
     with np.errstate(over="ignore", invalid="ignore"):
-        if group > 1 and A3.shape[0] > 1:
+        if compiled is not None:  # the same bits, from a compiled loop (lampref._backend)
+            compiled(A3, B3, res)
+        elif group > 1 and A3.shape[0] > 1:
             for i0 in range(0, A3.shape[0], group):
                 res[i0 : i0 + group] = kernel(A3[i0 : i0 + group], B3[i0 : i0 + group], ctx)  # type: ignore[arg-type]
         else:

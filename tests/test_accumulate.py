@@ -20,6 +20,7 @@ Oracles, one per group (none of them is lampref agreeing with itself):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 
 import numpy as np
@@ -51,6 +52,17 @@ from lampref.testing import formats, mpfr_round, mpfr_round_fraction, reference_
 
 F32_MAX = float(np.finfo(np.float32).max)
 INF = math.inf
+BACKENDS = ("numba", "numpy") if lampref._backend._load_kernels() is not None else ("numpy",)
+
+
+@pytest.fixture(scope="module", autouse=True, params=BACKENDS)
+def accumulation_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test of this module runs on each importable backend (the compiled kernels and NumPy)."""
+    lampref.set_backend(request.param)
+    yield request.param
+    lampref.set_backend(None)
+
+
 NAN = math.nan
 ORDERS = ("sequential", "reverse", "pairwise")
 

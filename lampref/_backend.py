@@ -1,0 +1,156 @@
+"""The choice of accumulation backend: compiled kernels (numba) or the NumPy reference.
+
+The NumPy implementation of :mod:`lampref.accumulate` is the specification; the compiled kernels of
+:mod:`lampref._numba_kernels` reproduce it bit for bit for the accumulations they cover and are used when
+numba is importable, unless the environment variable ``LAMPREF_BACKEND=numpy`` or
+:func:`set_backend` says otherwise. :func:`compiled_matmul` decides, per call and from the accumulator
+alone, whether a kernel covers the call; anything it does not cover runs on NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import ModeError, expected_one_of
+from .formats import fp32_mantissa
+
+__all__ = ["BACKENDS", "backend", "set_backend"]
+
+BACKENDS: tuple[str, ...] = ("numba", "numpy")
+ENV_VAR = "LAMPREF_BACKEND"
+
+_chosen: list[str] = []  # the backend set by set_backend (empty: the environment or the default)
+_kernels: list[ModuleType | None] = []  # the imported kernel module, or None when numba is not importable
+
+
+def _load_kernels() -> ModuleType | None:
+    """The compiled kernel module (imported once), or None when numba cannot be imported."""
+    if not _kernels:
+        try:
+            from . import _numba_kernels
+        except ImportError:  # numba absent, or not importable with this NumPy
+            _kernels.append(None)
+        else:
+            _kernels.append(_numba_kernels)
+    return _kernels[0]
+
+
+def _unavailable(source: str) -> ModeError:
+    return ModeError(
+        f"{source} asks for the 'numba' backend, but numba cannot be imported; install it with "
+        "pip install 'lampref[fast]', or choose 'numpy'"
+    )
+
+
+def backend() -> str:
+    """The active accumulation backend: ``"numba"`` or ``"numpy"``.
+
+    :func:`set_backend` decides when it was called; otherwise the environment variable
+    ``LAMPREF_BACKEND`` (``numba`` or ``numpy``); otherwise ``"numba"`` when numba can be imported.
+
+    Raises
+    ------
+    ModeError
+        ``LAMPREF_BACKEND`` holds another value, or asks for numba where numba cannot be imported.
+
+    Examples
+    --------
+    >>> import lampref
+    >>> lampref.backend() in ("numba", "numpy")
+    True
+    """
+    if _chosen:
+        return _chosen[-1]
+    env = os.environ.get(ENV_VAR, "").strip().lower()
+    if env:
+        if env not in BACKENDS:
+            raise ModeError(expected_one_of(ENV_VAR, env, BACKENDS))
+        if env == "numba" and _load_kernels() is None:
+            raise _unavailable(f"{ENV_VAR}=numba")
+        return env
+    return "numba" if _load_kernels() is not None else "numpy"
+
+
+def set_backend(name: str | None) -> str | None:
+    """Choose the accumulation backend for this process; return the previous choice (None: the default),
+    so that ``set_backend(previous)`` restores it.
+
+    Parameters
+    ----------
+    name : {"numba", "numpy"} or None
+        ``"numba"``: compiled kernels where they cover the accumulation (NumPy elsewhere); ``"numpy"``: the
+        NumPy reference everywhere; None: back to the default (``LAMPREF_BACKEND``, else numba when
+        importable). Both give the same bits.
+
+    Raises
+    ------
+    ModeError
+        An unknown name, or ``"numba"`` where numba cannot be imported (the message names the extra).
+
+    Examples
+    --------
+    >>> import lampref
+    >>> previous = lampref.set_backend("numpy")
+    >>> lampref.backend()
+    'numpy'
+    >>> _ = lampref.set_backend(previous)
+    """
+    if name is not None:
+        if not isinstance(name, str) or name not in BACKENDS:
+            raise ModeError(expected_one_of("backend", name, BACKENDS))
+        if name == "numba" and _load_kernels() is None:
+            raise _unavailable("set_backend('numba')")
+    previous = _chosen[-1] if _chosen else None
+    _chosen.clear()
+    if name is not None:
+        _chosen.append(name)
+    return previous
+
+
+Kernel = Callable[[NDArray[Any], NDArray[Any], NDArray[Any]], None]
+
+
+def compiled_matmul(acc: Any, stochastic: bool) -> Kernel | None:
+    """The compiled kernel for ``acc`` (an :class:`~lampref.Accumulator`), or None where the NumPy path runs.
+
+    Covered, with products exact and a deterministic mode: ``staging="exact"``, ``block=1``,
+    ``order="sequential"`` or ``"reverse"``; and ``staging="fp32"`` with ``block=1`` (the authors' strict
+    kernel, fused or not). The format must be IEEE-encoded, non-saturating and fit in float32. The kernel
+    takes ``A [G, M, K]``, ``B [G, K, N]`` (float64 for exact staging, float32 for fp32 staging, K >= 1)
+    and fills ``out [G, M, N]``.
+    """
+    if stochastic or acc.block != 1 or acc.products != "exact" or backend() != "numba":
+        return None
+    nk = _load_kernels()
+    if nk is None or acc.mode not in nk.MODE_CODES:
+        return None
+    rc = nk.rounding_constants(acc.fmt)
+    if rc is None:
+        return None
+    mode = nk.MODE_CODES[acc.mode]
+    if acc.staging == "fp32":
+        if acc.fmt == fp32_mantissa(0) and acc.mode == "nearest_even":
+            mode = nk.AUTHORS_M0  # fp32_mantissa(0): the authors' tie rule
+        elif acc.mode == "nearest_even" and _only_precision_differs(acc.fmt):
+            mode = nk.NEAREST_EVEN_F32
+        fma = bool(acc.fma)
+        return lambda A, B, out: nk.authors(_c(A, np.float32), _c(B, np.float32), out, rc, mode, fma)
+    if acc.order not in ("sequential", "reverse"):
+        return None
+    reverse = acc.order == "reverse"
+    return lambda A, B, out: nk.strict_exact(_c(A, np.float64), _c(B, np.float64), out, rc, mode, reverse)
+
+
+def _only_precision_differs(fmt: Any) -> bool:
+    """Whether ``fmt`` has float32's exponent range and subnormals and 2 <= p <= 23."""
+    return bool(2 <= fmt.p <= 23 and fmt.emax == 127 and fmt.emin == -126 and fmt.subnormals)
+
+
+def _c(x: NDArray[Any], dtype: Any) -> NDArray[Any]:
+    return np.ascontiguousarray(x, dtype=dtype)
