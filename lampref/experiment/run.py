@@ -346,7 +346,8 @@ def run_experiment(
         (``corpus_digest``). Required for an encoder, refused for a decoder.
     jobs : int, default 1
         Worker processes computing rows in parallel on this machine (1: in this process). Each gets
-        ``cores // jobs`` BLAS threads.
+        ``cores // jobs`` BLAS threads. The workers are spawned: a script that passes ``jobs > 1`` keeps
+        its main code under ``if __name__ == "__main__":`` (they import the script's main module).
     scheduler : str, optional
         The address of a Dask scheduler (``"tcp://HOST:8786"``, with the ``distributed`` extra): the rows
         are computed by the cluster's workers. Exclusive with ``jobs > 1``.
@@ -705,7 +706,13 @@ def _on_dask(study: _Study, todo: Sequence[_Row], scheduler: str) -> _Computed:
         ) from None
     futures: dict[Any, _Row] = {}
     try:
-        shared = client.scatter(study, broadcast=True, hash=False)
+        try:
+            shared = client.scatter(study, broadcast=True, hash=False)
+        except OSError as err:  # TimeoutError: no worker joined in time
+            raise ExperimentError(
+                f"cannot send the study to the workers of the Dask cluster at scheduler={scheduler!r} "
+                f"({err}); start workers with: dask worker {scheduler}"
+            ) from None
         futures = {client.submit(_dask_row, shared, job, pure=False): job for job in todo}
         for future in distributed.as_completed(futures, loop=client.loop):
             yield futures[future], future.result()
