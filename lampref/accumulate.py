@@ -769,16 +769,13 @@ def matmul(
         ctx.exact_products = _are_float32_values(a2) and _are_float32_values(b2)
     work_dtype = np.float32 if fp32_staging else np.float64
 
-    if b2.ndim == 2:  # fold a's batch dimensions into its rows
-        A3 = (
-            a2.reshape(1, -1, K).astype(work_dtype)
-            if a2.size
-            else np.zeros((1, int(np.prod(a2.shape[:-1])), K), work_dtype)
-        )
+    if b2.ndim == 2:  # fold a's batch dimensions into its rows (sizes explicit: any of them may be 0)
+        A3 = a2.reshape(1, int(np.prod(a2.shape[:-1])), K).astype(work_dtype)
         B3 = b2.reshape(1, K, N).astype(work_dtype)
     else:
-        A3 = np.broadcast_to(a2, (*batch, M, K)).reshape(-1, M, K).astype(work_dtype)
-        B3 = np.broadcast_to(b2, (*batch, K, N)).reshape(-1, K, N).astype(work_dtype)
+        n_batch = int(np.prod(batch))
+        A3 = np.broadcast_to(a2, (*batch, M, K)).reshape(n_batch, M, K).astype(work_dtype)
+        B3 = np.broadcast_to(b2, (*batch, K, N)).reshape(n_batch, K, N).astype(work_dtype)
     res = np.empty((A3.shape[0], A3.shape[1], N), dtype=work_dtype)
     kernel = _matmul_fp32_2d if fp32_staging else _matmul_exact_2d
     # small deterministic products of a stack run a group at a time (same bits: no random stream to order)

@@ -1179,3 +1179,18 @@ def test_stochastic_products_beyond_float64_range_are_faithful(
     assert got in (down, up), (got, down, up)
     if abs(exact) >= Fraction(2) ** 1024:  # beyond the neighbour above the largest value: always overflows
         assert math.isinf(got)
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape", "out_shape"),
+    [((2, 3, 0), (2, 0, 4), (2, 3, 4)), ((0, 3, 2), (2, 4), (0, 3, 4)), ((2, 0, 5), (1, 5, 3), (2, 0, 3))],
+)
+def test_empty_batched_products(
+    a_shape: tuple[int, ...], b_shape: tuple[int, ...], out_shape: tuple[int, ...]
+) -> None:
+    """Empty operands of stacked products give numpy.matmul's shape, and zeros for the empty sums."""
+    a, b = np.ones(a_shape, np.float32), np.ones(b_shape, np.float32)
+    out = matmul(a, b, Accumulator("fp16"))
+    assert out.shape == np.matmul(a, b).shape == out_shape
+    assert not out.any()
+    assert not np.signbit(out).any()
