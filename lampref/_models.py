@@ -47,6 +47,12 @@ class ModelParams(Generic[P]):
         self.params = params
         self._params64 = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (sent to a worker process) without the float64 copy: it is made again on first use."""
+        state = dict(self.__dict__)
+        state["_params64"] = None
+        return state
+
     def _weights(self, plan: PrecisionPlan) -> P:
         """The parameters a forward pass under ``plan`` reads: float64 under the reference plan."""
         if not plan.is_reference:

@@ -218,3 +218,17 @@ def test_cli_scheduler_runs_on_a_dask_cluster(
     assert main(_cli(model_dir, tmp_path, "serial")) == 0
     assert main(_cli(model_dir, tmp_path, "dask", "--scheduler", cluster.scheduler_address)) == 0
     assert _lines(tmp_path / "dask" / "results.csv") == _lines(tmp_path / "serial" / "results.csv")
+
+
+def test_a_pickled_model_leaves_its_float64_copy_behind() -> None:
+    """Workers receive the float32 parameters only; the reference plan's float64 copy is made again there."""
+    import pickle
+
+    from lampref.gpt2 import PrecisionPlan, default_model
+
+    model = default_model()
+    size = len(pickle.dumps(model))
+    ref = model.logits(np.arange(8), PrecisionPlan.reference())  # makes the float64 copy
+    assert len(pickle.dumps(model)) == size
+    copy = pickle.loads(pickle.dumps(model))
+    assert np.array_equal(copy.logits(np.arange(8), PrecisionPlan.reference()), ref)
