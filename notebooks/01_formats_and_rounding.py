@@ -40,6 +40,7 @@ import numpy as np
 
 import lampref
 from lampref import DETERMINISTIC_MODES, STOCHASTIC_MODES, FloatFormat, round_to, ulp
+from lampref.course import check
 from lampref.validate import bits_dtype, decode, encode
 
 SMALL = os.environ.get("LAMPREF_SMALL", "0") not in ("", "0")
@@ -48,13 +49,6 @@ DRAWS = 4_000 if SMALL else 200_000  # stochastic draws of one value
 TERMS = 2_000 if SMALL else 20_000  # terms of the long sum
 RUNS = 20 if SMALL else 100  # independent stochastic runs of the long sum
 SEED = 20_260_130
-
-
-def check(condition: bool, claim: str) -> None:
-    """Stop if a claim of the text does not hold; otherwise say that it was checked."""
-    if not condition:
-        raise AssertionError(f"does not hold: {claim}")
-    print(f"checked: {claim}")
 
 
 print(f"lampref {lampref.__version__}, matplotlib backend {matplotlib.get_backend()}, small sizes: {SMALL}")

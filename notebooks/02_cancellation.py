@@ -44,25 +44,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import lampref
-from lampref import Accumulator, bf16, dot, fp16, fp32, fp32_mantissa, round_to
+from lampref import Accumulator, bf16, dot, fp16, fp32, fp32_mantissa
+from lampref.course import check, fl
 
 SMALL = os.environ.get("LAMPREF_SMALL", "0") not in ("", "0")
 GRID = 301 if SMALL else 2_001  # values of x in section 1
 SAMPLES = 8 if SMALL else 24  # data sets per mean in section 3
 LENGTH = 200 if SMALL else 1_000  # length of each data set in section 3
 SEED = 20_260_214
-
-
-def fl(v, fmt):
-    """Round float64 values (the exact result of one operation) to fmt; the result as float64."""
-    return np.asarray(round_to(v, fmt), dtype=np.float64)
-
-
-def check(condition, message):
-    """Stop if a claim of the text does not hold; say that it was checked otherwise."""
-    if not condition:
-        raise AssertionError(message)
-    print(f"checked: {message}")
 
 
 print(f"lampref {lampref.__version__}, matplotlib backend {matplotlib.get_backend()}, small sizes: {SMALL}")

@@ -44,24 +44,13 @@ import numpy as np
 import lampref
 from lampref import STOCHASTIC_MODES, Accumulator, bf16, dot, fp16, fp32, fp32_mantissa, round_to
 from lampref.analysis import gamma, inner_product_error_bound, unit_roundoff
+from lampref.course import check, fl
 
 SMALL = os.environ.get("LAMPREF_SMALL", "0") not in ("", "0")
 N = 2**13 if SMALL else 2**14  # longest sum of sections 2 to 4
 ROWS = 8 if SMALL else 32  # independent sums of each length
 RUNS = 8 if SMALL else 32  # independent runs of the stochastic sum of ones
 SEED = 20_260_303
-
-
-def fl(v, fmt, mode="nearest_even", rng=None):
-    """Round float64 values (the exact result of one operation) to fmt; the result as float64."""
-    return np.asarray(round_to(v, fmt, mode, rng=rng), dtype=np.float64)
-
-
-def check(condition, message):
-    """Stop if a claim of the text does not hold; say that it was checked otherwise."""
-    if not condition:
-        raise AssertionError(message)
-    print(f"checked: {message}")
 
 
 print(f"lampref {lampref.__version__}, matplotlib backend {matplotlib.get_backend()}, small sizes: {SMALL}")

@@ -39,6 +39,7 @@ import numpy as np
 
 import lampref
 from lampref import Accumulator, FloatFormat, fp32_mantissa, matmul, round_to, ulp
+from lampref.course import check
 from lampref.validate import encode
 
 SMALL = os.environ.get("LAMPREF_SMALL", "0") not in ("", "0")
@@ -46,12 +47,6 @@ N_VALUES = 400_000 if SMALL else 4_000_000  # random values of section 1
 ROWS = 32 if SMALL else 128  # the dot products of section 2: ROWS x ROWS of them
 LENGTH = 256  # terms per dot product
 SEED = 20_260_404
-
-
-def check(condition, message):
-    """Stop if a claim of the text does not hold; otherwise say that it was checked."""
-    assert condition, message
-    print(f"checked: {message}")
 
 
 def bits(value, fmt):

@@ -52,17 +52,12 @@ from lampref.analysis import (
     softmax_amplification,
     softmax_kappa,
 )
+from lampref.course import check
 
 SMALL = os.environ.get("LAMPREF_SMALL", "0") not in ("", "0")
 GRID = 2_001 if SMALL else 20_001  # points of the grids of section 1
 DRAWS = 20 if SMALL else 200  # random selections in sections 3 and 4
 SEED = 20_260_202
-
-
-def check(condition, message):
-    """Stop if a claim of the text does not hold; otherwise say that it was checked."""
-    assert condition, message
-    print(f"checked: {message}")
 
 
 def exact_dots(a, b):

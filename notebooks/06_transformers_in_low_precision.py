@@ -45,6 +45,7 @@ import numpy as np
 import lampref
 from lampref import Accumulator, fp32_mantissa, get_format, round_to
 from lampref.analysis import lamp_select
+from lampref.course import check
 from lampref.gpt2 import SITES, PrecisionPlan, Tokenizer, default_model
 from lampref.lamp import LampConfig, recompute_fraction
 from lampref.metrics import kl_divergence
@@ -56,13 +57,6 @@ MANTISSAS = (4, 8)  # explicit mantissa bits of the low-precision sites (fp16 ha
 LAMP_M, TAU = 4, 1.5  # LAMP: score precision and target amplification
 LAYER, HEAD = 0, 0  # the attention head shown in section 4
 FP16 = get_format("fp16")
-
-
-def check(condition, message):
-    """Stop here if a claim of the text does not hold on this run; say that it was checked otherwise."""
-    if not condition:
-        raise AssertionError(f"not so: {message}")
-    print(f"checked: {message}")
 
 
 def fp16(x):

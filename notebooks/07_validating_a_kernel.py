@@ -50,6 +50,7 @@ import numpy as np
 
 import lampref
 from lampref import Accumulator, hardware, matmul, round_to
+from lampref.course import check
 from lampref.metrics import ulp_distance
 from lampref.validate import ExactlyRounded, check_golden, compare, decode, encode, explain, write_golden
 
@@ -64,13 +65,6 @@ GPUS = ["V100", "A100", "H100", "B200", "B200-RN", "MI300X"]
 def fp16(x):
     """x rounded to fp16 (to nearest even), held in float32: what `hardware.gemm` takes as fp16 input."""
     return np.asarray(round_to(x, "fp16"), dtype=np.float32)
-
-
-def check(condition, message):
-    """Stop here if a claim of the text does not hold on this run; say that it was checked otherwise."""
-    if not condition:
-        raise AssertionError(f"not so: {message}")
-    print(f"checked: {message}")
 
 
 print(f"lampref {lampref.__version__}, matplotlib backend {matplotlib.get_backend()}, small sizes: {SMALL}")

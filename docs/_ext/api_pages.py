@@ -35,6 +35,7 @@ API_MODULES = [
     "lampref.hardware",
     "lampref.metrics",
     "lampref.validate",
+    "lampref.course",
     "lampref.experiment",
     "lampref.fetch",
     "lampref.testing",

@@ -22,15 +22,8 @@ import numpy as np
 
 import lampref
 from lampref import round_to
+from lampref.course import check
 from lampref.validate import bits_dtype, decode, encode
-
-
-def check(condition: bool, claim: str) -> None:
-    """Stop if a claim of the text does not hold; otherwise say that it was checked."""
-    if not condition:
-        raise AssertionError(f"does not hold: {claim}")
-    print(f"checked: {claim}")
-
 
 bf16, fp32 = lampref.get_format("bf16"), lampref.get_format("fp32")
 

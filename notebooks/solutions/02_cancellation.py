@@ -26,28 +26,17 @@ from fractions import Fraction
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lampref import bf16, fp16, round_to
+from lampref import bf16, fp16
+from lampref.course import check, fl
 
 SMALL = os.environ.get("LAMPREF_SMALL", "0") not in ("", "0")
 GRID = 301 if SMALL else 2_001  # values of x in exercises 1 and 3
-
-
-def fl(v, fmt):
-    """Round float64 values (the exact result of one operation) to fmt; the result as float64."""
-    return np.asarray(round_to(v, fmt), dtype=np.float64)
 
 
 def relative_error(computed, exact):
     """|computed - exact| / |exact|, computed exactly with Fractions and returned as a float."""
     exact = Fraction(exact) if isinstance(exact, Fraction) else Fraction(float(exact))
     return float(abs(Fraction(float(computed)) - exact) / abs(exact))
-
-
-def check(condition, message):
-    """Stop if a claim of the text does not hold; say that it was checked otherwise."""
-    if not condition:
-        raise AssertionError(message)
-    print(f"checked: {message}")
 
 
 # %% [markdown]

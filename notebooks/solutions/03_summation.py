@@ -25,22 +25,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from lampref import Accumulator, bf16, dot, fp16, round_to
+from lampref.course import check, fl
 
 SMALL = os.environ.get("LAMPREF_SMALL", "0") not in ("", "0")
 RUNS = 8 if SMALL else 32  # independent stochastic sums in exercise 3
 SEED = 20_260_303
-
-
-def fl(v, fmt, mode="nearest_even", rng=None):
-    """Round float64 values (the exact result of one operation) to fmt; the result as float64."""
-    return np.asarray(round_to(v, fmt, mode, rng=rng), dtype=np.float64)
-
-
-def check(condition, message):
-    """Stop if a claim of the text does not hold; say that it was checked otherwise."""
-    if not condition:
-        raise AssertionError(message)
-    print(f"checked: {message}")
 
 
 def kahan_partial_sums(x, fmt):

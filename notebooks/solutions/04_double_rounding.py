@@ -24,18 +24,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from lampref import Accumulator, FloatFormat, fp32_mantissa, matmul, round_to
+from lampref.course import check
 
 SMALL = os.environ.get("LAMPREF_SMALL", "0") not in ("", "0")
 N_VALUES = 200_000 if SMALL else 1_000_000
 ROWS = 32 if SMALL else 128
 LENGTH = 256
 SEED = 20_260_404
-
-
-def check(condition, message):
-    """Stop if a claim of the text does not hold; otherwise say that it was checked."""
-    assert condition, message
-    print(f"checked: {message}")
 
 
 # %% [markdown]

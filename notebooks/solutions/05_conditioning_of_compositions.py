@@ -27,16 +27,11 @@ import numpy as np
 import lampref
 from lampref import Accumulator, fp32_mantissa, matmul, round_to
 from lampref.analysis import amplification_matrix, condition_number, lamp_select
+from lampref.course import check
 
 SMALL = os.environ.get("LAMPREF_SMALL", "0") not in ("", "0")
 GRID = 2_001 if SMALL else 20_001
 SEED = 20_260_202
-
-
-def check(condition, message):
-    """Stop if a claim of the text does not hold; otherwise say that it was checked."""
-    assert condition, message
-    print(f"checked: {message}")
 
 
 def exact_dots(a, b):
