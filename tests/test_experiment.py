@@ -29,7 +29,7 @@ from lampref.experiment import (
     summary_table,
     windows,
 )
-from lampref.gpt2 import GPT2, GPT2Config, GPT2Params, random_params, save
+from lampref.gpt2 import GPT2, GPT2Config, GPT2Params, random_params
 from lampref.metrics import flip_rate, kl_divergence
 
 CFG = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=128)
@@ -195,14 +195,6 @@ def test_windows_and_grid_validation() -> None:
         grid([30], [2.0])
     with pytest.raises(ExperimentError, match="accumulation"):
         grid([4], [2.0], accumulation="nope")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=50257)  # the tokenizer's ids
-    path = tmp_path_factory.mktemp("model")
-    save(random_params(cfg, 0, std=0.2), cfg, path)
-    return path
 
 
 def _cli(model_dir: Path, tmp_path: Path, text: str, sequences: int, *extra: str) -> list[str]:

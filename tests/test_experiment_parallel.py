@@ -15,7 +15,7 @@ from lampref.bert import BertModel
 from lampref.cli import main
 from lampref.experiment import ExperimentError, grid, run_experiment
 from lampref.experiment.encoder import corpus_pieces, sentences
-from lampref.gpt2 import GPT2, GPT2Config, random_params, save
+from lampref.gpt2 import GPT2, GPT2Config, random_params
 
 CFG = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=128)
 CORPORA = {
@@ -153,14 +153,6 @@ def test_an_unreachable_scheduler_is_an_experiment_error(model: GPT2, tmp_path: 
 
 
 # ------------------------------------------------------------------------------------ command line
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=50257)  # the tokenizer's ids
-    path = tmp_path_factory.mktemp("model")
-    save(random_params(cfg, 0, std=0.2), cfg, path)
-    return path
-
-
 def _cli(model_dir: Path, tmp_path: Path, out: str, *extra: str) -> list[str]:
     corpus = tmp_path / "c.txt"
     corpus.write_text("def f(x):\n    return x + 1\n" * 60)
