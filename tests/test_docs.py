@@ -168,13 +168,22 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _api_hook():
-    spec = importlib.util.spec_from_file_location("_lampref_api_pages", DOCS / "_ext" / "api_pages.py")
+def _load_hook(name: str):
+    """A documentation hook, imported as mkdocs does: its folder on ``sys.path`` while it loads."""
+    spec = importlib.util.spec_from_file_location(f"_lampref_{name}", DOCS / "_ext" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
     return module
+
+
+def _api_hook():
+    return _load_hook("api_pages")
 
 
 def test_site_builds_strict(site: Path) -> None:
@@ -500,14 +509,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _notebook_hook():
-    spec = importlib.util.spec_from_file_location(
-        "_lampref_notebook_pages", DOCS / "_ext" / "notebook_pages.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load_hook("notebook_pages")
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)

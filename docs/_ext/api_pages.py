@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import griffe
+from hook_tools import expand_nav
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
@@ -64,22 +65,7 @@ def _markup() -> Any:
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     section = [INDEX, *({m: _page_uri(m)} for m in API_MODULES)]
 
-    def expand(items: list[Any]) -> bool:
-        for i, item in enumerate(items):
-            if isinstance(item, dict) and len(item) == 1:
-                ((title, value),) = item.items()
-                if value == INDEX:
-                    items[i] = {title: section}
-                    return True
-                if isinstance(value, list) and expand(value):
-                    return True
-            elif item == INDEX:
-                items[i] = {"API reference": section}
-                return True
-        return False
-
-    if config.nav is not None and not expand(config.nav):
-        config.nav.append({"API reference": section})
+    expand_nav(config.nav, INDEX, "API reference", section)
     return config
 
 

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hook_tools import expand_nav
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
@@ -99,22 +100,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     section: list[Any] = [INDEX]
     section += [{_title(jupytext.read(p).cells, p): _page_uri(p)} for p in _notebooks(config)]
 
-    def expand(items: list[Any]) -> bool:
-        for i, item in enumerate(items):
-            if isinstance(item, dict) and len(item) == 1:
-                ((title, value),) = item.items()
-                if value == INDEX:
-                    items[i] = {title: section}
-                    return True
-                if isinstance(value, list) and expand(value):
-                    return True
-            elif item == INDEX:
-                items[i] = {SECTION: section}
-                return True
-        return False
-
-    if config.nav is not None and not expand(config.nav):
-        config.nav.append({SECTION: section})
+    expand_nav(config.nav, INDEX, SECTION, section)
     return config
 
 
