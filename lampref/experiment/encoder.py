@@ -69,6 +69,14 @@ def sentences(text: str, tokenizer: WordPieceTokenizer, count: int = RETRIEVAL_S
     ------
     ExperimentError
         The text holds fewer than ``count`` such sentences, or ``count < 2``.
+
+    Examples
+    --------
+    >>> from lampref.bert.tokenizer import WordPieceTokenizer
+    >>> tok = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b", "."])
+    >>> text = "a b a b a b a b. Too short. b a b a b a b a!"
+    >>> [len(ids) for ids in sentences(text, tok, 2)]  # [CLS], 9 pieces, [SEP]; the short one passed over
+    [11, 11]
     """
     if not is_int(count) or count < 2:
         raise ExperimentError(f"count={count!r} is not valid; expected an integer >= 2")
