@@ -145,15 +145,13 @@ def measure_encoder(
         embs.append(_embed_window(h))
         stats_all.append(stats)
     emb = np.stack(embs)  # [n, C]
-    emb_err = np.linalg.norm(emb.astype(np.float64) - ref.embeddings, axis=1) / np.linalg.norm(
-        ref.embeddings.astype(np.float64), axis=1
-    )  # [n]
+    emb_err = [relative_error(r, e) for r, e in zip(ref.embeddings, emb, strict=True)]  # per window
     neighbours = nearest_neighbours(model.embed(list(sents), plan))  # [sentences]
     n = len(batch)
     metrics = {
         "positions": int(batch.size),
         "hidden_err": hidden_err / n,
-        "embedding_err": float(emb_err.mean()),
+        "embedding_err": float(np.mean(emb_err)),
         "cosine_err": float(cosine_distance(ref.embeddings, emb).mean()),
         "retrieval_flip": float(np.mean(neighbours != ref.neighbours)),
         "sentences": len(sents),
