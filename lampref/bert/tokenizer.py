@@ -624,7 +624,8 @@ class WordPieceTokenizer:
         Parameters
         ----------
         text : str
-            Any string.
+            Any string; it is cleaned, split and (if the model is uncased) lower-cased as
+            :func:`basic_tokenize` says.
 
         Returns
         -------

@@ -13,22 +13,16 @@ __all__ = [
     "GPT2",
     "SITES",
     "AttentionProbs",
-    "Checkpoint",
     "GPT2Config",
-    "GPT2Params",
     "GPT2Trace",
     "PrecisionPlan",
     "ScoreRule",
     "ScoreStats",
     "Tokenizer",
     "default_model",
-    "load",
-    "load_llmc",
-    "random_params",
-    "save",
-    "save_llmc",
-    "save_npz",
 ]
+# The checkpoint readers and writers of lampref.gpt2.weights, re-exported.
+__all__ += ["Checkpoint", "GPT2Params", "load", "load_llmc", "random_params", "save", "save_llmc", "save_npz"]
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "data" / "default"
 """Where the embedded default model lives (``config.json``, ``model.safetensors``, ``MODEL_CARD.md``)."""

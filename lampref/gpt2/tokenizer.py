@@ -121,7 +121,7 @@ def pretokenize_reference(text: str) -> list[str]:
     Parameters
     ----------
     text : str
-        Any string.
+        Any string, taken as it is (no normalisation).
 
     Returns
     -------

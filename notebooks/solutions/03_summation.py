@@ -32,19 +32,14 @@ RUNS = 8 if SMALL else 32  # independent stochastic sums in exercise 3
 SEED = 20_260_303
 
 
-def kahan_partial_sums(x, fmt):
-    """Kahan's compensated summation along the last axis, every operation rounded to fmt: all partial sums."""
-    x = np.asarray(x, np.float64)
-    s = np.zeros(x.shape[:-1])  # [rows]
-    c = np.zeros(x.shape[:-1])  # [rows] the running compensation
-    out = np.empty_like(x)  # [rows, n]
-    for k in range(x.shape[-1]):
-        y = fl(x[..., k] - c, fmt)  # the next term, corrected
-        t = fl(s + y, fmt)
-        c = fl(fl(t - s, fmt) - y, fmt)  # (t - s) - y: minus the rounding error of s + y
-        s = t
-        out[..., k] = s
-    return out
+def kahan_sum(values, fmt):
+    """Kahan's compensated sum, every operation rounded to fmt: the notebook's loop, on scalars."""
+    s = c = 0.0
+    for v in values:
+        y = float(fl(v - c, fmt))  # the next term, corrected
+        t = float(fl(s + y, fmt))
+        s, c = t, float(fl(fl(t - s, fmt) - y, fmt))
+    return s
 
 
 # %% [markdown]
@@ -93,7 +88,7 @@ check(abs(sums["reverse"] - exact) < abs(sums["sequential"] - exact), "smallest 
 # %%
 n_ones = 4096
 for fmt in (bf16, fp16):
-    total = kahan_partial_sums(np.ones(n_ones), fmt)[-1]
+    total = kahan_sum(np.ones(n_ones), fmt)
     print(f"{fmt.name}: Kahan's sum of {n_ones} ones is {total:g}")
     check(total == n_ones, f"{fmt.name}: Kahan's sum of ones is exact")
 
