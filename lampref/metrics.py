@@ -15,13 +15,12 @@ representable in a format); both are ``ValueError``.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validate import as_array, check_choice, is_int
+from ._validate import check_choice, is_int
 from .errors import InputValueError, ShapeError
 from .formats import FloatFormat, get_format
 from .nn import log_softmax as _lse_kernel
@@ -47,12 +46,9 @@ _REDUCTIONS = ("mean", "none")
 
 # ----------------------------------------------------------------------------- input checks
 def _float64(x: ArrayLike, name: str) -> NDArray[np.float64]:
-    """``x`` as float64, exactly (float16/32/64, integers up to 2**53, bools), or an error naming it."""
-    arr = as_array(x, name)
-    if arr.dtype.kind == "V" and arr.dtype.itemsize <= 2:  # ml_dtypes (bfloat16, float8_*): exact in float32
-        with contextlib.suppress(TypeError, ValueError):
-            arr = arr.astype(np.float32)
-    return as_exact_float64(arr, name)
+    """``x`` as float64, exactly (float16/32/64, ml_dtypes' narrow floats, integers up to 2**53, bools), or an
+    error naming it."""
+    return as_exact_float64(x, name)
 
 
 def _logits(x: ArrayLike, name: str) -> NDArray[np.float64]:
