@@ -6,6 +6,7 @@ The public API is re-exported here; see the documentation for a tour.
 from __future__ import annotations
 
 from . import accumulate, errors, formats, rounding
+from . import mx as mx  # lampref.mx: MX block formats (names kept in their module)
 from ._backend import backend, set_backend
 from .accumulate import *  # noqa: F403
 from .errors import *  # noqa: F403
