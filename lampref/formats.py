@@ -8,9 +8,13 @@ A format is described by the parameters numerical analysts use (Higham & Pranesh
 * ``subnormals``: whether gradual underflow is supported (if not, results below the smallest normal
   number round to zero or to the smallest normal number, as the rounding mode says);
 * ``encoding``: ``"ieee"`` (infinities and NaNs), ``"fn"`` (finite and NaN, no infinity, the all-ones
-  pattern is NaN: OCP ``float8_e4m3fn``), ``"none"`` (neither infinity nor NaN: the OCP MX element types);
+  pattern is NaN: OCP ``float8_e4m3fn``), ``"none"`` (neither infinity nor NaN: the OCP MX element types),
+  and two fixed layouts: ``"p3109_extended"`` / ``"p3109_finite"`` (IEEE P3109: one zero, one NaN,
+  infinities only in the extended domain; build them with :func:`p3109`) and ``"e8m0"`` (OCP MX scales:
+  powers of two only, no zero, no sign);
 * ``saturate``: whether an overflow gives the largest finite value instead of infinity (``"ieee"``) or NaN
-  (``"fn"``). Formats without infinity and NaN always saturate.
+  (``"fn"``). Formats without infinity and NaN always saturate;
+* ``signed``: ``False`` for the unsigned P3109 formats and E8M0 (no negative values).
 
 Every finite value of a format is $\pm m \cdot 2^{e-p+1}$ with $e_{\min} \le e \le e_{\max}$ and
 $2^{p-1} \le m < 2^p$ (normal) or $e = e_{\min}$, $0 \le m < 2^{p-1}$ (subnormal), up to the
@@ -18,7 +22,7 @@ largest finite value ``max``.
 
 Examples
 --------
->>> from lampref import get_format, fp32_mantissa
+>>> from lampref import get_format, fp32_mantissa, p3109
 >>> fp16 = get_format("fp16")
 >>> fp16.max, fp16.smallest_normal, fp16.smallest_subnormal, fp16.unit_roundoff
 (65504.0, 6.103515625e-05, 5.960464477539063e-08, 0.00048828125)
@@ -26,6 +30,10 @@ Examples
 True
 >>> get_format("e4m3").max
 448.0
+>>> p3109(8, 3).max, get_format("p3109_k8p3se") == p3109(8, 3)
+(49152.0, True)
+>>> get_format("e8m0").smallest_normal == 2.0**-127
+True
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from ._validate import check_bool, check_choice, is_int
 from .errors import FormatError, expected_one_of
 
 __all__ = [
+    "ALL_ENCODINGS",
     "ENCODINGS",
     "FloatFormat",
     "bf16",
@@ -51,6 +60,7 @@ __all__ = [
     "e3m2",
     "e4m3",
     "e5m2",
+    "e8m0",
     "format_names",
     "fp16",
     "fp32",
@@ -58,12 +68,16 @@ __all__ = [
     "fp64",
     "from_pychop",
     "get_format",
+    "p3109",
     "tf32",
     "to_pychop",
 ]
 
-Encoding = Literal["ieee", "fn", "none"]
+Encoding = Literal["ieee", "fn", "none", "p3109_extended", "p3109_finite", "e8m0"]
+# The encodings any (p, emax, emin) takes; the fixed layouts below derive the exponent range from the width.
 ENCODINGS: tuple[str, ...] = ("ieee", "fn", "none")
+_P3109_ENCODINGS: tuple[str, ...] = ("p3109_extended", "p3109_finite")
+ALL_ENCODINGS: tuple[str, ...] = (*ENCODINGS, *_P3109_ENCODINGS, "e8m0")
 
 # Limits of the float64 container every rounding is carried out in.
 _F64_P, _F64_EMAX, _F64_EMIN, _F64_QMIN = 53, 1023, -1022, -1074
@@ -74,6 +88,72 @@ def _check_int(name: str, value: object) -> int:
     if not is_int(value):
         raise FormatError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     return int(value)
+
+
+def _p3109_width(emin: int) -> int | None:
+    """The exponent field width ``w`` of a P3109 format from ``emin = 1 - bias``: the bias is ``2**(w-1)``,
+    or 0 without an exponent field; None when ``emin`` is no P3109 format's."""
+    bias = 1 - emin
+    if bias == 0:
+        return 0
+    return bias.bit_length() if bias > 0 and bias & (bias - 1) == 0 else None
+
+
+def _reserved_codes(encoding: str, signed: bool) -> int:
+    """How many of the highest magnitude codes of a fixed layout hold infinity and NaN (per sign)."""
+    if encoding == "p3109_extended":
+        return 1 if signed else 2  # +-inf; unsigned: +inf and the NaN above it
+    if encoding == "p3109_finite":
+        return 0 if signed else 1  # signed: the NaN is the negative-zero code
+    return 1  # e8m0: NaN
+
+
+def _fixed_max(encoding: str, p: int, emin: int, signed: bool) -> float:
+    """The largest finite value of a P3109 format: the value of the highest magnitude code left over by
+    infinity and NaN (0.0 when none is left)."""
+    t = p - 1
+    w = _p3109_width(emin)
+    assert w is not None
+    code = (1 << (w + t)) - 1 - _reserved_codes(encoding, signed)
+    E, M = code >> t, code & ((1 << t) - 1)
+    if code <= 0:
+        return 0.0
+    if E == 0:  # subnormal (P3109 formats have subnormals)
+        return math.ldexp(M, emin - t)
+    return math.ldexp((1 << t) + M, E - (1 - emin) - t)
+
+
+def _check_layout(encoding: str, p: int, emax: int, emin: int, subnormals: bool, signed: bool) -> None:
+    """Check that a fixed layout's parameters are those of one of its formats (see :func:`p3109`)."""
+    if encoding in ENCODINGS:
+        if not signed:
+            raise FormatError(
+                f"signed=False needs encoding 'p3109_extended', 'p3109_finite' or 'e8m0'; got {encoding!r}"
+            )
+        return
+    if encoding == "e8m0":
+        span = emax - emin + 2  # the binades and the NaN code
+        if p != 1 or subnormals or signed or span & (span - 1):
+            raise FormatError(
+                "encoding='e8m0' needs p=1, subnormals=False, signed=False and emax - emin + 2 a power of "
+                f"two (every code a power of two but the all-ones NaN); got p={p}, emax={emax}, emin={emin}, "
+                f"subnormals={subnormals}, signed={signed}"
+            )
+        return
+    w = _p3109_width(emin)
+    if not subnormals or w is None:
+        raise FormatError(
+            f"encoding={encoding!r} needs subnormals and emin = 1 - 2**(w-1) for an exponent field of w bits "
+            f"(or emin = 1 without one); got emin={emin}, subnormals={subnormals}: build it with "
+            "lampref.p3109(k, p, signed=..., domain=...)"
+        )
+    xmax = _fixed_max(encoding, p, emin, signed)
+    expected = max(math.frexp(xmax)[1] - 1, emin) if xmax > 0 else None
+    if expected != emax:
+        raise FormatError(
+            f"emax={emax} is not the P3109 value for p={p}, emin={emin} ({expected}); build the format with "
+            "lampref.p3109(k, p, signed=..., domain=...)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +170,13 @@ class FloatFormat:
         Exponent of the smallest normal number, at least -1022; defaults to ``1 - emax``.
     subnormals : bool, default True
         Gradual underflow. With ``False`` the representable values are zero and the normal numbers.
-    encoding : {"ieee", "fn", "none"}, default "ieee"
+    encoding : {"ieee", "fn", "none", "p3109_extended", "p3109_finite", "e8m0"}, default "ieee"
         Which special values exist: IEEE infinities and NaNs; ``"fn"`` NaN only, taking the largest
         significand of the top binade (OCP e4m3fn); ``"none"``: no infinity and no NaN (OCP MX elements).
+        The fixed layouts fix the exponent range from the width (build them with :func:`p3109` and
+        :func:`get_format`): ``"p3109_extended"`` and ``"p3109_finite"`` (IEEE P3109: one zero, one NaN,
+        infinities in the extended domain, exponent bias $2^{w-1}$ for a $w$-bit exponent field) and
+        ``"e8m0"`` (OCP MX scale: $p = 1$, no zero, no subnormals, unsigned, the all-ones code is NaN).
     saturate : bool, optional
         Overflow policy. ``False`` (default for ``"ieee"`` and ``"fn"``): an overflow gives infinity, or NaN
         in a format without infinity, following IEEE 754 for each rounding mode. ``True``: every overflow,
@@ -100,6 +184,10 @@ class FloatFormat:
     name : str, optional
         A label used in ``repr`` and tables; not part of the format's identity (two formats with the same
         parameters compare equal whatever their names). Must be a string or None.
+    signed : bool, default True
+        ``False`` for unsigned formats (P3109 unsigned, E8M0): no sign bit and no negative values. Rounding a
+        negative value into an unsigned format gives NaN, or the smallest value (0, or the smallest power
+        of two in E8M0) when the format saturates; a negative value that rounds to zero gives zero.
 
     Raises
     ------
@@ -110,6 +198,11 @@ class FloatFormat:
     -----
     Every format must fit in the float64 container lampref computes in: ``p <= 53``,
     ``-1022 <= emin <= emax <= 1023`` and, with subnormals, $e_{\min} - p + 1 \ge -1074$.
+
+    In the fixed layouts ``emax`` is the exponent of the binade of the largest finite value (P3109's top
+    codes hold infinity and NaN, so it can be below the top exponent field), and in the all-subnormal
+    P3109 formats (signed, ``p == k``: no exponent field) ``emax == emin == 1`` while every value lies
+    below $2^{e_{\min}}$.
 
     Examples
     --------
@@ -128,6 +221,7 @@ class FloatFormat:
     encoding: Encoding = "ieee"
     saturate: bool | None = None
     name: str | None = field(default=None, compare=False)
+    signed: bool = True
 
     def __post_init__(self) -> None:
         p = _check_int("p", self.p)
@@ -148,7 +242,7 @@ class FloatFormat:
                 f"emin={emin} with p={p} has subnormals down to 2**{emin - p + 1}, below float64's "
                 f"2**-1074; expected emin - p + 1 >= -1074 (or subnormals=False)"
             )
-        check_choice(self.encoding, "encoding", ENCODINGS, FormatError)
+        check_choice(self.encoding, "encoding", ALL_ENCODINGS, FormatError)
         if self.name is not None and not isinstance(self.name, str):
             raise FormatError(f"name={self.name!r} is not valid; expected a string or None")
         if self.encoding == "fn" and p < 2:
@@ -162,6 +256,10 @@ class FloatFormat:
             raise FormatError(f"saturate must be True, False or None, got {saturate!r}")
         if self.encoding == "none" and not saturate:
             raise FormatError("a format with encoding='none' has no infinity and no NaN and must saturate")
+        if not isinstance(self.signed, (bool, np.bool_)):
+            raise FormatError(f"signed must be True or False, got {self.signed!r}")
+        _check_layout(self.encoding, p, emax, emin, bool(self.subnormals), bool(self.signed))
+        object.__setattr__(self, "signed", bool(self.signed))
         object.__setattr__(self, "p", p)
         object.__setattr__(self, "emax", emax)
         object.__setattr__(self, "emin", emin)
@@ -178,6 +276,8 @@ class FloatFormat:
             extras += f", encoding={self.encoding!r}"
         if self.saturate and self.encoding != "none":
             extras += ", saturate=True"
+        if not self.signed:
+            extras += ", signed=False"
         return f"FloatFormat({label}p={self.p}, emax={self.emax}, emin={self.emin}{extras})"
 
     def replace(self, **changes: Any) -> FloatFormat:
@@ -195,6 +295,7 @@ class FloatFormat:
             "encoding": self.encoding,
             "saturate": None if self.encoding == "none" else self.saturate,
             "name": None,
+            "signed": self.signed,
         }
         unknown = sorted(set(changes) - set(params))
         if unknown:
@@ -213,8 +314,12 @@ class FloatFormat:
 
     @property
     def exponent_bits(self) -> int:
-        """Width of the exponent field of the smallest encoding of this exponent range."""
+        """Width of the exponent field: the smallest encoding of the exponent range, or the fixed layout's."""
         assert self.emin is not None
+        if self.encoding in _P3109_ENCODINGS:
+            return _p3109_width(self.emin) or 0
+        if self.encoding == "e8m0":
+            return (self.emax - self.emin + 1).bit_length()  # the binades and the NaN code fill 2**w codes
         codes = self.emax - self.emin + 1 + 1  # the normal binades + the zero/subnormal code
         if self.encoding == "ieee":
             codes += 1  # the all-ones code for infinity and NaN
@@ -222,18 +327,35 @@ class FloatFormat:
 
     @property
     def bits(self) -> int:
-        """Total width of the encoding: sign + exponent field + stored mantissa."""
-        return 1 + self.exponent_bits + self.mantissa_bits
+        """Total width of the encoding: sign (signed formats) + exponent field + stored mantissa."""
+        return int(self.signed) + self.exponent_bits + self.mantissa_bits
+
+    @property
+    def exponent_bias(self) -> int:
+        r"""The bias of the exponent field: $1 - e_{\min}$ (the zero/subnormal code sits below the
+        smallest normal binade), or $-e_{\min}$ in E8M0, which has no zero code."""
+        assert self.emin is not None
+        return -self.emin if self.encoding == "e8m0" else 1 - self.emin
 
     @property
     def has_inf(self) -> bool:
         """Whether the format has infinities."""
-        return self.encoding == "ieee"
+        return self.encoding in ("ieee", "p3109_extended")
 
     @property
     def has_nan(self) -> bool:
         """Whether the format has NaNs."""
         return self.encoding != "none"
+
+    @property
+    def has_zero(self) -> bool:
+        """Whether the format has a zero (every format but E8M0)."""
+        return self.encoding != "e8m0"
+
+    @property
+    def has_negative_zero(self) -> bool:
+        """Whether zero is signed (IEEE and OCP formats; P3109 has one zero and unsigned formats none)."""
+        return self.signed and self.encoding in ENCODINGS
 
     # ------------------------------------------------------------- constants
     @property
@@ -251,7 +373,20 @@ class FloatFormat:
         """Largest finite value."""
         if self.encoding == "fn":
             return math.ldexp(2.0 - math.ldexp(1.0, 2 - self.p), self.emax)
-        return math.ldexp(2.0 - math.ldexp(1.0, 1 - self.p), self.emax)
+        if self.encoding in ("ieee", "none"):
+            return math.ldexp(2.0 - math.ldexp(1.0, 1 - self.p), self.emax)
+        assert self.emin is not None
+        if self.encoding == "e8m0":
+            return math.ldexp(1.0, self.emax)
+        return _fixed_max(self.encoding, self.p, self.emin, self.signed)
+
+    @property
+    def min(self) -> float:
+        """Smallest (most negative) finite value: ``-max``, or in an unsigned format its smallest value
+        (0, or the smallest power of two in E8M0)."""
+        if self.signed:
+            return -self.max
+        return 0.0 if self.has_zero else self.smallest_normal
 
     @property
     def smallest_normal(self) -> float:
@@ -290,12 +425,13 @@ class FloatFormat:
         """Number of distinct finite values (zero counted once)."""
         assert self.emin is not None
         per_binade = 1 << (self.p - 1)
-        positives = (self.emax - self.emin + 1) * per_binade
-        if self.subnormals:
-            positives += per_binade - 1
-        if self.encoding == "fn":
-            positives -= 1
-        return 2 * positives + 1
+        if self.max < self.smallest_normal:  # all-subnormal: max in units of the subnormal step
+            positives = int(math.ldexp(self.max, self.p - 1 - self.emin))
+        else:
+            top = int(math.ldexp(self.max, self.p - 1 - self.emax))  # max's integral significand
+            positives = (self.emax - self.emin) * per_binade + top - per_binade + 1
+            positives += per_binade - 1 if self.subnormals else 0
+        return (2 if self.signed else 1) * positives + int(self.has_zero)
 
     def values(self) -> NDArray[np.floating[Any]]:
         """Every finite value of the format, ascending, zero once (formats of at most 16 bits).
@@ -328,7 +464,9 @@ class FloatFormat:
             sub = np.ldexp(np.arange(1, per_binade, dtype=np.float64), self.emin - self.p + 1)
             positive = np.concatenate([sub, positive])
         positive = positive[positive <= self.max]
-        out = np.concatenate([-positive[::-1], [0.0], positive])
+        zero = [0.0] if self.has_zero else []
+        negative = -positive[::-1] if self.signed else positive[:0]
+        out = np.concatenate([negative, zero, positive])
         return out.astype(self.dtype)
 
 
@@ -343,6 +481,7 @@ e5m2 = FloatFormat(p=3, emax=15, name="e5m2")
 e3m2 = FloatFormat(p=3, emax=4, emin=-2, encoding="none", name="e3m2")
 e2m3 = FloatFormat(p=4, emax=2, emin=0, encoding="none", name="e2m3")
 e2m1 = FloatFormat(p=2, emax=2, emin=0, encoding="none", name="e2m1")
+e8m0 = FloatFormat(p=1, emax=127, emin=-127, subnormals=False, encoding="e8m0", signed=False, name="e8m0")
 
 _PRESETS: dict[str, FloatFormat] = {
     "fp64": fp64,
@@ -355,6 +494,7 @@ _PRESETS: dict[str, FloatFormat] = {
     "e3m2": e3m2,
     "e2m3": e2m3,
     "e2m1": e2m1,
+    "e8m0": e8m0,
 }
 _ALIASES: dict[str, str] = {
     "binary64": "fp64",
@@ -377,8 +517,83 @@ _ALIASES: dict[str, str] = {
     "float6_e2m3fn": "e2m3",
     "fp4_e2m1": "e2m1",
     "float4_e2m1fn": "e2m1",
+    "float8_e8m0fnu": "e8m0",
+    "ocp_e8m0": "e8m0",
 }
 _MANTISSA_NAME = re.compile(r"fp32_m([0-9]+)", re.ASCII)  # ASCII digits: \d would take any script's
+# gfloat's names (p3109_k8p3se) and the standard's (binary8p3se): width, precision, signedness, domain
+_P3109_NAME = re.compile(r"(?:p3109_k|binary)([0-9]+)p([0-9]+)([su])([ef])", re.ASCII)
+_DOMAINS: tuple[str, ...] = ("extended", "finite")
+
+
+def p3109(k: int, p: int, signed: bool = True, domain: str = "extended") -> FloatFormat:
+    r"""The IEEE P3109 format of ``k`` bits and precision ``p``, signed or not, extended or finite domain.
+
+    A P3109 format has one zero (code 0, no negative zero), one NaN (code $2^{k-1}$, the negative-zero
+    code, in a signed format; the all-ones code $2^k - 1$ in an unsigned one), subnormals, and in the
+    extended domain infinities at the highest code of each sign ($2^{k-1} - 1$ and $2^k - 1$ signed,
+    $2^k - 2$ unsigned). The exponent field has $w = k - p$ bits (signed) or $w = k - p + 1$
+    (unsigned) and the bias is $2^{w-1}$, so $e_{\min} = 1 - 2^{w-1}$; a signed format with
+    ``p == k`` has no exponent field (bias 0): all its values are subnormal,
+    $m \cdot 2^{2-k}$. Named ``p3109_k{k}p{p}{s|u}{e|f}`` (gfloat's names; the standard's
+    ``binary{k}p{p}{s|u}{e|f}`` is accepted too) by :func:`get_format`.
+
+    Parameters
+    ----------
+    k : int
+        Width in bits, ``2 <= k <= 16``.
+    p : int
+        Precision, including the implicit bit: ``1 <= p <= k``.
+    signed : bool, default True
+        Signed (sign bit, values of both signs) or unsigned (non-negative values only).
+    domain : {"extended", "finite"}, default "extended"
+        With infinities (``"extended"``) or without (``"finite"``).
+
+    Returns
+    -------
+    FloatFormat
+        Encoding ``"p3109_extended"`` or ``"p3109_finite"``. Overflow gives infinity (extended), NaN
+        (finite) or, with ``.replace(saturate=True)``, the largest finite value.
+
+    Raises
+    ------
+    FormatError
+        ``k`` or ``p`` out of range, a format without a positive finite value (``k = 2`` signed,
+        extended), ``signed`` not a bool or an unknown ``domain``.
+
+    References
+    ----------
+    IEEE SA P3109 Working Group, *Interim Report on Binary Floating-point Formats for Machine Learning*,
+    v3 (2025).
+
+    Examples
+    --------
+    >>> from lampref import p3109
+    >>> f = p3109(8, 3)
+    >>> f.bits, f.emin, f.emax, f.max, f.smallest_subnormal == 2.0**-17
+    (8, -15, 15, 49152.0, True)
+    >>> p3109(8, 4, signed=False, domain="finite").max
+    57344.0
+    >>> p3109(8, 8, signed=True, domain="finite").values()[-3:]  # all-subnormal: no exponent field
+    array([1.953125, 1.96875 , 1.984375], dtype=float32)
+    """
+    k = _check_int("k", k)
+    p = _check_int("p", p)
+    signed = check_bool(signed, "signed", FormatError)
+    check_choice(domain, "domain", _DOMAINS, FormatError)
+    if not 2 <= k <= 16:
+        raise FormatError(f"k={k} is out of range; P3109 formats here have 2 <= k <= 16 bits")
+    if not 1 <= p <= k:
+        raise FormatError(f"p={p} is out of range; a P3109 format of k={k} bits has 1 <= p <= {k}")
+    w = k - p + (0 if signed else 1)
+    emin = 1 - (1 << (w - 1)) if w else 1
+    encoding = "p3109_extended" if domain == "extended" else "p3109_finite"
+    xmax = _fixed_max(encoding, p, emin, signed)
+    if xmax <= 0:
+        raise FormatError(f"p3109({k}, {p}, signed={signed}, domain={domain!r}) has no positive finite value")
+    emax = max(math.frexp(xmax)[1] - 1, emin)
+    name = f"p3109_k{k}p{p}{'s' if signed else 'u'}{domain[0]}"
+    return FloatFormat(p=p, emax=emax, emin=emin, encoding=encoding, signed=signed, name=name)  # type: ignore[arg-type]
 
 
 def fp32_mantissa(m: int) -> FloatFormat:
@@ -405,7 +620,8 @@ def fp32_mantissa(m: int) -> FloatFormat:
 
 
 def format_names() -> list[str]:
-    """The preset names :func:`get_format` accepts (aliases and ``fp32_m<m>`` are accepted too)."""
+    """The preset names :func:`get_format` accepts (aliases, ``fp32_m<m>`` and the P3109 names
+    ``p3109_k<k>p<p><s|u><e|f>`` are accepted too)."""
     return list(_PRESETS)
 
 
@@ -415,9 +631,11 @@ def get_format(name: str | FloatFormat) -> FloatFormat:
     Parameters
     ----------
     name : str or FloatFormat
-        A preset (``fp64, fp32, tf32, bf16, fp16, e4m3, e5m2, e3m2, e2m3, e2m1``), an alias
-        (``binary16``, ``bfloat16``, ``float8_e4m3fn``, ...; case-insensitive) or ``fp32_m<m>`` for
-        :func:`fp32_mantissa`.
+        A preset (``fp64, fp32, tf32, bf16, fp16, e4m3, e5m2, e3m2, e2m3, e2m1, e8m0``), an alias
+        (``binary16``, ``bfloat16``, ``float8_e4m3fn``, ``float8_e8m0fnu``, ...; case-insensitive),
+        ``fp32_m<m>`` for :func:`fp32_mantissa`, or a P3109 format ``p3109_k<k>p<p><s|u><e|f>``
+        (signed/unsigned, extended/finite domain; the standard's ``binary<k>p<p><s|u><e|f>`` too) for
+        :func:`p3109`.
 
     Raises
     ------
@@ -431,6 +649,8 @@ def get_format(name: str | FloatFormat) -> FloatFormat:
     FloatFormat(bf16: p=8, emax=127, emin=-126)
     >>> get_format("fp32_m4").p
     5
+    >>> get_format("p3109_k8p4uf")
+    FloatFormat(p3109_k8p4uf: p=4, emax=15, emin=-15, encoding='p3109_finite', signed=False)
     """
     if isinstance(name, FloatFormat):
         return name
@@ -443,7 +663,13 @@ def get_format(name: str | FloatFormat) -> FloatFormat:
     match = _MANTISSA_NAME.fullmatch(key)
     if match:
         return fp32_mantissa(int(match.group(1)))
-    raise FormatError(expected_one_of("format", name, [*_PRESETS, *_ALIASES, "fp32_m<0..23>"]))
+    match = _P3109_NAME.fullmatch(key)
+    if match:
+        k, p, s, d = match.groups()
+        return p3109(int(k), int(p), signed=s == "s", domain="extended" if d == "e" else "finite")
+    raise FormatError(
+        expected_one_of("format", name, [*_PRESETS, *_ALIASES, "fp32_m<0..23>", "p3109_k<k>p<p><s|u><e|f>"])
+    )
 
 
 # ------------------------------------------------------------------- pychop bridge

@@ -60,6 +60,7 @@ PRESET_PARAMETERS = {
     "e3m2": (3, 4, -2, True, "none", True),
     "e2m3": (4, 2, 0, True, "none", True),
     "e2m1": (2, 2, 0, True, "none", True),
+    "e8m0": (1, 127, -127, False, "e8m0", False),
 }
 
 ALIASES = {
@@ -153,10 +154,10 @@ def test_constants_match_finfo(name: str) -> None:
 @pytest.mark.parametrize("name", list(PRESET_PARAMETERS))
 def test_layout_identities(name: str) -> None:
     fmt = get_format(name)
-    assert fmt.bits == 1 + fmt.exponent_bits + fmt.p - 1
+    assert fmt.bits == int(fmt.signed) + fmt.exponent_bits + fmt.p - 1
     assert fmt.mantissa_bits == fmt.p - 1
     assert fmt.unit_roundoff == fmt.eps / 2 == math.ldexp(1.0, -fmt.p)
-    assert fmt.has_inf == (fmt.encoding == "ieee")
+    assert fmt.has_inf == (fmt.encoding in ("ieee", "p3109_extended"))
     assert fmt.has_nan == (fmt.encoding != "none")
 
 
