@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from .accumulate import ProductModel, matmul
 from .errors import InputValueError
+from .formats import FloatFormat
 from .rounding import round_to
 from .special import gelu_erf
 
@@ -37,6 +38,7 @@ __all__ = [
     "masked_softmax",
     "site_product",
     "softmax",
+    "store_operand",
 ]
 
 Array = NDArray[Any]
@@ -183,6 +185,22 @@ def gelu(x: Array, kind: str = "tanh") -> Array:
 
 
 # --------------------------------------------------------------------------------------- attention
+def store_operand(x: Array, fmt: Any, axis: int) -> Array:
+    """An operand as a site stores it: rounded to ``fmt`` (a :class:`~lampref.formats.FloatFormat`,
+    nearest-even), or quantised and dequantised by a block format (``fmt.quantize_dequantize(x, axis=axis)``,
+    such as an MX spec, with its blocks along ``axis``, the reduction axis of the product); float32 out.
+
+    >>> import numpy as np
+    >>> from lampref import get_format
+    >>> from lampref.nn import store_operand
+    >>> store_operand(np.float32([1.0, 1.00390625, 3.0]), get_format("bfloat16"), -1).tolist()
+    [1.0, 1.0, 3.0]
+    """
+    if isinstance(fmt, FloatFormat):
+        return np.asarray(round_to(x, fmt, "nearest_even"), dtype=np.float32)
+    return np.asarray(fmt.quantize_dequantize(x, axis=axis), dtype=np.float32)
+
+
 def site_product(
     a: Array, b: Array, acc: ProductModel | None, *, rng: Any = None, blas: Product = np.matmul
 ) -> Array:

@@ -11,7 +11,8 @@ float64. It depends only on NumPy and :mod:`lampref.formats`.
 * softmax of attention scores: :func:`softmax_amplification`, :func:`softmax_kappa` and the LAMP rule
   :func:`lamp_select` (prefix, exact optimum, and the authors' code bit for bit).
 * Element-wise functions and LayerNorm: :func:`condition_number`, :func:`layernorm_jacobian`,
-  :func:`layernorm_amplification`.
+  :func:`layernorm_amplification`, and their look-ahead selections :func:`elementwise_select` and
+  :func:`layernorm_select`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from .composition import (
     select_exact,
     select_greedy,
 )
-from .elementwise import CONDITION_FUNCTIONS, condition_number
-from .layernorm import layernorm_amplification, layernorm_jacobian
+from .elementwise import CONDITION_FUNCTIONS, condition_number, elementwise_select
+from .layernorm import layernorm_amplification, layernorm_jacobian, layernorm_select
 from .softmax import RULES, lamp_select, softmax_amplification, softmax_kappa
 
 __all__ = [
@@ -35,11 +36,13 @@ __all__ = [
     "amplification_matrix",
     "condition_number",
     "dot_condition_number",
+    "elementwise_select",
     "gamma",
     "inner_product_error_bound",
     "lamp_select",
     "layernorm_amplification",
     "layernorm_jacobian",
+    "layernorm_select",
     "relative_error_bound",
     "select_exact",
     "select_greedy",

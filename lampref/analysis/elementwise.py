@@ -22,9 +22,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from ..errors import AnalysisError, expected_one_of
 from ..special import erfc
-from ._checks import real_array
+from ._checks import real_array, real_scalar
 
-__all__ = ["CONDITION_FUNCTIONS", "condition_number"]
+__all__ = ["CONDITION_FUNCTIONS", "condition_number", "elementwise_select"]
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_TANH_A = 0.044715
@@ -195,3 +195,62 @@ def condition_number(name: str, z: ArrayLike) -> Any:
         raise AnalysisError(f"condition_number({name!r}, z): z holds values outside the domain {what}")
     out = func(arr)
     return float(out) if np.ndim(out) == 0 else out
+
+
+def elementwise_select(name: str, z: ArrayLike, tau: float) -> NDArray[np.bool_]:
+    r"""LAMP for an element-wise function: the components whose error $\phi$ amplifies by more than $\tau$.
+
+    For $y_i = \phi(z_i)$ with $z$ computed in low precision, to first order
+    $\mathrm{relerr}(y_i) \approx \kappa_\phi(z_i)\,\mathrm{relerr}(z_i)$
+    (:func:`condition_number`). The look-ahead evaluates $\kappa_\phi$ at the computed $z$ and selects
+    component $i$ for recomputation unless $\kappa_\phi(z_i) < \tau$, so every component left in low
+    precision has a first-order amplification below $\tau$.
+
+    Parameters
+    ----------
+    name : str
+        The function (a name :func:`condition_number` accepts, such as ``"gelu_tanh"``).
+    z : array_like
+        The computed arguments.
+    tau : float
+        The amplification bound, $0 \le \tau \le \infty$: ``0`` selects everything, ``inf`` nothing (for
+        finite $z$). NaN arguments are always selected.
+
+    Returns
+    -------
+    numpy.ndarray of bool, same shape as ``z``
+        True where the component is to be recomputed.
+
+    Raises
+    ------
+    AnalysisError
+        An unknown ``name``, an argument outside its domain, or ``tau`` negative or NaN.
+
+    Notes
+    -----
+    The set is the smallest with $\max_{i \notin S} \kappa_\phi(z_i) < \tau$ (the selection is component by
+    component: an element-wise $\phi$ has a diagonal Jacobian), and it shrinks as $\tau$ grows. Unlike
+    softmax, whose amplification never exceeds 2, $\kappa$ of GELU is unbounded near GELU's zero at
+    $-\infty$ (it grows like $z^2$), so no finite $\tau$ selects nothing for every input.
+
+    References
+    ----------
+    Look-ahead mixed-precision inference (LAMP), arXiv:2601.21623 (softmax; element-wise functions are
+    its future work). N. J. Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., 2002, 1.6.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref.analysis import elementwise_select
+    >>> z = np.array([-4.0, -2.0, -1.0, 0.5, 3.0])
+    >>> elementwise_select("gelu_tanh", z, 2.0)
+    array([ True,  True, False, False, False])
+    >>> elementwise_select("gelu_tanh", z, 0.0).all(), elementwise_select("gelu_tanh", z, np.inf).any()
+    (np.True_, np.False_)
+    """
+    t = real_scalar(tau, "tau")
+    if t < 0:
+        raise AnalysisError(f"tau={tau!r} is negative; expected 0 <= tau <= inf (0 selects everything)")
+    kappa = np.asarray(condition_number(name, z), dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(~(kappa < t))

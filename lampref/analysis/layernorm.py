@@ -25,7 +25,7 @@ from ..errors import AnalysisError
 from ._checks import finite_array, real_scalar
 from .composition import amplification_matrix
 
-__all__ = ["layernorm_amplification", "layernorm_jacobian"]
+__all__ = ["layernorm_amplification", "layernorm_jacobian", "layernorm_select"]
 
 _F64 = NDArray[np.float64]
 
@@ -174,3 +174,80 @@ def layernorm_amplification(
     """
     y, J = layernorm_jacobian(x, gamma=gamma, beta=beta, norm_eps=norm_eps)
     return amplification_matrix(J, y, eps)
+
+
+def layernorm_select(
+    x: ArrayLike,
+    eps: ArrayLike,
+    tau: float,
+    *,
+    gamma: ArrayLike | None = None,
+    beta: ArrayLike | None = None,
+    norm_eps: float = 1e-5,
+) -> NDArray[np.bool_]:
+    r"""LAMP for LayerNorm inputs: the inputs to recompute so that every output's first-order relative error
+    bound is at most $\tau$.
+
+    With the amplification matrix $K$ of :func:`layernorm_amplification` (``eps`` built in), an unselected
+    set leaves output $i$ the bound $b_i(S) = \sum_{j \notin S} K_{ij}$. The rule orders the inputs of a row
+    by the harm they do, the column sums $\sum_i K_{ij}$ (largest first, ties to the lowest index), and
+    takes the shortest prefix of that order with $\max_i b_i(S) \le \tau$.
+
+    Parameters
+    ----------
+    x : array_like, shape (..., n)
+        LayerNorm inputs (as computed), one row per last axis.
+    eps : float or array_like, shape (..., n)
+        Absolute error bounds of the inputs.
+    tau : float
+        The bound on the outputs' relative error, $\tau \ge 0$: ``0`` selects every input with a
+        non-zero harm, ``inf`` nothing.
+    gamma, beta, norm_eps
+        As :func:`layernorm_amplification`.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (..., n)
+        True for the inputs to recompute.
+
+    Raises
+    ------
+    AnalysisError
+        As :func:`layernorm_amplification`, and for ``tau`` negative or NaN.
+
+    Notes
+    -----
+    LayerNorm couples every input to every output through the mean and the variance
+    ($J_{ij} = (\gamma_i/\tilde\sigma)(\delta_{ij} - (1 + \hat x_i \hat x_j)/n)$), so $b_i$ collects about
+    $(1 + |\hat x_i|\,\overline{|\hat x|})\,\epsilon/(\tilde\sigma |y_i|)$ from the off-diagonal terms,
+    spread evenly over all inputs: lowering the bound of an output near zero needs most inputs, not a few.
+    Cost $O(n^2)$ per row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref.analysis import layernorm_select
+    >>> x = np.array([1.0, 2.0, 4.0, -2.0])
+    >>> layernorm_select(x, 1e-3, 3e-3, norm_eps=0.0)
+    array([ True, False, False, False])
+    >>> layernorm_select(x, 1e-3, 2e-3, norm_eps=0.0)  # the off-diagonal terms need the others too
+    array([ True,  True,  True, False])
+    >>> layernorm_select(x, 1e-3, np.inf, norm_eps=0.0).any()
+    np.False_
+    """
+    t = real_scalar(tau, "tau")
+    if t < 0:
+        raise AnalysisError(f"tau={tau!r} is negative; expected 0 <= tau <= inf")
+    K = layernorm_amplification(x, eps, gamma=gamma, beta=beta, norm_eps=norm_eps)  # [..., n, n]
+    n = K.shape[-1]
+    harm = K.sum(axis=-2)  # [..., n]
+    order = np.argsort(-harm, axis=-1, kind="stable")  # [..., n], most harmful first
+    Ks = np.take_along_axis(K, order[..., None, :], axis=-1)  # columns in that order
+    tail = np.cumsum(Ks[..., ::-1], axis=-1)[..., ::-1]  # [..., n, n]: bound with the first k selected
+    bound = np.concatenate([tail.max(axis=-2), np.zeros((*K.shape[:-2], 1))], axis=-1)  # [..., n + 1]
+    with np.errstate(invalid="ignore"):
+        k = np.argmax(bound <= t, axis=-1)  # [...]: the shortest prefix that meets tau
+    chosen = np.arange(n) < k[..., None]  # [..., n] in sorted order
+    out = np.zeros(chosen.shape, dtype=bool)
+    np.put_along_axis(out, order, chosen, axis=-1)
+    return out

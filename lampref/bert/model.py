@@ -52,6 +52,7 @@ from ..errors import (
     ConfigError,
     InputTypeError,
     InputValueError,
+    PlanError,
     ShapeError,
     TokenizerError,
     WeightsError,
@@ -653,7 +654,10 @@ class BertModel(ModelParams[BertParams]):
         return toks, visible, t.astype(np.int64)
 
     def _plan(self, plan: PrecisionPlan | None) -> PrecisionPlan:
-        return resolve_plan(plan, self.config.num_hidden_layers)
+        resolved = resolve_plan(plan, self.config.num_hidden_layers)
+        if resolved.storage:  # operand storage formats are a GPT-2 option so far
+            raise PlanError("the BERT encoder does not apply storage formats; give a plan without storage")
+        return resolved
 
     # ------------------------------------------------------------------ forward
     def _forward(

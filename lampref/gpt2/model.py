@@ -55,7 +55,7 @@ from numpy.typing import ArrayLike, NDArray
 from .._models import ModelParams, check_token_ids
 from .._validate import check_rng, is_int
 from ..accumulate import ProductModel, linear
-from ..errors import InputValueError
+from ..errors import InputValueError, PlanError
 from ..nn import (
     Product,
     causal_mask,
@@ -67,12 +67,22 @@ from ..nn import (
     masked_softmax,
     site_product,
     softmax,
+    store_operand,
 )
 from ..nn import attention_scores as _score_site
 from ..special import erf, erfc
 from .config import GPT2Config
-from .plan import AttentionProbs, PrecisionPlan, ScoreRule, ScoreStats, SiteSpec, resolve_plan
-from .weights import MLP, Attention, Block, GPT2Params, Linear, load
+from .plan import (
+    After,
+    AttentionProbs,
+    DenseRule,
+    PrecisionPlan,
+    ScoreRule,
+    ScoreStats,
+    SiteSpec,
+    resolve_plan,
+)
+from .weights import MLP, Attention, Block, GPT2Params, LayerNorm, Linear, load
 
 __all__ = [
     "GPT2",
@@ -84,6 +94,7 @@ __all__ = [
     "attention_scores",
     "causal_softmax",
     "dense",
+    "dense_site",
     "erf",
     "erfc",
     "gelu",
@@ -162,9 +173,37 @@ def _site_matmul(a: Array, b: Array, acc: ProductModel | None, ctx: ForwardConte
 def dense(x: Array, p: Linear, acc: ProductModel | None, ctx: ForwardContext) -> Array:
     """A dense (fully connected) layer ``x @ w + b`` (``[n, in] -> [n, out]``); under an accumulator the bias
     is added to the accumulated product and the sum rounded again (:func:`lampref.linear`)."""
+    return _dense_wb(x, p.w, p.b, acc, ctx)
+
+
+def _dense_wb(x: Array, w: Array, b: Array, acc: ProductModel | None, ctx: ForwardContext) -> Array:
     if acc is None:
-        return _blas_rows(x, p.w, ctx.start, ctx.row_block) + p.b  # [n, in] @ [in, out] + [out]
-    return np.asarray(linear(x, p.w, p.b, acc, rng=ctx.rng), dtype=np.float32)
+        return _blas_rows(x, w, ctx.start, ctx.row_block) + b  # [n, in] @ [in, out] + [out]
+    return np.asarray(linear(x, w, b, acc, rng=ctx.rng), dtype=np.float32)
+
+
+def _stored(x: Array, site: str, axis: int, ctx: ForwardContext) -> Array:
+    """An operand of ``site`` as the plan stores it (:meth:`~lampref.gpt2.plan.PrecisionPlan.with_storage`),
+    blocks along ``axis`` (the reduction axis); unchanged without a storage format."""
+    fmt = ctx.plan.storage_of(site)
+    return x if fmt is None else store_operand(x, fmt, axis)
+
+
+def dense_site(
+    x: Array, p: Linear, site: str, layer: int, ctx: ForwardContext, after: After | None = None
+) -> tuple[Array, ScoreStats]:
+    """The dense layer at ``site`` of ``layer`` under the plan: the operands in their storage format, then
+    the site's accumulator, BLAS, or its :class:`~lampref.gpt2.plan.DenseRule` (which looks ahead at
+    ``after``). Returns the output ``[n, out]`` and the rule's statistics (empty without a rule)."""
+    xs, w = _stored(x, site, -1, ctx), _stored(p.w, site, 0, ctx)  # [n, in], [in, out]
+    spec = ctx.plan.get(site, layer)
+    if isinstance(spec, DenseRule):
+        res = spec.dense_output(
+            xs, w, p.b, site=site, layer=layer, start=ctx.start, rng=ctx.rng, blas=_blas(ctx),
+            after=after or After(),
+        )  # fmt: skip
+        return np.asarray(res.out, dtype=np.float32), ScoreStats.from_mapping(res.stats)
+    return _dense_wb(xs, w, p.b, ctx.plan.accumulator(site, layer), ctx), ScoreStats.empty()
 
 
 def attention_scores(q: Array, k: Array, acc: ProductModel | None, ctx: ForwardContext) -> Array:
@@ -185,6 +224,8 @@ def attention_probs(q: Array, k: Array, spec: SiteSpec, layer: int, ctx: Forward
     """
     if isinstance(spec, ScoreRule):
         return spec.attention_probs(q, k, start=ctx.start, layer=layer, rng=ctx.rng)
+    if isinstance(spec, DenseRule):  # a PrecisionPlan refuses one at attn.score
+        raise PlanError(f"attn.score holds the dense rule {spec!r}; expected a ScoreRule or an accumulator")
     scores = attention_scores(q, k, spec, ctx)  # [H, n, d], [H, N, d] -> [H, n, N]
     n, N = scores.shape[-2:]
     return AttentionProbs(scores, masked_softmax(scores, causal_mask(ctx.start, n, N)), ScoreStats.empty())
@@ -217,6 +258,7 @@ def attention(q: Array, k: Array, v: Array, layer: int, ctx: ForwardContext) -> 
     n = q.shape[1]
     score_spec = ctx.plan.get("attn.score", layer)
     value_acc = ctx.plan.accumulator("attn.value", layer)
+    q, k = _stored(q, "attn.score", -1, ctx), _stored(k, "attn.score", -1, ctx)  # along d
     out = np.empty_like(q)  # [H, n, d]
     chunks: RowChunks = []
     pos, stop = ctx.start, ctx.start + n
@@ -226,7 +268,9 @@ def attention(q: Array, k: Array, v: Array, layer: int, ctx: ForwardContext) -> 
         sub = replace(ctx, start=pos)
         rows = slice(pos - ctx.start, hi - ctx.start)
         ap = attention_probs(np.ascontiguousarray(q[:, rows]), _keys_upto(k, N), score_spec, layer, sub)
-        out[:, rows] = _site_matmul(ap.probs, _keys_upto(v, N), value_acc, sub)  # [H, r, N] @ [H, N, d]
+        probs = _stored(ap.probs, "attn.value", -1, sub)  # [H, r, N], blocks along N
+        vals = _stored(_keys_upto(v, N), "attn.value", -2, sub)  # [H, N, d], blocks along N
+        out[:, rows] = _site_matmul(probs, vals, value_acc, sub)  # [H, r, N] @ [H, N, d]
         chunks.append((pos, ap))
         pos = hi
     return out, chunks
@@ -241,15 +285,21 @@ class _KVCache:
 
 
 def mha(
-    x: Array, p: Attention, layer: int, ctx: ForwardContext, cache: _KVCache | None = None
-) -> tuple[Array, RowChunks]:
+    x: Array,
+    p: Attention,
+    layer: int,
+    ctx: ForwardContext,
+    cache: _KVCache | None = None,
+    after: After | None = None,
+) -> tuple[Array, RowChunks, ScoreStats]:
     """Multi-head causal self-attention, ``[n, C] -> [n, C]``; with a cache, the rows are new positions that
-    also attend over the cached keys and values (which the call extends). Returns the output and the
-    row chunks of :func:`attention`."""
+    also attend over the cached keys and values (which the call extends). Returns the output, the
+    row chunks of :func:`attention` and the statistics of a rule at ``attn.proj`` (which looks ahead at
+    ``after``)."""
     n, C = x.shape
     H = ctx.config.n_head
     d = C // H
-    qkv = dense(x, p.c_attn, ctx.plan.accumulator("attn.qkv", layer), ctx)  # [n, C] -> [n, 3C]
+    qkv, _ = dense_site(x, p.c_attn, "attn.qkv", layer, ctx)  # [n, C] -> [n, 3C]
     q, k, v = (
         np.ascontiguousarray(qkv[:, i * C : (i + 1) * C].reshape(n, H, d).transpose(1, 0, 2))
         for i in range(3)
@@ -261,25 +311,42 @@ def mha(
         cache.k[layer], cache.v[layer] = k, v
     out, chunks = attention(q, k, v, layer, ctx)  # [H, n, d]
     merged = np.ascontiguousarray(out.transpose(1, 0, 2)).reshape(n, C)  # [H, n, d] -> [n, C]
-    return dense(merged, p.c_proj, ctx.plan.accumulator("attn.proj", layer), ctx), chunks  # [n, C]
+    y, stats = dense_site(merged, p.c_proj, "attn.proj", layer, ctx, after)  # [n, C]
+    return y, chunks, stats
 
 
-def mlp(x: Array, p: MLP, layer: int, ctx: ForwardContext) -> Array:
-    """The MLP: ``c_proj(gelu(c_fc(x)))``, ``[n, C] -> [n, 4C] -> [n, C]``."""
-    h = dense(x, p.c_fc, ctx.plan.accumulator("mlp.fc", layer), ctx)  # [n, C] -> [n, 4C]
-    return dense(gelu(h, ctx.config.gelu), p.c_proj, ctx.plan.accumulator("mlp.proj", layer), ctx)  # [n, C]
+def mlp(
+    x: Array, p: MLP, layer: int, ctx: ForwardContext, after: After | None = None
+) -> tuple[Array, ScoreStats]:
+    """The MLP: ``c_proj(gelu(c_fc(x)))``, ``[n, C] -> [n, 4C] -> [n, C]``; also returns the statistics of
+    the rules at ``mlp.fc`` (which looks ahead at GELU) and ``mlp.proj`` (at ``after``)."""
+    gelu_kind = ctx.config.gelu
+    h, fc_stats = dense_site(x, p.c_fc, "mlp.fc", layer, ctx, After(gelu=gelu_kind))  # [n, C] -> [n, 4C]
+    y, proj_stats = dense_site(gelu(h, gelu_kind), p.c_proj, "mlp.proj", layer, ctx, after)  # [n, C]
+    return y, ScoreStats.merge_chunks([fc_stats, proj_stats])
 
 
 def transformer_block(
-    x: Array, p: Block, layer: int, ctx: ForwardContext, cache: _KVCache | None = None
-) -> tuple[Array, Array, RowChunks]:
+    x: Array,
+    p: Block,
+    layer: int,
+    ctx: ForwardContext,
+    cache: _KVCache | None = None,
+    next_ln: LayerNorm | None = None,
+) -> tuple[Array, Array, RowChunks, ScoreStats]:
     """One pre-norm transformer block, ``[n, C] -> [n, C]``; returns the block output, the residual stream
-    after attention, and the row chunks of :func:`attention`."""
+    after attention, the row chunks of :func:`attention`, and the statistics of the dense sites' rules.
+    ``next_ln`` is the LayerNorm the block's output enters (the next block's ``ln_1``, or ``ln_f``): what a
+    rule at ``mlp.proj`` looks ahead at."""
     eps = ctx.config.layer_norm_epsilon
-    a, chunks = mha(layer_norm(x, p.ln_1.g, p.ln_1.b, eps), p.attn, layer, ctx, cache)  # [n, C]
+    look = After(residual=x, ln_g=p.ln_2.g, ln_b=p.ln_2.b, ln_eps=eps)
+    a, chunks, attn_stats = mha(layer_norm(x, p.ln_1.g, p.ln_1.b, eps), p.attn, layer, ctx, cache, look)
     mid = x + a  # [n, C]
-    out = mid + mlp(layer_norm(mid, p.ln_2.g, p.ln_2.b, eps), p.mlp, layer, ctx)  # [n, C]
-    return out, mid, chunks
+    look = After(residual=mid, ln_eps=eps)
+    if next_ln is not None:
+        look = look._replace(ln_g=next_ln.g, ln_b=next_ln.b)
+    m, mlp_stats = mlp(layer_norm(mid, p.ln_2.g, p.ln_2.b, eps), p.mlp, layer, ctx, look)  # [n, C]
+    return mid + m, mid, chunks, ScoreStats.merge_chunks([attn_stats, mlp_stats])
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -353,9 +420,11 @@ class _Record:
     hidden: list[Array] = field(default_factory=list)
     final: list[Array] = field(default_factory=list)
 
-    def add_layer(self, chunks: RowChunks, mid: Array, x: Array) -> None:
-        """Keep a block's results: its attention chunks, the residual after attention and its output."""
-        self.stats.append(_layer_stats(chunks))
+    def add_layer(self, chunks: RowChunks, mid: Array, x: Array, sites: ScoreStats) -> None:
+        """Keep a block's results: its attention chunks, the residual after attention, its output, and the
+        statistics of its dense sites' rules."""
+        layer = _layer_stats(chunks)
+        self.stats.append(ScoreStats.merge_chunks([layer, sites]) if sites else layer)
         if not self.stats_only:
             scores, probs = _assemble(chunks, x.shape[0])
             self.scores.append(scores)
@@ -462,16 +531,18 @@ class GPT2(ModelParams[GPT2Params]):
         if record is not None and not record.stats_only:
             record.embedding.append(x)
         for layer, params in enumerate(p.h):
-            x, mid, chunks = transformer_block(x, params, layer, ctx, cache)  # [n, C] -> [n, C]
+            next_ln = p.h[layer + 1].ln_1 if layer + 1 < len(p.h) else p.ln_f
+            x, mid, chunks, sites = transformer_block(x, params, layer, ctx, cache, next_ln)  # [n, C]
             if record is not None:
-                record.add_layer(chunks, mid, x)
+                record.add_layer(chunks, mid, x, sites)
         x = layer_norm(x, p.ln_f.g, p.ln_f.b, self.config.layer_norm_epsilon)  # [n, C]
         if record is not None and not record.stats_only:
             record.final.append(x)
         if last_only:
             x = x[-1:]
             ctx = ForwardContext(plan, self.config, start + n - 1, self.row_block, rng)
-        return _site_matmul(x, p.wte.T, plan.accumulator("lm_head"), ctx)  # [n, C] @ [C, V] -> [n, V]
+        x, wT = _stored(x, "lm_head", -1, ctx), _stored(p.wte.T, "lm_head", 0, ctx)  # [n, C], [C, V]
+        return _site_matmul(x, wT, plan.accumulator("lm_head"), ctx)  # [n, C] @ [C, V] -> [n, V]
 
     def logits(self, tokens: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None) -> Array:
         """Next-token logits of every position.

@@ -24,6 +24,14 @@ A :class:`PrecisionPlan` maps each site, optionally per layer, to an
 
 The ``attn.score`` site may also hold a :class:`ScoreRule`: an object that computes the attention
 probabilities itself (the extension point for LAMP, which recomputes selected scores in higher precision).
+The dense sites followed by a nonlinearity (:data:`DENSE_RULE_SITES`: ``mlp.fc`` feeds GELU, ``attn.proj``
+and ``mlp.proj`` feed the residual sum and the next LayerNorm) may hold a :class:`DenseRule`, which computes
+the layer's output itself (look-ahead recomputation beyond softmax, :mod:`lampref.lamp_sites`).
+
+A plan may also give a site an operand *storage format* (:meth:`PrecisionPlan.with_storage`): both operands
+of the site's product are rounded to a :class:`~lampref.formats.FloatFormat` (nearest-even), or quantised
+and dequantised by a block format (anything with ``quantize_dequantize(x, axis)``, such as an MX spec, its
+blocks along the reduction axis), before the product.
 """
 
 from __future__ import annotations
@@ -38,8 +46,22 @@ from numpy.typing import NDArray
 from .._validate import is_int
 from ..accumulate import Accumulator, MatmulModel, ProductModel
 from ..errors import InputValueError, PlanError, expected_one_of
+from ..formats import FloatFormat
 
-__all__ = ["SITES", "AttentionProbs", "PrecisionPlan", "ScoreRule", "ScoreStats", "SiteSpec", "resolve_plan"]
+__all__ = [
+    "DENSE_RULE_SITES",
+    "SITES",
+    "After",
+    "AttentionProbs",
+    "DenseOutput",
+    "DenseRule",
+    "PrecisionPlan",
+    "ScoreRule",
+    "ScoreStats",
+    "SiteSpec",
+    "StorageSpec",
+    "resolve_plan",
+]
 
 SITES: tuple[str, ...] = (
     "attn.qkv",
@@ -52,12 +74,17 @@ SITES: tuple[str, ...] = (
 )
 """The GEMM sites of the forward pass, in execution order."""
 
+DENSE_RULE_SITES: tuple[str, ...] = ("attn.proj", "mlp.fc", "mlp.proj")
+"""The sites that may hold a :class:`DenseRule`: ``mlp.fc`` (GELU follows) and the two output projections
+(the residual sum and a LayerNorm follow)."""
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ScoreStats(Mapping[str, Any]):
-    """The statistics a :class:`ScoreRule` reports for one layer (or for one chunk of its query rows).
+    """The statistics a rule (a :class:`ScoreRule` or a :class:`DenseRule`) reports for one layer (or for
+    one chunk of its query rows).
 
-    Two parts, merged differently:
+    Three parts, merged differently:
 
     Attributes
     ----------
@@ -67,12 +94,15 @@ class ScoreStats(Mapping[str, Any]):
     per_row : mapping of str to ndarray, shape (H, rows)
         Row statistics, one value per head and query row: concatenated along the rows, in position order,
         over the chunks of a layer; dropped when statistics are summed over sequences.
+    maxima : mapping of str to ndarray
+        Statistics merged by their largest value (for example the largest achieved amplification of a
+        site), over chunks and over sequences. Their names end with ``_max``.
 
     Notes
     -----
-    Read access by name reaches both parts, as a read-only mapping (a name lives in one part only):
+    Read access by name reaches every part, as a read-only mapping (a name lives in one part only):
     ``stats["selected"]``, ``"row_kappa" in stats``, ``stats.keys()``. :meth:`empty` (what a layer without
-    a score rule reports) is falsy and equals ``{}``. The part a statistic lives in decides how it merges,
+    a rule reports) is falsy and equals ``{}``. The part a statistic lives in decides how it merges,
     not its name: LAMP's row statistic keeps its name ``row_kappa``.
 
     Examples
@@ -88,67 +118,96 @@ class ScoreStats(Mapping[str, Any]):
     {'rows': array([6])}
     >>> bool(ScoreStats.empty()), ScoreStats.empty() == {}
     (False, True)
+    >>> m = ScoreStats.sum_totals([ScoreStats.from_mapping({"amp_max": 2.0}), {"amp_max": 3.0}])
+    >>> float(m["amp_max"])
+    3.0
     """
 
     totals: Mapping[str, Any] = field(default_factory=dict)
     per_row: Mapping[str, Any] = field(default_factory=dict)
+    maxima: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        totals, per_row = dict(self.totals), dict(self.per_row)
-        both = sorted(totals.keys() & per_row.keys())
-        if both:
-            raise InputValueError(
-                f"ScoreStats names {both} in both totals and per_row; expected each name in one part"
-            )
-        object.__setattr__(self, "totals", totals)
-        object.__setattr__(self, "per_row", per_row)
+        parts = [dict(self.totals), dict(self.per_row), dict(self.maxima)]
+        names = ("totals", "per_row", "maxima")
+        for i, j in ((0, 1), (0, 2), (1, 2)):
+            both = sorted(parts[i].keys() & parts[j].keys())
+            if both:
+                raise InputValueError(
+                    f"ScoreStats names {both} in both {names[i]} and {names[j]}; expected each name in one "
+                    "part"
+                )
+        object.__setattr__(self, "totals", parts[0])
+        object.__setattr__(self, "per_row", parts[1])
+        object.__setattr__(self, "maxima", parts[2])
 
     def __getitem__(self, name: str) -> Any:
-        return self.totals[name] if name in self.totals else self.per_row[name]
+        for part in (self.totals, self.per_row):
+            if name in part:
+                return part[name]
+        return self.maxima[name]
 
     def __iter__(self) -> Iterator[str]:
         yield from self.totals
         yield from self.per_row
+        yield from self.maxima
 
     def __len__(self) -> int:
-        return len(self.totals) + len(self.per_row)
+        return len(self.totals) + len(self.per_row) + len(self.maxima)
 
     def __repr__(self) -> str:
-        return f"ScoreStats(totals={self.totals!r}, per_row={self.per_row!r})"
+        extra = f", maxima={self.maxima!r}" if self.maxima else ""
+        return f"ScoreStats(totals={self.totals!r}, per_row={self.per_row!r}{extra})"
 
     @classmethod
     def empty(cls) -> ScoreStats:
-        """No statistics (a layer whose score site holds an accumulator or nothing)."""
+        """No statistics (a layer whose sites hold accumulators or nothing)."""
         return cls()
 
     @classmethod
     def from_mapping(cls, stats: Mapping[str, Any]) -> ScoreStats:
         """A ScoreStats as it is, or one from a flat dict where names starting with ``row_`` are row
-        statistics and every other name is a total (the form a :class:`ScoreRule` may also return)."""
+        statistics, names ending with ``_max`` are maxima and every other name is a total (the form a
+        rule may also return)."""
         if isinstance(stats, ScoreStats):
             return stats
         per_row = {k: v for k, v in stats.items() if k.startswith("row_")}
-        return cls({k: v for k, v in stats.items() if k not in per_row}, per_row)
+        maxima = {k: v for k, v in stats.items() if k.endswith("_max") and k not in per_row}
+        totals = {k: v for k, v in stats.items() if k not in per_row and k not in maxima}
+        return cls(totals, per_row, maxima)
 
     @classmethod
     def merge_chunks(cls, parts: Iterable[Mapping[str, Any]]) -> ScoreStats:
-        """The statistics of one layer from those of its chunks of rows, given in position order: totals
-        summed, row statistics concatenated along the rows (axis 1)."""
+        """The statistics of one layer from those of its chunks of rows (or of its sites), given in
+        position order: totals summed, row statistics concatenated along the rows (axis 1), maxima
+        maximised."""
         totals: dict[str, Any] = {}
+        maxima: dict[str, Any] = {}
         rows: dict[str, list[Any]] = {}
         for part in map(cls.from_mapping, parts):
             _add_into(totals, part.totals)
+            _max_into(maxima, part.maxima)
             for name, value in part.per_row.items():
                 rows.setdefault(name, []).append(value)
-        return cls(totals, {k: v[0] if len(v) == 1 else np.concatenate(v, axis=1) for k, v in rows.items()})
+        per_row = {k: v[0] if len(v) == 1 else np.concatenate(v, axis=1) for k, v in rows.items()}
+        return cls(totals, per_row, maxima)
 
     @classmethod
     def sum_totals(cls, parts: Iterable[Mapping[str, Any]]) -> ScoreStats:
-        """The totals of one layer summed over runs (sequences); row statistics are dropped."""
+        """The totals of one layer summed over runs (sequences), maxima maximised; row statistics are
+        dropped."""
         totals: dict[str, Any] = {}
+        maxima: dict[str, Any] = {}
         for part in map(cls.from_mapping, parts):
             _add_into(totals, part.totals)
-        return cls(totals)
+            _max_into(maxima, part.maxima)
+        return cls(totals, {}, maxima)
+
+
+def _max_into(out: dict[str, Any], part: Mapping[str, Any]) -> None:
+    """Merge ``part``'s maxima into ``out`` by their element-wise largest value."""
+    for name, value in part.items():
+        out[name] = np.maximum(out[name], value) if name in out else value
 
 
 def _add_into(out: dict[str, Any], part: Mapping[str, Any]) -> None:
@@ -208,9 +267,71 @@ class ScoreRule(Protocol):
     ) -> AttentionProbs: ...
 
 
-SiteSpec: TypeAlias = Accumulator | MatmulModel | ScoreRule | None
+class After(NamedTuple):
+    """What follows a dense site in the forward pass: what a :class:`DenseRule` looks ahead at.
+
+    Attributes
+    ----------
+    gelu : str or None
+        The GELU form applied to the output (``"tanh"`` or ``"erf"``; ``mlp.fc``), or None.
+    residual : ndarray, shape (n, C), or None
+        The residual stream the output is added to (``attn.proj`` and ``mlp.proj``); the sum then enters
+        a LayerNorm with ``ln_g``, ``ln_b`` and ``ln_eps``.
+    ln_g, ln_b : ndarray, shape (C,), or None
+        The parameters of the LayerNorm after the residual sum.
+    ln_eps : float
+        Its epsilon.
+    """
+
+    gelu: str | None = None
+    residual: NDArray[Any] | None = None
+    ln_g: NDArray[Any] | None = None
+    ln_b: NDArray[Any] | None = None
+    ln_eps: float = 1e-5
+
+
+class DenseOutput(NamedTuple):
+    """What a :class:`DenseRule` returns: the layer's output ``[n, N]`` (float32) and its statistics."""
+
+    out: NDArray[Any]
+    stats: ScoreStats | Mapping[str, Any]
+
+
+@runtime_checkable
+class DenseRule(Protocol):
+    """A rule that computes a dense layer's output at a site of :data:`DENSE_RULE_SITES` itself (the
+    extension point for look-ahead recomputation beyond softmax, :mod:`lampref.lamp_sites`).
+
+    ``dense_output(x, w, b, *, site, layer, start, rng, blas, after)`` receives the rows ``x`` ``[n, K]``
+    (absolute positions ``start ..``), the weights ``w`` ``[K, N]`` and the bias ``b`` ``[N]``, float32;
+    ``blas(x, w)`` is the float32 product of the forward pass (fixed-shape row blocks, so a row's bits do
+    not depend on the others), and ``after`` (:class:`After`) says what follows the layer. It returns a
+    :class:`DenseOutput`. Rows must be treated independently (the cached generation path gives the same
+    bits as a full pass), and implementations must be hashable (frozen dataclasses).
+    """
+
+    def dense_output(
+        self,
+        x: NDArray[Any],
+        w: NDArray[Any],
+        b: NDArray[Any],
+        *,
+        site: str,
+        layer: int,
+        start: int,
+        rng: Any,
+        blas: Any,
+        after: After,
+    ) -> DenseOutput: ...
+
+
+SiteSpec: TypeAlias = Accumulator | MatmulModel | ScoreRule | DenseRule | None
 """What a plan holds for a site: an Accumulator or a :class:`~lampref.accumulate.MatmulModel` (a tensor
-core), a ScoreRule (``attn.score`` only), or None (BLAS)."""
+core), a ScoreRule (``attn.score`` only), a DenseRule (:data:`DENSE_RULE_SITES` only), or None (BLAS)."""
+
+StorageSpec: TypeAlias = Any
+"""An operand storage format: a :class:`~lampref.formats.FloatFormat` (both operands rounded to nearest-even)
+or a block format with ``quantize_dequantize(x, axis)`` (such as :class:`lampref.mx.MXSpec`)."""
 
 PlanEntry: TypeAlias = tuple[str, int | None, SiteSpec]
 """One setting of a plan: (site, layer or None for every layer, spec)."""
@@ -222,25 +343,44 @@ def _check_site(site: object) -> str:
     return str(site)
 
 
+def _hashable(spec: object, what: str) -> None:
+    try:
+        hash(spec)
+    except TypeError:
+        raise PlanError(f"the {what} {spec!r} must be hashable (a frozen dataclass)") from None
+
+
 def _check_spec(site: str, spec: object) -> SiteSpec:
     if spec is None or isinstance(spec, Accumulator):
         return spec
-    if isinstance(spec, MatmulModel) and not isinstance(spec, ScoreRule):
-        try:
-            hash(spec)
-        except TypeError:
-            raise PlanError(f"the matmul model {spec!r} must be hashable (a frozen dataclass)") from None
+    is_rule = isinstance(spec, (ScoreRule, DenseRule))
+    if isinstance(spec, MatmulModel) and not is_rule:
+        _hashable(spec, "matmul model")
         return spec
     if site == "attn.score" and isinstance(spec, ScoreRule):
-        try:
-            hash(spec)
-        except TypeError:
-            raise PlanError(f"the score rule {spec!r} must be hashable (a frozen dataclass)") from None
+        _hashable(spec, "score rule")
         return spec
-    what = "an Accumulator, a MatmulModel, a ScoreRule or None"
-    if site != "attn.score":
-        what = "an Accumulator, a MatmulModel or None"
+    if site in DENSE_RULE_SITES and isinstance(spec, DenseRule):
+        _hashable(spec, "dense rule")
+        return spec
+    what = "an Accumulator, a MatmulModel or None"
+    if site == "attn.score":
+        what = "an Accumulator, a MatmulModel, a ScoreRule or None"
+    elif site in DENSE_RULE_SITES:
+        what = "an Accumulator, a MatmulModel, a DenseRule or None"
     raise PlanError(f"site {site!r} was given {spec!r}; expected {what}")
+
+
+def _check_storage(site: object, fmt: object) -> tuple[str, StorageSpec]:
+    """A (site, storage format) pair, checked: a known site, a FloatFormat or a hashable block format."""
+    name = _check_site(site)
+    if not isinstance(fmt, FloatFormat) and not callable(getattr(fmt, "quantize_dequantize", None)):
+        raise PlanError(
+            f"the storage format of site {name!r} is {fmt!r}; expected a FloatFormat or a block format "
+            "with quantize_dequantize(x, axis) (such as lampref.mx.get_spec('mxfp8'))"
+        )
+    _hashable(fmt, "storage format")
+    return name, fmt
 
 
 def _check_layers(site: str, layers: Iterable[int] | int | None) -> tuple[int | None, ...]:
@@ -283,6 +423,8 @@ class PrecisionPlan:
     is_reference : bool
         True for the float64 reference: every operation of the forward pass in float64 (and no
         accumulators).
+    storage : tuple of (site, format)
+        Operand storage formats (:meth:`with_storage`), in site order.
 
     Examples
     --------
@@ -306,6 +448,7 @@ class PrecisionPlan:
 
     entries: tuple[PlanEntry, ...] = ()
     is_reference: bool = False
+    storage: tuple[tuple[str, StorageSpec], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.entries, tuple):
@@ -326,6 +469,16 @@ class PrecisionPlan:
         if self.is_reference and any(spec is not None for spec in seen.values()):
             raise PlanError("the reference plan runs every operation in float64; it takes no accumulators")
         object.__setattr__(self, "entries", tuple(sorted(self.entries, key=_key)))
+        if not isinstance(self.storage, tuple) or not all(
+            isinstance(e, tuple) and len(e) == 2 for e in self.storage
+        ):
+            raise PlanError(f"storage must be a tuple of (site, format) pairs, got {self.storage!r}")
+        store = dict(_check_storage(site, fmt) for site, fmt in self.storage)
+        if len(store) != len(self.storage):
+            raise PlanError("storage sets a site twice")
+        if self.is_reference and store:
+            raise PlanError("the reference plan runs every operation in float64; it takes no storage formats")
+        object.__setattr__(self, "storage", tuple(sorted(store.items(), key=lambda e: SITES.index(e[0]))))
 
     # ---------------------------------------------------------------- constructors
     @classmethod
@@ -357,7 +510,39 @@ class PrecisionPlan:
             kept = [e for e in self.entries if e[0] != site]
         else:
             kept = [e for e in self.entries if not (e[0] == site and e[1] in chosen)]
-        return PrecisionPlan((*kept, *((site, layer, spec) for layer in chosen)))
+        return PrecisionPlan((*kept, *((site, layer, spec) for layer in chosen)), storage=self.storage)
+
+    def with_storage(self, sites: str | Iterable[str], fmt: StorageSpec | None) -> PrecisionPlan:
+        r"""A new plan whose ``sites`` store their operands in ``fmt`` (None: remove the storage format).
+
+        Both operands of the site's product are rounded to ``fmt`` (a
+        :class:`~lampref.formats.FloatFormat`, round to nearest-even) or quantised and dequantised by it (a
+        block format with ``quantize_dequantize(x, axis)``, such as an MX spec, its blocks along the
+        reduction axis: the rows of ``x`` and the columns of ``w`` in a dense layer, ``q`` and ``k`` along
+        ``d`` at ``attn.score``), before the product, in every layer.
+
+        Examples
+        --------
+        >>> from lampref import get_format
+        >>> from lampref.gpt2.plan import PrecisionPlan
+        >>> plan = PrecisionPlan().with_storage(["mlp.fc", "attn.score"], get_format("bfloat16"))
+        >>> [site for site, _ in plan.storage], plan.storage_of("mlp.fc").name, plan.storage_of("lm_head")
+        (['attn.score', 'mlp.fc'], 'bf16', None)
+        """
+        names = [sites] if isinstance(sites, str) else list(sites)
+        store = dict(self.storage)
+        for site in names:
+            if fmt is None:
+                store.pop(_check_site(site), None)
+            else:
+                name, checked = _check_storage(site, fmt)
+                store[name] = checked
+        return PrecisionPlan(self.entries, self.is_reference, tuple(store.items()))
+
+    def storage_of(self, site: str) -> StorageSpec | None:
+        """The operand storage format of ``site`` (None: operands as computed)."""
+        _check_site(site)
+        return dict(self.storage).get(site)
 
     # ---------------------------------------------------------------- lookup
     def get(self, site: str, layer: int | None = None) -> SiteSpec:
@@ -377,8 +562,8 @@ class PrecisionPlan:
         :class:`~lampref.accumulate.MatmulModel` (None: float32 BLAS, or float64 under the reference plan);
         :class:`~lampref.errors.PlanError` if the site holds a :class:`ScoreRule` instead."""
         spec = self.get(site, layer)
-        if isinstance(spec, ScoreRule):
-            raise PlanError(f"site {site!r} holds the score rule {spec!r}; expected an Accumulator or None")
+        if isinstance(spec, (ScoreRule, DenseRule)):
+            raise PlanError(f"site {site!r} holds the rule {spec!r}; expected an Accumulator or None")
         return spec
 
     def check_layers(self, n_layer: int) -> None:
@@ -390,9 +575,8 @@ class PrecisionPlan:
     def __repr__(self) -> str:
         if self.is_reference:
             return "PrecisionPlan.reference()"
-        if not self.entries:
-            return "PrecisionPlan()"
         parts = [f"{s}{'' if lay is None else f'[{lay}]'}={spec!r}" for s, lay, spec in self.entries]
+        parts += [f"storage {s}={fmt!r}" for s, fmt in self.storage]
         return f"PrecisionPlan({', '.join(parts)})"
 
 
