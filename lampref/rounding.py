@@ -193,14 +193,55 @@ _MODE_RULES: dict[str, _ModeRule] = {
 }
 
 
+P1_TIES: tuple[str, ...] = ("larger", "even_code")
+ODD_OVERFLOWS: tuple[str, ...] = ("max", "overflow")
+_MAX_RANDOM_BITS = 52  # the tiny-value comparison is then exact in float64
+
+
+@dataclass(frozen=True, slots=True)
+class _Conventions:
+    """The choices a standard leaves open or makes differently, resolved for one rounding (see round_to)."""
+
+    random_bits: int | None = None
+    p1_ties: str = "larger"
+    odd_overflow: str = "max"
+
+
+def _conventions(
+    fmt: FloatFormat, mode: str, random_bits: Any, p1_ties: Any, odd_overflow: Any
+) -> _Conventions:
+    """Validate the convention arguments of :func:`round_to` (``p1_ties=None``: the format's own)."""
+    if random_bits is not None:
+        if mode != "stochastic":
+            raise ModeError(f"random_bits applies to mode='stochastic' only; got mode={mode!r}")
+        if not is_int(random_bits) or not 1 <= int(random_bits) <= _MAX_RANDOM_BITS:
+            raise ModeError(
+                f"random_bits={random_bits!r} is not valid; expected None or an integer in "
+                f"1..{_MAX_RANDOM_BITS}"
+            )
+        random_bits = int(random_bits)
+    if p1_ties is None:
+        p1_ties = "even_code" if fmt.encoding.startswith("p3109") else "larger"
+    if not isinstance(p1_ties, str) or p1_ties not in P1_TIES:
+        raise ModeError(expected_one_of("p1_ties", p1_ties, [*P1_TIES, "None"]))
+    if not isinstance(odd_overflow, str) or odd_overflow not in ODD_OVERFLOWS:
+        raise ModeError(expected_one_of("odd_overflow", odd_overflow, ODD_OVERFLOWS))
+    return _Conventions(random_bits, p1_ties, odd_overflow)
+
+
 class _KernelConstants:
     """What the kernel needs about (format, container, mode): everything that does not depend on the data."""
 
-    def __init__(self, fmt: FloatFormat, c: _Container, mode: str) -> None:
+    def __init__(self, fmt: FloatFormat, c: _Container, mode: str, conventions: _Conventions) -> None:
         assert fmt.emin is not None
         self.c = c
         self.rule = _MODE_RULES[mode]
         U = c.udtype.type
+        self.random_bits = conventions.random_bits
+        # P3109's ties at p = 1: the value whose code point (its biased exponent) is even
+        self.even_code = fmt.p == 1 and mode == "nearest_even" and conventions.p1_ties == "even_code"
+        self.code_offset = U((fmt.exponent_bias - c.bias) & 1)  # code parity = container exponent + offset
+        self.odd_overflows = conventions.odd_overflow == "overflow"
         self.shift = c.mb + 1 - fmt.p  # pattern bits dropped in the normal range (>= 0)
         self.q_sub = fmt.emin - fmt.p + 1 if fmt.subnormals else fmt.emin  # quantum below 2**emin
         self.eq = fmt.emin + c.bias  # biased exponent of the smallest normal of the format
@@ -213,10 +254,10 @@ class _KernelConstants:
         if fmt.saturate:
             self.inf_value = self.xmax
             self.overflow_value = self.xmax
-        elif fmt.encoding == "ieee":
+        elif fmt.has_inf:  # IEEE, P3109 extended
             self.inf_value = c.inf
             self.overflow_value = c.inf
-        else:  # "fn", not saturating: no infinity, overflow is NaN
+        else:  # "fn", P3109 finite, E8M0, not saturating: no infinity, overflow is NaN
             nan = U(c.inf | (U(1) << U(c.mb - 1)))
             self.inf_value = nan
             self.overflow_value = nan
@@ -232,6 +273,12 @@ class _KernelConstants:
         )
         self.half_sub = c.pattern(math.ldexp(1.0, self.q_sub - 1))
         self.quantum_sub = c.pattern(math.ldexp(1.0, self.q_sub))
+        # fixed layouts: one zero (no -0), no negative values, or no zero at all
+        self.one_zero = not fmt.has_negative_zero
+        self.signed = fmt.signed
+        nan = U(c.inf | (U(1) << U(c.mb - 1)))
+        self.smallest = c.pattern(fmt.smallest_normal) if not fmt.has_zero else U(0)
+        self.below_value = self.smallest if fmt.saturate else nan  # a negative value in an unsigned format
 
 
 def _round_chunk(x: NDArray[Any], k: _KernelConstants, words: NDArray[np.uint64] | None) -> NDArray[Any]:
@@ -256,8 +303,21 @@ def _round_chunk(x: NDArray[Any], k: _KernelConstants, words: NDArray[np.uint64]
     if over.any():
         R = _overflow(R, A, over, k, away)
     R |= b & ~c.abs_mask  # the sign
+    if k.one_zero:
+        R = _fixed_layout(R, k)
     out: NDArray[Any] = R.view(c.dtype)
     return out
+
+
+def _fixed_layout(R: NDArray[Any], k: _KernelConstants) -> NDArray[Any]:
+    """Results of formats with one zero: a negative value of an unsigned format becomes NaN (or the smallest
+    value when saturating), a zero of either sign becomes +0 (or the smallest value where there is no 0)."""
+    c = k.c
+    mag = R & c.abs_mask
+    if not k.signed:
+        negative = (R > c.abs_mask) & (mag != 0) & (mag <= c.inf)  # NaNs keep their pattern
+        R = np.where(negative, k.below_value, R)
+    return np.where(mag == 0, k.smallest, R)
 
 
 def _subset(a: NDArray[Any] | None, where: NDArray[np.bool_]) -> NDArray[Any] | None:
@@ -319,7 +379,12 @@ def _increment(
     assert words is not None
     if rule.proportional:
         # the top d bits of the random word, uniform on [0, 2**d): P(carry) = (A mod 2**d) / 2**d
-        top = words >> (np.uint64(64) - np.asarray(d, dtype=np.uint64))
+        d64 = np.asarray(d, dtype=np.uint64)
+        top = words >> (np.uint64(64) - d64)
+        if k.random_bits is not None:  # r random bits against the dropped bits truncated to r bits
+            r = np.uint64(k.random_bits)
+            low = np.where(d64 > r, d64 - r, np.uint64(0))  # bits below the r compared ones: cleared
+            top &= ~((np.uint64(1) << low) - np.uint64(1))
         return top.astype(k.c.udtype)
     return np.where(words >> np.uint64(63), mask, k.zero)  # the top bit of the word picks the neighbour
 
@@ -334,7 +399,11 @@ def _overflow(
     """Results beyond the largest finite value: ``xmax`` where the mode truncates, else the overflow value;
     infinite and NaN inputs are set apart."""
     c = k.c
-    truncating: Any = k.rule.family == "directed" and (True if away is None else ~away)
+    truncating: Any = (
+        k.rule.family == "directed"
+        and not (k.rule.sticky and k.odd_overflows)
+        and (True if away is None else ~away)
+    )
     R = np.where(over, np.where(truncating, k.xmax, k.overflow_value), R)
     special = A >= c.inf
     if special.any():
@@ -379,6 +448,9 @@ def _parity(A: NDArray[Any], d: Any, mask: Any, k: _KernelConstants, variable: b
     """
     c = k.c
     U = c.udtype.type
+    if k.shift == c.mb and k.even_code:  # p == 1, P3109's ties: the parity of the biased exponent
+        code_parity: NDArray[Any] = ((A >> U(c.mb)) + k.code_offset) & k.one
+        return code_parity
     if k.shift == c.mb:  # p == 1: d == mb for every element
         implicit: NDArray[Any] = (A >= (U(1) << U(c.mb))).astype(c.udtype)
         return implicit
@@ -404,6 +476,11 @@ def _round_tiny(
     elif rule.family == "directed":
         # round to odd: truncation gives 0 (even) and an inexact result gets the odd last bit
         up = nonzero if rule.sticky else (np.zeros_like(nonzero) if away is None else nonzero & away)
+    elif rule.proportional and k.random_bits is not None:
+        assert words is not None
+        r = k.random_bits  # floor(frac * 2**r) + (r random bits) >= 2**r, every term exact (r <= 52)
+        truncated = np.floor(np.ldexp(A.view(k.c.dtype).astype(np.float64), r - k.q_sub))
+        up = truncated + (words >> np.uint64(64 - r)).astype(np.float64) >= math.ldexp(1.0, r)
     elif rule.proportional:
         assert words is not None
         frac = np.ldexp(A.view(k.c.dtype).astype(np.float64), -k.q_sub)  # exact, in (0, 1)
@@ -425,14 +502,25 @@ class Rounder:
 
     __slots__ = ("_constants", "identity", "stochastic")
 
-    def __init__(self, fmt: FloatFormat, mode: str, dtype: Any = np.float64) -> None:
+    def __init__(
+        self,
+        fmt: FloatFormat,
+        mode: str,
+        dtype: Any = np.float64,
+        *,
+        random_bits: int | None = None,
+        p1_ties: str | None = None,
+        odd_overflow: str = "max",
+    ) -> None:
         container = _F32 if np.dtype(dtype) == np.float32 else _F64
         if container is _F32 and not fmt.fits_float32:
             raise FormatError(
                 f"dtype=float32 needs a format that fits in float32; {fmt!r} does not "
                 "(expected dtype=float64)"
             )
-        self._constants = _KernelConstants(fmt, container, check_mode(mode))
+        mode = check_mode(mode)
+        conventions = _conventions(fmt, mode, random_bits, p1_ties, odd_overflow)
+        self._constants = _KernelConstants(fmt, container, mode, conventions)
         self.stochastic = mode in STOCHASTIC_MODES
         self.identity = container is _F64 and (
             fmt.p,
@@ -441,7 +529,8 @@ class Rounder:
             fmt.subnormals,
             fmt.encoding,
             fmt.saturate,
-        ) == (53, -1022, 1023, True, "ieee", False)
+            fmt.signed,
+        ) == (53, -1022, 1023, True, "ieee", False, True)
 
     def __call__(self, x: NDArray[Any], gen: np.random.Generator | None = None) -> NDArray[Any]:
         flat = np.ascontiguousarray(x).reshape(-1)
@@ -466,6 +555,9 @@ def round_to(
     mode: str = ...,
     *,
     rng: RngLike = ...,
+    random_bits: int | None = ...,
+    p1_ties: str | None = ...,
+    odd_overflow: str = ...,
 ) -> np.floating[Any]: ...
 
 
@@ -476,6 +568,9 @@ def round_to(
     mode: str = ...,
     *,
     rng: RngLike = ...,
+    random_bits: int | None = ...,
+    p1_ties: str | None = ...,
+    odd_overflow: str = ...,
 ) -> NDArray[np.floating[Any]] | np.floating[Any]: ...
 
 
@@ -485,6 +580,9 @@ def round_to(
     mode: str = "nearest_even",
     *,
     rng: RngLike = None,
+    random_bits: int | None = None,
+    p1_ties: str | None = None,
+    odd_overflow: str = "max",
 ) -> NDArray[np.floating[Any]] | np.floating[Any]:
     r"""Round every element of ``x`` to the format ``fmt``, correctly, in the given rounding mode.
 
@@ -503,6 +601,20 @@ def round_to(
         Source of randomness, required by the stochastic modes. Element ``i`` (in C order) uses the
         ``i``-th 64-bit word the generator draws, so the same seed gives the same bits whatever the input
         dtype.
+    random_bits : int, optional
+        ``mode="stochastic"`` only: the number $r$ of random bits, ``1 <= r <= 52``, as hardware does it
+        (see the notes). None (default): exact stochastic rounding, the probability exactly proportional.
+    p1_ties : {"larger", "even_code"}, optional
+        Ties of ``"nearest_even"`` at precision 1, where both neighbours have significand 1: ``"larger"``
+        takes the larger magnitude (MPFR at precision 1), ``"even_code"`` the neighbour whose code point
+        (biased exponent) is even (P3109, gfloat). None (default): ``"even_code"`` for P3109 formats,
+        ``"larger"`` for every other format (E8M0 included). Ties with zero go to zero in both.
+    odd_overflow : {"max", "overflow"}, default "max"
+        Round to odd beyond the largest finite value: ``"max"`` returns $\pm x_{\max}$ as the other
+        truncating modes do; ``"overflow"`` rounds as if the exponent range were unbounded and overflows
+        (infinity, or NaN without infinity; $\pm x_{\max}$ still in a saturating format) when that result
+        exceeds $x_{\max}$, as gfloat does. The two differ where $x_{\max}$ has an even significand (OCP
+        e4m3fn, P3109 extended formats: the next code is infinity or NaN) and at or beyond $2^{e_{\max}+1}$.
 
     Returns
     -------
@@ -534,6 +646,22 @@ def round_to(
     Formats with ``encoding="none"`` (MX elements) have no NaN; a NaN input gives NaN all the same (MX
     encodes NaN in the shared block scale), where ml_dtypes returns -0.
 
+    Fixed layouts (IEEE P3109, OCP E8M0) round the same way and then follow their encoding: P3109 has one
+    zero (a result of $-0$ is $+0$); an unsigned format has no negative value, so a negative input
+    that does not round to zero gives NaN (the smallest value when the format saturates), as gfloat's
+    encoder does; E8M0 has no zero, so every result below $2^{-127}$, zero included, is $2^{-127}$ in every
+    mode (its underflow saturates).
+
+    **Stochastic rounding with r random bits.** Let $x$ lie between the neighbours $a < b$ (in magnitude),
+    $f = (|x| - a)/(b - a) \in [0, 1)$ the discarded fraction. With ``random_bits=r`` the result is $b$
+    exactly when $\lfloor 2^r f \rfloor + U \ge 2^r$ for $U$ uniform on $\{0, \dots, 2^r - 1\}$
+    (the top $r$ bits of the element's word): the discarded bits, truncated to $r$ bits, are compared
+    with $r$ random bits. So $P(b) = \lfloor 2^r f \rfloor / 2^r$, and the expected value
+    $E[\mathrm{fl}(x)] = \mathrm{sign}(x)\,(a + (b - a)\lfloor 2^r f \rfloor 2^{-r})$ lies between $x$
+    and $a$: the bias is toward zero, less than $(b - a) 2^{-r}$ in magnitude (about half that on
+    average), and zero when $x$ needs at most $r$ discarded bits, where the bits drawn are those of the
+    exact mode (same seed, same result).
+
     References
     ----------
     IEEE 754-2019, clauses 4.3 and 7.4. OCP 8-bit Floating Point Specification (OFP8), rev. 1.0, 2023.
@@ -557,6 +685,12 @@ def round_to(
     >>> r = round_to(np.full(100_000, 0.1), "bf16", "stochastic", rng=0)
     >>> sorted(set(r.tolist())), bool(abs(r.astype(np.float64).mean() - 0.1) < 1e-5)
     ([0.099609375, 0.10009765625], True)
+    >>> round_to([1e6, -1e6, float("inf"), -0.0], "p3109_k8p3se")  # P3109: one zero, infinities
+    array([ inf, -inf,  inf,   0.], dtype=float32)
+    >>> round_to([1.5, 3.0], "p3109_k8p1se"), round_to([1.5, 3.0], "p3109_k8p1se", p1_ties="larger")
+    (array([1., 4.], dtype=float32), array([2., 4.], dtype=float32))
+    >>> round_to([-2.0, 0.0, 3.0], "e8m0") / [1.0, 2.0**-127, 1.0]  # unsigned, no zero
+    array([nan,  1.,  4.])
     """
     fmt = get_format(fmt)
     mode = check_mode(mode)
@@ -568,7 +702,10 @@ def round_to(
     container = _F32 if (arr.dtype.itemsize <= 4 and fmt.fits_float32) else _F64
     with np.errstate(invalid="ignore"):  # signalling NaNs stay NaN
         work = np.ascontiguousarray(arr, dtype=container.dtype).reshape(-1)
-    out_flat = Rounder(fmt, mode, container.dtype)(work, gen)
+    rounder = Rounder(
+        fmt, mode, container.dtype, random_bits=random_bits, p1_ties=p1_ties, odd_overflow=odd_overflow
+    )
+    out_flat = rounder(work, gen)
     with np.errstate(invalid="ignore"):  # signalling NaNs stay NaN
         out = out_flat.astype(fmt.dtype, copy=False).reshape(np.shape(arr))
     return out[()] if out.ndim == 0 else out
