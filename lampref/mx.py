@@ -296,7 +296,7 @@ def encode_scales(values: ArrayLike) -> NDArray[np.uint8]:
         mantissa, exponent = np.frexp(np.where(nan, 1.0, v))
     ok = (mantissa == 0.5) & (exponent - 1 >= _E8M0_EMIN) & (exponent - 1 <= _E8M0_EMAX)
     if not ok.all():
-        bad = v[~ok].reshape(-1)[0]
+        bad = float(v[~ok].reshape(-1)[0])
         raise InputValueError(
             f"values holds {bad!r}, which has no E8M0 code; expected NaN or a power of two "
             "2**e with -127 <= e <= 127"
