@@ -322,6 +322,7 @@ def test_every_code_at_every_scale(element: str) -> None:
 @example((MXSpec("e3m2", 2), np.array([2.0**-123, 2.0**-130])))  # s = -127 exactly
 @example((MXSpec("e2m3", 2), np.array([2.0**129, 1.0])))  # s = 127 exactly
 @example((MXSpec("e2m3", 2), np.array([2.0**130, 1.0])))  # s = 128: no E8M0 code, NaN
+@example((MXSpec("e4m3", 2), np.array([1.0, -(2.0**300)])))  # s = 292, far beyond: NaN
 @example((MXSpec("int8", 2), np.array([2.0**127 * 1.5, -(2.0**-149)], dtype=np.float32)))
 @example((MXSpec("e5m2", 33), np.arange(40, dtype=np.float64)))  # short last block
 def test_quantize_matches_the_rational_oracle(case: tuple[MXSpec, np.ndarray]) -> None:
