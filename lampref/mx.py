@@ -1,9 +1,9 @@
 r"""OCP Microscaling (MX) block formats: quantise a tensor in blocks that share one power-of-two scale.
 
 An MX block holds $k$ (32 by default) private elements $P_i$ in a narrow format (fp8, fp6, fp4 or int8)
-and one shared scale $X$, an E8M0 value: a power of two $2^{c-127}$ stored as its 8-bit biased exponent
-$c$ (bias 127, $0 \le c \le 254$; $c = 255$ is NaN; no zero, no sign, no infinity). The block
-represents the values $v_i = X \cdot P_i$.
+and one shared scale $X$, an E8M0 value (OCP MX v1.0, section 5.4.1): a power of two $2^{c-127}$ stored as
+its 8-bit biased exponent $c$ (bias 127, $0 \le c \le 254$; $c = 255$ is NaN; no zero, no sign, no
+infinity). The block represents the values $v_i = X \cdot P_i$.
 
 Conversion (OCP MX v1.0, section 6.3), for a block $V_1, \dots, V_k$ and an element format whose largest
 normal number lies in the binade $2^{e_{\max}}$:
@@ -22,8 +22,8 @@ are decided here as its reference code (microsoft/microxcaling) decides them:
 * an exponent below $-127$ is clamped to $-127$ (the elements then round as the smaller scale requires);
 * an exponent above $127$ (possible only for float64 inputs beyond $2^{128 + e_{\max}}$) cannot be
   stored: E8M0 has no infinity, so the scale is NaN, as for a block holding a NaN or an infinity;
-* a block whose scale is NaN decodes to NaN whatever its elements hold (OCP MX v1.0, section 5.3); its
-  elements are returned as NaN.
+* a block whose scale is NaN decodes to NaN whatever its elements hold (as the specification states for a
+  NaN scale); its elements are returned as NaN.
 
 Element types (``element=``): ``"e4m3"`` and ``"e5m2"`` (MXFP8), ``"e3m2"`` and ``"e2m3"`` (MXFP6),
 ``"e2m1"`` (MXFP4) and ``"int8"`` (MXINT8: the 8-bit two's complement integers $-128 \dots 127$ with an

@@ -11,8 +11,9 @@ Oracles:
 * gfloat's ``quantize_block`` as a peer, where installed, on float32 inputs (see the regression test for
   the one difference on float64 inputs).
 
-The specification has no worked conversion example with numbers; its tables of element and scale
-properties are checked (``test_spec_tables``).
+The specification states the conversion as an algorithm, without numerical examples; its tables of element
+and scale properties are checked (``test_spec_tables``), and the hand-worked examples of docs/mx.md run
+with the documentation tests.
 """
 
 from __future__ import annotations
