@@ -232,6 +232,12 @@ def test_spec_tables_int8_and_e8m0() -> None:
     ).all()
 
 
+def test_scales_are_lampref_e8m0_values() -> None:
+    """The scale codes decode to the values of lampref's E8M0 format, in code order."""
+    e8m0 = lampref.get_format("e8m0")
+    assert same_bits(mx.decode_scales(np.arange(255)), e8m0.values())
+
+
 def test_spec_names() -> None:
     assert [MXSpec(e).name for e in ELEMENTS] == [
         "mxfp8_e4m3",
