@@ -44,7 +44,6 @@ from .accumulate import Accumulator, linear
 from .analysis import (
     condition_number,
     elementwise_select,
-    gamma,
     layernorm_amplification,
     layernorm_select,
 )
@@ -203,7 +202,7 @@ class NormLamp:
     Notes
     -----
     The output $a_j$ of the projection, computed with an absolute error of at most
-    $\epsilon_j = \gamma_K(u)\,(|x|\,|W| + |b|)_j$ (the look-ahead evaluates this bound with a float32
+    $\epsilon_j = K u\,(|x|\,|W| + |b|)_j$ (first order in $u$; the look-ahead evaluates it with a float32
     product of absolute values), is added to the residual $r$; the LayerNorm of $r + a$ has the
     amplification matrix $K$ of :func:`~lampref.analysis.layernorm_amplification`, and
     :func:`~lampref.analysis.layernorm_select` picks the inputs to recompute so that
@@ -228,7 +227,7 @@ class NormLamp:
         units of ``u``)."""
         assert after.residual is not None
         u = float(self.acc.fmt.unit_roundoff)
-        eps = float(gamma(x.shape[-1], u)) * (np.abs(x) @ np.abs(w) + np.abs(b)).astype(np.float64)
+        eps = x.shape[-1] * u * (np.abs(x) @ np.abs(w) + np.abs(b)).astype(np.float64)  # first order
         r = after.residual.astype(np.float64) + low  # [n, N]: the LayerNorm's input
         kw: dict[str, Any] = {"gamma": after.ln_g, "beta": after.ln_b, "norm_eps": after.ln_eps}
         out = np.zeros(low.shape, dtype=bool) if sel is None else sel
