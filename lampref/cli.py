@@ -296,10 +296,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     sequences: int = preset.sequences if args.sequences is None else args.sequences
     m_bits: Sequence[int] = preset.m_bits if args.m_bits is None else args.m_bits
     taus: Sequence[float] = preset.tau if args.tau is None else args.tau
-    baseline = None if args.baseline == "none" else args.baseline
-    settings = experiment.grid(
-        m_bits, taus, baseline=baseline, rule=args.rule, accumulation=args.accumulation
-    )
+    settings = _settings(args, m_bits, taus)
     sources = _resolve_corpora(args.corpus)
     out = Path(args.out)
     _check_output_folder(out, "choose another --out")
@@ -343,6 +340,29 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         print(f"wrote {p}")
     print(f"wrote {out / 'results.csv'}")
     return 0
+
+
+def _settings(args: argparse.Namespace, m_bits: Sequence[int], taus: Sequence[float]) -> list[Any]:
+    """The grid of ``lampref experiment``: for every ``--sites`` set, ``--lamp-sites`` set and ``--storage``
+    format, :func:`lampref.experiment.grid` (equal settings once)."""
+    baseline = None if args.baseline == "none" else args.baseline
+    out: list[Any] = []
+    for sites in args.sites:
+        for lamp in args.lamp_sites:
+            for storage in args.storage:
+                out += experiment.grid(
+                    m_bits,
+                    taus,
+                    baseline=baseline,
+                    rule=args.rule,
+                    accumulation=args.accumulation,
+                    sites=sites,
+                    lamp_sites=lamp,
+                    gelu_taus=args.gelu_tau,
+                    norm_taus=args.norm_tau,
+                    storage=storage,
+                )
+    return list(dict.fromkeys(out))
 
 
 def _check_seq_len(seq_len: int, low: int, high: int, what: str) -> None:
@@ -394,9 +414,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _print_summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    """The summary table, and with --max-recomputed the one restricted to low recomputation rates."""
-    print(experiment.summary_table(rows, markdown=args.markdown))
-    if args.max_recomputed is not None:
+    """The summary table, and with --max-recomputed the one restricted to low recomputation rates; the
+    tables of the sites study where the rows hold one."""
+    table = experiment.summary_table(rows, markdown=args.markdown)
+    if table:
+        print(table)
+    sites = experiment.sites_table(rows, markdown=args.markdown)
+    if sites:
+        print(f"\n{sites}" if table else sites)
+    if args.max_recomputed is not None and table:
         print(f"\nbest LAMP with at most {100 * args.max_recomputed:g}% of the scores recomputed:")
         print(experiment.summary_table(rows, max_recomputed=args.max_recomputed, markdown=args.markdown))
 
@@ -462,6 +488,52 @@ def _ints(text: str) -> list[int]:
     return _numbers(text, "integers", _INT, int)
 
 
+def _site_set(allowed: Sequence[str], empty: str | None) -> Callable[[str], str]:
+    """An argparse type: GEMM sites separated by commas (``all``: every allowed site; ``empty``, if given,
+    for no site), checked against ``allowed``."""
+
+    def parse(text: str) -> str:
+        items = [v.strip() for v in text.split(",")]
+        if items == ["all"] or (empty is not None and items == [empty]):
+            return items[0]
+        bad = [v for v in items if v not in allowed]
+        if bad:
+            raise argparse.ArgumentTypeError(
+                f"{bad[0]!r} is not a site; expected sites separated by commas among {', '.join(allowed)}"
+                + ("" if empty is None else f", or {empty}")
+            )
+        _unique(items, text)
+        return ",".join(items)
+
+    return parse
+
+
+def _thresholds(text: str) -> list[float | None]:
+    """An argparse type: LAMP thresholds >= 0 separated by commas (``inf`` allowed), ``none`` for no LAMP."""
+    items = _items(text, "thresholds")
+    out: list[float | None] = []
+    for v in items:
+        if v == "none":
+            out.append(None)
+        elif v == "inf" or _FLOAT.fullmatch(v):
+            out.append(float(v))
+        else:
+            raise argparse.ArgumentTypeError(
+                f"expected numbers >= 0 or none separated by commas, got {text!r}"
+            )
+    _unique(out, text)
+    return out
+
+
+def _storage_arg(text: str) -> str:
+    """An argparse type: a storage format name (:func:`lampref.experiment.storage_format`)."""
+    try:
+        experiment.storage_format(text)
+    except LamprefError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _format_arg(text: str) -> FloatFormat:
     try:
         return get_format(text)
@@ -524,6 +596,50 @@ def _experiment_options(p: argparse.ArgumentParser) -> None:
         "as LAMP: random (default) draws them among the valid causal entries; authors is the LAMP authors' "
         "'fake LAMP', a random permutation over all T positions of the row, masked ones included (so some "
         "draws are wasted); none runs no baseline",
+    )
+    sites = ", ".join(gpt2.SITES)
+    p.add_argument(
+        "--sites",
+        nargs="+",
+        type=_site_set(gpt2.SITES, None),
+        default=["attn.score"],
+        metavar="SITES",
+        help=f"the GEMM sites that run in low precision, separated by commas ({sites}; all: every one); "
+        "several sets run one after the other (a per-site sensitivity study: --sites attn.qkv mlp.fc all). "
+        "Default: attn.score",
+    )
+    p.add_argument(
+        "--lamp-sites",
+        nargs="+",
+        type=_site_set(experiment.STUDY_SITES, "none"),
+        default=["attn.score"],
+        metavar="SITES",
+        help=f"where look-ahead recomputation applies, among {', '.join(experiment.STUDY_SITES)} (none: "
+        "nowhere); several sets compare them (softmax-only and joint LAMP: --lamp-sites attn.score "
+        "attn.score,mlp.fc). Sites outside --sites are dropped. Default: attn.score",
+    )
+    p.add_argument(
+        "--gelu-tau",
+        type=_thresholds,
+        default=[None],
+        help="thresholds of LAMP at mlp.fc (GELU's condition number; inf: nothing, 0: everything), e.g. "
+        "none,8,4,2",
+    )
+    p.add_argument(
+        "--norm-tau",
+        type=_thresholds,
+        default=[None],
+        help="thresholds of LAMP at attn.proj and mlp.proj (the next LayerNorm's relative error bound, in "
+        "units of u), e.g. none,1024",
+    )
+    p.add_argument(
+        "--storage",
+        nargs="+",
+        type=_storage_arg,
+        default=["none"],
+        metavar="FMT",
+        help="operand storage format of the low-precision sites: none, a format name (bf16, e4m3fn, ...) or "
+        "an MX name (mxfp8, mx:e2m1, mx:e4m3:16); several compare them. Default: none",
     )
     p.add_argument("--rule", choices=RULES, default="prefix")
     p.add_argument("--accumulation", choices=tuple(experiment.ACCUMULATIONS), default="strict")

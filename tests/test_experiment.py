@@ -787,3 +787,145 @@ def test_issue11_item16_flip_rates_are_multiples_of_the_resolution(
     assert summary_table(finished[1]).endswith(
         "64 positions per row: a flip rate moves in steps of 1/64 = 1.6e-02 (one changed argmax)"
     )
+
+
+# ------------------------------------------------------------------------------------ the sites study
+def test_score_site_settings_keep_their_identity() -> None:
+    """A setting of the score-site study hashes the fields it had before the sites columns, so rows of
+    earlier runs keep their config_hash."""
+    from lampref.experiment import Setting
+
+    assert Setting(4, 1.5, "random").identity() == {
+        "m_bits": 4, "tau": 1.5, "baseline": "random", "rule": "prefix", "accumulation": "strict"
+    }  # fmt: skip
+    s = Setting(4, 2.0, sites="attn.score,mlp.fc", lamp_sites="mlp.fc", gelu_tau=2.0, storage="bf16")
+    assert s.identity()["sites"] == "attn.score,mlp.fc"
+    assert s.identity()["gelu_tau"] == 2.0
+    assert "norm_tau" not in s.identity()
+
+
+def test_sites_settings_are_validated_and_normalised() -> None:
+    from lampref.experiment import Setting
+
+    assert Setting(4, 2.0, sites="all").sites.split(",")[-1] == "lm_head"
+    assert Setting(4, 2.0, sites="mlp.fc", lamp_sites="mlp.fc").lamp_sites == ""  # recomputes nothing
+    assert (
+        Setting(4, 1.5, sites="mlp.fc,attn.score", lamp_sites="attn.score,mlp.fc").lamp_sites == "attn.score"
+    )
+    with pytest.raises(ExperimentError, match="not among the sites"):
+        Setting(4, 2.0, sites="attn.score", lamp_sites="mlp.fc", gelu_tau=2.0)
+    with pytest.raises(ExperimentError, match=r"needs attn\.score"):
+        Setting(4, 1.5, sites="mlp.fc", lamp_sites="mlp.fc", gelu_tau=2.0)
+    with pytest.raises(ExperimentError, match="lamp_sites"):
+        Setting(4, 2.0, lamp_sites="lm_head")
+    with pytest.raises(ExperimentError, match="sites"):
+        Setting(4, 2.0, sites="attn.scores")
+    with pytest.raises(ExperimentError, match="gelu_tau"):
+        Setting(4, 2.0, sites="mlp.fc", lamp_sites="mlp.fc", gelu_tau=-1.0)
+    with pytest.raises(ExperimentError, match="storage"):
+        Setting(4, 2.0, storage="bf17")
+
+
+def test_sites_grid_gives_each_plan_once() -> None:
+    settings = [
+        *grid([4], [2.0, 1.5], sites="attn.score,mlp.fc", lamp_sites="attn.score"),
+        *grid(
+            [4], [2.0, 1.5], sites="attn.score,mlp.fc", lamp_sites="attn.score,mlp.fc", gelu_taus=[None, 2.0]
+        ),
+    ]
+    plans = [s.plan(0) for s in settings]
+    unique = list(dict.fromkeys(settings))
+    assert len({(p, s.baseline) for p, s in zip(plans, settings, strict=True)}) == len(unique)
+    assert sum(not s.recomputes() for s in unique) == 1  # one uniform row for both variants
+
+
+def test_a_sites_run_writes_its_columns_and_tables(model: GPT2, tmp_path: Path) -> None:
+    """A run over several site sets, LAMP variants and a storage format: the sites columns, the recomputed
+    multiply-adds (checked by hand from the per-site fractions), the tables and the figures."""
+    from lampref.experiment import SITE_COLUMNS, sites_table
+
+    settings = [
+        *grid([4], [2.0], sites="mlp.fc", lamp_sites="mlp.fc", gelu_taus=[None, 1.5]),
+        *grid([4], [2.0], sites="all", baseline=None),
+        *grid(
+            [4], [2.0, 1.2], sites="attn.score,mlp.fc", lamp_sites="attn.score,mlp.fc", gelu_taus=[None, 1.5]
+        ),
+        *grid([4], [2.0], sites="attn.score", storage="bf16", baseline=None),
+    ]
+    settings = list(dict.fromkeys(settings))
+    rows = _run(model, tmp_path / "r.csv", settings)
+    back = read_results(tmp_path / "r.csv")
+    assert [r["config_hash"] for r in back] == [r["config_hash"] for r in rows]
+    assert set(SITE_COLUMNS) <= set(back[0])
+    fc = next(r for r in back if r["sites"] == "mlp.fc" and r["gelu_tau"] == 1.5 and r["baseline"] == "none")
+    frac = float(fc["site_sparsity"].split("=")[1])
+    assert 0 < frac < 1
+    assert fc["recomputed_macs"] == pytest.approx(
+        frac, rel=1e-5
+    )  # the only low-precision site: MACs = outputs x C
+    joint = next(r for r in back if r["lamp_sites"] == "attn.score,mlp.fc" and r["baseline"] == "none")
+    parts = dict(p.split("=") for p in joint["site_sparsity"].split(";"))
+    T, C = 32, CFG.n_embd
+    causal = T * (T + 1) // 2
+    score, fcm = causal * C, T * 4 * C * C
+    want = (float(parts["attn.score"]) * score + float(parts["mlp.fc"]) * fcm) / (score + fcm)
+    assert joint["recomputed_macs"] == pytest.approx(want, rel=1e-5)
+    assert next(r for r in back if r["storage"] == "bf16")["kl_div"] > 0
+    table = sites_table(back)
+    assert "uniform low precision at each set of sites" in table
+    assert "attn.score [bf16]" in table
+    assert "lowest error within each recompute budget" in table
+    assert "random at mlp.fc" in table
+    assert summary_table(back) == ""  # no row of the paper's study (the score site alone, no storage)
+    names = {p.name for p in plot_results(back, tmp_path / "fig")}
+    assert {"kl_vs_m_sites.png", "kl_vs_macs.png"} <= names
+
+
+def test_a_csv_of_the_earlier_header_reads_with_the_site_defaults(tmp_path: Path) -> None:
+    from lampref.experiment import CSV_COLUMNS_V3
+
+    path = tmp_path / "old.csv"
+    row = dict.fromkeys(CSV_COLUMNS_V3, "")
+    row.update(model="m", seed="1", nbatches="1", dataset="d", shuffle="False", fake_lamp="False", m_bits="4",
+               tau="2.0", kl_div="1e-3", flip_rate="0.1", sparsity="0", accumulation="strict", rule="prefix",
+               seq_len="8", positions="8", baseline="none", config_hash="x")  # fmt: skip
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS_V3)
+        w.writeheader()
+        w.writerow(row)
+    (got,) = read_results(path)
+    assert (got["sites"], got["lamp_sites"], got["storage"], got["gelu_tau"]) == (
+        "attn.score",
+        "attn.score",
+        "none",
+        None,
+    )
+    with pytest.raises(ExperimentError, match="without the sites columns"):
+        _run(GPT2(random_params(CFG, 0, std=0.2), CFG), path)
+
+
+def test_cli_sites_options(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = _cli(model_dir, tmp_path, "the cat sat on the mat. " * 80, 1, "--m-bits", "4", "--tau", "2,1.5",
+                "--sites", "attn.score,mlp.fc", "mlp.fc", "--lamp-sites", "attn.score", "attn.score,mlp.fc",
+                "--gelu-tau", "none,2", "--storage", "none", "bf16")  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "lowest error within each recompute budget" in out
+    rows = read_results(tmp_path / "out" / "results.csv")
+    assert {r["storage"] for r in rows} == {"none", "bf16"}
+    assert {r["sites"] for r in rows} == {"attn.score,mlp.fc", "mlp.fc"}
+    assert len({r["config_hash"] for r in rows}) == len(rows)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--sites", "mlp.fcc", "not a site"), ("--lamp-sites", "lm_head", "not a site"),
+     ("--gelu-tau", "x", "expected numbers"), ("--storage", "bf17", "bf17")],
+)  # fmt: skip
+def test_cli_sites_options_are_checked(
+    capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["experiment", option, value])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

@@ -406,7 +406,7 @@ def attention_probs(
         seen = np.broadcast_to(visible[None, :], (T, T))  # [T, T]: every row sees the real tokens
         ap = spec.attention_probs(q, k, start=0, layer=layer, rng=ctx.rng, visible=seen)
         return mask_scores(ap.scores, visible[None, :]), ap.probs, ScoreStats.from_mapping(ap.stats)
-    scores = attention_scores(q, k, spec, rng=ctx.rng)  # [H, T, T]
+    scores = attention_scores(q, k, ctx.plan.accumulator("attn.score", layer), rng=ctx.rng)  # [H, T, T]
     if not visible.all():
         scores = mask_scores(scores, visible[None, :])  # [H, T, T], -inf at padding keys
     return scores, softmax(scores), ScoreStats.empty()

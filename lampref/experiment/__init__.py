@@ -18,17 +18,30 @@ from __future__ import annotations
 
 from ..errors import ExperimentError
 from .encoder import RETRIEVAL_SENTENCES, corpus_pieces, sentences
-from .report import plot_results, summary_table
+from .report import plot_results, sites_table, summary_table
 from .results import (
     AUTHORS_COLUMNS,
     BASELINE_KINDS,
     CSV_COLUMNS,
     CSV_COLUMNS_V1,
     CSV_COLUMNS_V2,
+    CSV_COLUMNS_V3,
     ENCODER_COLUMNS,
+    SETTING_DEFAULTS,
+    SITE_COLUMNS,
     read_results,
 )
-from .run import ACCUMULATIONS, AUTHORS_M_BITS, AUTHORS_TAUS, Setting, grid, run_experiment, windows
+from .run import (
+    ACCUMULATIONS,
+    AUTHORS_M_BITS,
+    AUTHORS_TAUS,
+    STUDY_SITES,
+    Setting,
+    grid,
+    run_experiment,
+    storage_format,
+    windows,
+)
 
 __all__ = [
     "ACCUMULATIONS",
@@ -39,8 +52,12 @@ __all__ = [
     "CSV_COLUMNS",
     "CSV_COLUMNS_V1",
     "CSV_COLUMNS_V2",
+    "CSV_COLUMNS_V3",
     "ENCODER_COLUMNS",
     "RETRIEVAL_SENTENCES",
+    "SETTING_DEFAULTS",
+    "SITE_COLUMNS",
+    "STUDY_SITES",
     "ExperimentError",
     "Setting",
     "corpus_pieces",
@@ -49,6 +66,8 @@ __all__ = [
     "read_results",
     "run_experiment",
     "sentences",
+    "sites_table",
+    "storage_format",
     "summary_table",
     "windows",
 ]

@@ -80,7 +80,9 @@ def summary_table(
     flip rate moves in steps of ``1 / positions``). Rows that differ in model (its weights' digest where
     the rows record one, its label otherwise), seed, sizes, shuffle, accumulation or rule are never
     summarised together: they get one table each, under a line that names what differs. Within a table,
-    two corpora under one name (different ``corpus_digest``) get one line each.
+    two corpora under one name (different ``corpus_digest``) get one line each. Only rows of the paper's
+    study (low precision and LAMP at the score site alone, no storage format) are summarised here; the
+    others are :func:`sites_table`'s (an empty string when no row is the paper's study).
 
     Parameters
     ----------
@@ -124,7 +126,7 @@ def summary_table(
     seed=7:
     """  # noqa: E501 (a doctest line of Markdown output)
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
-    for r in rows:
+    for r in (r for r in rows if _is_score_study(r)):  # the sites study: sites_table
         groups.setdefault(tuple(_group_value(r, k) for k in _GROUP_FIELDS), []).append(r)
     differ = [k for i, k in enumerate(_GROUP_FIELDS) if len({key[i] for key in groups}) > 1]
     parts = []
@@ -252,7 +254,12 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
     * for an encoder's rows (:mod:`lampref.experiment.encoder`) the same three with the relative error of
       the hidden states and the retrieval flip rate: ``error_vs_m.png``, ``retrieval_flip_vs_m.png``,
       ``error_vs_recomputed.png``;
-    * ``layer_recomputed.png``: the recomputed fraction per layer for each ``tau`` (lampref CSVs only).
+    * ``layer_recomputed.png``: the recomputed fraction per layer for each ``tau`` (lampref CSVs only);
+    * for the sites study (:func:`sites_table`): ``kl_vs_m_sites.png``, the error of uniform low precision
+      against ``m`` for each set of sites, and ``kl_vs_macs.png``, the error against the recomputed
+      multiply-adds for each variant (where LAMP applies, and its random baseline), at every ``m``.
+
+    The first five figures show the rows of the paper's study (the score site alone) only.
 
     Works on the authors' CSVs too (their columns are a subset of lampref's). Needs matplotlib
     (``pip install 'lampref[plot]'``).
@@ -272,8 +279,9 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
         raise ExperimentError(
             f"cannot create the figures folder {out}: {err.strerror or err}; {_FIX}"
         ) from None
+    paths = _sites_figures(plt, rows, out)
+    rows = [r for r in rows if _is_score_study(r)]
     datasets = sorted({str(r["dataset"]) for r in rows})
-    paths = []
     for met in (_DECODER, _ENCODER):
         sel = [r for r in rows if _metrics(r) is met]
         if not sel:
@@ -428,3 +436,261 @@ def _layer_recomputed(plt: Any, layered: Sequence[Mapping[str, Any]], datasets: 
                 label=f"tau={float(r['tau']):g}",
             )
     return _finish(fig, axes, datasets, "layer", "recomputed (%)", log=False, fontsize=7)
+
+
+# ------------------------------------------------------------------------------------ the sites study
+BUDGETS: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1)
+"""The recompute budgets of :func:`sites_table` (recomputed multiply-adds over those of the low-precision
+sites)."""
+
+
+def _num(row: Mapping[str, Any], key: str) -> float | None:
+    value = row.get(key)
+    return None if value is None or value == "" else float(value)
+
+
+def _recomputes(row: Mapping[str, Any]) -> bool:
+    """Whether a row recomputes anything: LAMP (or a baseline) below ``tau = 2`` or at a site beyond the
+    scores."""
+    return float(row["tau"]) < 2.0 or _num(row, "gelu_tau") is not None or _num(row, "norm_tau") is not None
+
+
+def _is_score_study(row: Mapping[str, Any]) -> bool:
+    """A row of the paper's study: low precision and LAMP at the score site only, no storage format."""
+    return (
+        row.get("sites", "attn.score") == "attn.score"
+        and row.get("storage", "none") == "none"
+        and _num(row, "gelu_tau") is None
+        and _num(row, "norm_tau") is None
+    )
+
+
+def _sites_label(row: Mapping[str, Any]) -> str:
+    from ..gpt2.plan import SITES
+
+    sites = str(row.get("sites", "attn.score"))
+    name = "all" if sites == ",".join(SITES) else sites
+    storage = row.get("storage", "none")
+    return name if storage == "none" else f"{name} [{storage}]"
+
+
+def _site_order(row: Mapping[str, Any]) -> tuple[int, int, str]:
+    """Single sites first, in execution order, then larger sets; storage formats after."""
+    from ..gpt2.plan import SITES
+
+    sites = str(row.get("sites", "attn.score")).split(",")
+    first = SITES.index(sites[0]) if sites[0] in SITES else len(SITES)
+    return (len(sites), first, (str(row.get("storage", "none")) != "none" and str(row.get("storage"))) or "")
+
+
+def _variant(row: Mapping[str, Any]) -> str:
+    lamp = str(row.get("lamp_sites") or "-")
+    return lamp if baseline_of(row) == "none" else f"random at {lamp}"
+
+
+def _render(lines: Sequence[Sequence[str]], markdown: bool) -> str:
+    if markdown:
+        rule = "|" + "---|" * len(lines[0])
+        return "\n".join(
+            ["| " + " | ".join(lines[0]) + " |", rule, *("| " + " | ".join(r) + " |" for r in lines[1:])]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def _sensitivity(rows: Sequence[Mapping[str, Any]], markdown: bool) -> str | None:
+    """KL (or the encoder's error) of uniform low precision by ``m`` (lines) and site set (columns)."""
+    uniform = [r for r in rows if not _recomputes(r) and baseline_of(r) == "none"]
+    labels = list(dict.fromkeys(_sites_label(r) for r in sorted(uniform, key=_site_order)))
+    if len(labels) < 2 and all(r.get("storage", "none") == "none" for r in uniform):
+        return None
+    met = _metrics(uniform[0])
+    lines = [("dataset", "m", *labels)]
+    for dataset, m in sorted({(str(r["dataset"]), int(r["m_bits"])) for r in uniform}):
+        cells = []
+        for label in labels:
+            hit = [
+                r
+                for r in uniform
+                if (str(r["dataset"]), int(r["m_bits"]), _sites_label(r)) == (dataset, m, label)
+            ]
+            cells.append(f"{float(hit[0][met.error]):.2e}" if hit else "")
+        lines.append((dataset, str(m), *cells))
+    head = f"{met.error_name} of uniform low precision at each set of sites (columns), by m:"
+    return head + "\n\n" + _render(lines, markdown)
+
+
+def _lamp_lines(rows: Sequence[Mapping[str, Any]], markdown: bool) -> str | None:
+    """Every LAMP row of the sites study, with its random baseline and its uniform reference."""
+    lamp = [r for r in rows if _recomputes(r) and baseline_of(r) == "none" and not _is_score_study(r)]
+    if not lamp:
+        return None
+    met = _metrics(lamp[0])
+    err = met.error
+
+    def key(r: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (r["dataset"], r.get("sites"), r.get("storage"), int(r["m_bits"]))
+
+    lines = [("dataset", "sites", "m", "LAMP at", "tau", "gelu tau", "norm tau", "recomputed MACs",
+              "per site", met.error_name, f"{met.error_name} random", "x uniform", "x random")]  # fmt: skip
+    for r in sorted(lamp, key=lambda r: (*key(r), str(r.get("lamp_sites")), _num(r, "recomputed_macs") or 0)):
+        uni = [u for u in rows if key(u) == key(r) and not _recomputes(u) and baseline_of(u) == "none"]
+        same = ("tau", "gelu_tau", "norm_tau", "lamp_sites")
+        rnd = [
+            u
+            for u in rows
+            if key(u) == key(r) and baseline_of(u) != "none" and all(u.get(k) == r.get(k) for k in same)
+        ]
+        e = float(r[err])
+        x_uni = float(uni[0][err]) / e if uni and e > 0 else float("nan")
+        x_rnd = float(rnd[0][err]) / e if rnd and e > 0 else float("nan")
+        macs = _num(r, "recomputed_macs")
+        lines.append((
+            str(r["dataset"]), _sites_label(r), str(r["m_bits"]), str(r.get("lamp_sites")),
+            f"{float(r['tau']):g}", _opt(r, "gelu_tau"), _opt(r, "norm_tau"),
+            "" if macs is None else f"{100 * macs:.2f}%",
+            str(r.get("site_sparsity") or ""), f"{e:.2e}", f"{float(rnd[0][err]):.2e}" if rnd else "",
+            f"{x_uni:.1f}", f"{x_rnd:.1f}",
+        ))  # fmt: skip
+    return (
+        "LAMP at several sites (recomputed MACs: of the low-precision sites' multiply-adds):\n\n"
+        + _render(lines, markdown)
+    )
+
+
+def _opt(row: Mapping[str, Any], key: str) -> str:
+    value = _num(row, key)
+    return "" if value is None else f"{value:g}"
+
+
+def _budget_lines(rows: Sequence[Mapping[str, Any]], markdown: bool) -> str | None:
+    """The lowest error of each variant (LAMP sites, or a random baseline) within each recompute budget."""
+    cand = [r for r in rows if _recomputes(r) and _num(r, "recomputed_macs") is not None]
+    cand = [r for r in cand if not _is_score_study(r)]
+    if not cand:
+        return None
+    err = _metrics(cand[0]).error
+    variants = sorted({_variant(r) for r in cand}, key=lambda v: (v.startswith("random"), v))
+    lines = [("dataset", "sites", "m", "budget", *variants)]
+    groups = sorted({(str(r["dataset"]), _sites_label(r), int(r["m_bits"])) for r in cand})
+    for dataset, label, m in groups:
+        sel = [
+            r for r in cand if (str(r["dataset"]), _sites_label(r), int(r["m_bits"])) == (dataset, label, m)
+        ]
+        for budget in BUDGETS:
+            cells = []
+            for v in variants:
+                fit = [
+                    float(r[err])
+                    for r in sel
+                    if _variant(r) == v and (_num(r, "recomputed_macs") or 0) <= budget
+                ]
+                cells.append(f"{min(fit):.2e}" if fit else "")
+            if any(cells):
+                lines.append((dataset, label, str(m), f"{100 * budget:g}%", *cells))
+    head = "lowest error within each recompute budget (recomputed MACs of the low-precision sites):"
+    return head + "\n\n" + _render(lines, markdown)
+
+
+def sites_table(rows: Sequence[Mapping[str, Any]], *, markdown: bool = False) -> str:
+    """The tables of the sites study (look-ahead recomputation beyond softmax, :mod:`lampref.lamp_sites`).
+
+    * the per-site sensitivity: the error of uniform low precision at each set of sites (``sites``, with
+      its storage format), by ``m``;
+    * every LAMP row with sites or storage beyond the paper's study: its recomputed multiply-adds, the
+      recomputed fraction per site, the error, its random baseline's (the same number of entries per row
+      at random positions, at every site) and the gains over uniform low precision and over random;
+    * matched budgets: for each variant (where LAMP applies, or the random baseline there) the lowest
+      error among its rows that recompute at most 0.5%, 1%, 2%, 5%, 10% of the multiply-adds.
+
+    Rows of the paper's score-site study alone give only the sensitivity line of ``attn.score``; their
+    summary is :func:`summary_table`. Returns an empty string when the rows hold nothing for these tables.
+
+    Examples
+    --------
+    >>> base = dict(dataset="prose", m_bits=4, fake_lamp=False, baseline="none", storage="none")
+    >>> rows = [dict(base, sites="attn.score", tau=2.0, kl_div=1e-3),
+    ...         dict(base, sites="mlp.fc", lamp_sites="", tau=2.0, kl_div=4e-3)]
+    >>> print(sites_table(rows))
+    KL of uniform low precision at each set of sites (columns), by m:
+    <BLANKLINE>
+    dataset  m  attn.score  mlp.fc
+    prose    4  1.00e-03    4.00e-03
+    """
+    parts = [
+        p
+        for p in (_sensitivity(rows, markdown), _lamp_lines(rows, markdown), _budget_lines(rows, markdown))
+        if p
+    ]
+    return "\n\n".join(parts)
+
+
+def _sites_figures(plt: Any, rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
+    """The figures of the sites study (:func:`plot_results`), where its rows hold them."""
+    decoder = [r for r in rows if _metrics(r) is _DECODER]
+    uniform = [r for r in decoder if not _recomputes(r) and baseline_of(r) == "none"]
+    lamp = [r for r in decoder if _recomputes(r) and not _is_score_study(r)]
+    lamp = [r for r in lamp if _num(r, "recomputed_macs") is not None]
+    paths = []
+    if len({_sites_label(r) for r in uniform}) > 1:
+        paths.append(_save(plt, _kl_vs_m_sites(plt, uniform), out / "kl_vs_m_sites.png"))
+    if lamp:
+        paths.append(_save(plt, _kl_vs_macs(plt, lamp), out / "kl_vs_macs.png"))
+    return paths
+
+
+def _kl_vs_m_sites(plt: Any, uniform: Sequence[Mapping[str, Any]]) -> Any:
+    """KL of uniform low precision against ``m``, a line per set of sites."""
+    datasets = sorted({str(r["dataset"]) for r in uniform})
+    labels = list(dict.fromkeys(_sites_label(r) for r in sorted(uniform, key=_site_order)))
+    cmap = plt.get_cmap("tab10")
+    fig, axes = _panels(plt, datasets, "KL of uniform low precision, by site")
+    for ax, dataset in zip(axes, datasets, strict=True):
+        for i, label in enumerate(labels):
+            sel = [r for r in uniform if r["dataset"] == dataset and _sites_label(r) == label]
+            sel.sort(key=lambda r: int(r["m_bits"]))
+            if sel:
+                ax.plot(
+                    [int(r["m_bits"]) for r in sel],
+                    [max(float(r["kl_div"]), 1e-12) for r in sel],
+                    marker="o", ms=3, color=cmap(i % 10), label=label,
+                )  # fmt: skip
+    return _finish(fig, axes, datasets, "mantissa bits m", "KL(fp32 || test)", log=True, fontsize=7)
+
+
+def _frontier(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The lowest error reached within each recompute budget: the lower-left frontier of the points."""
+    out: list[tuple[float, float]] = []
+    for x, y in sorted(points):
+        if not out or y < out[-1][1]:
+            out.append((x, y))
+    return out
+
+
+def _kl_vs_macs(plt: Any, lamp: Sequence[Mapping[str, Any]]) -> Any:
+    """KL against the recomputed multiply-adds: for each variant and ``m``, the frontier of its rows."""
+    datasets = sorted({str(r["dataset"]) for r in lamp})
+    variants = sorted({_variant(r) for r in lamp}, key=lambda v: (v.startswith("random"), v))
+    ms = sorted({int(r["m_bits"]) for r in lamp})
+    cmap = plt.get_cmap("tab10")
+    fig, axes = _panels(plt, datasets, "KL vs recomputed multiply-adds: LAMP at several sites and random")
+    for ax, dataset in zip(axes, datasets, strict=True):
+        for i, v in enumerate(variants):
+            for j, m in enumerate(ms):
+                pts = [
+                    (100 * (_num(r, "recomputed_macs") or 0.0), max(float(r["kl_div"]), 1e-12))
+                    for r in lamp
+                    if r["dataset"] == dataset and _variant(r) == v and int(r["m_bits"]) == m
+                ]
+                front = _frontier(pts)
+                if front:
+                    ax.plot(
+                        *zip(*front, strict=True), marker="xo"[v.startswith("random") is False],
+                        ls=(":" if v.startswith("random") else "-"), color=cmap(i % 10), ms=3,
+                        alpha=1.0 - 0.5 * j / max(len(ms) - 1, 1), label=f"{v} m={m}",
+                    )  # fmt: skip
+        ax.set_xscale("symlog", linthresh=0.1)
+    xlabel = "recomputed multiply-adds (% of the low-precision sites')"
+    return _finish(fig, axes, datasets, xlabel, "KL(fp32 || test)", log=True, fontsize=6, ncol=2)

@@ -7,9 +7,9 @@ whose configuration hash is already in the file.
 The CSV has the columns of the LAMP authors' results (``model, seed, nbatches, dataset, shuffle, fake_lamp,
 m_bits, tau, kl_div, flip_rate, sparsity``) followed by lampref's (``accumulation, rule, seq_len,
 positions, layer_sparsity, baseline, model_digest, corpus_digest``, the encoder metrics,
-``config_hash``). The columns keep the authors' names: ``nbatches`` is the number of sequences,
-``sparsity`` and ``layer_sparsity`` the recomputed fraction of the causal scores (overall and per layer),
-``fake_lamp`` whether the row is a random baseline.
+then the sites columns (:data:`SITE_COLUMNS`), then ``config_hash``). The columns keep the authors' names:
+``nbatches`` is the number of sequences, ``sparsity`` and ``layer_sparsity`` the recomputed fraction of the
+causal scores (overall and per layer), ``fake_lamp`` whether the row is a random baseline.
 
 * ``baseline`` says what a row measures: ``none`` (uniform low precision at ``tau = 2``, LAMP below),
   ``random`` (lampref's random baseline: as many scores per row as LAMP selects, drawn among the row's
@@ -26,13 +26,24 @@ positions, layer_sparsity, baseline, model_digest, corpus_digest``, the encoder 
   (:func:`lampref.metrics.retrieval_flip_rate`; it moves in steps of ``1 / sentences``). ``positions`` is
   the number of tokens of the windows and ``sparsity`` the recomputed fraction of the visible scores (every
   row sees every token). A decoder's rows leave the encoder columns empty.
+* The sites columns say where the model ran in low precision and where look-ahead recomputation applied
+  (:mod:`lampref.lamp_sites`): ``sites`` (the GEMM sites under the low-precision accumulator, comma
+  separated), ``lamp_sites`` (where LAMP applies), ``gelu_tau`` and ``norm_tau`` (the thresholds of
+  :class:`~lampref.lamp_sites.GeluLamp` at ``mlp.fc`` and :class:`~lampref.lamp_sites.NormLamp` at the
+  output projections; empty: none), ``storage`` (the operand storage format of the low-precision sites,
+  ``none`` for none), ``site_sparsity`` (the recomputed fraction of each site with a rule,
+  ``site=fraction`` separated by ``;``) and ``recomputed_macs`` (the recomputed multiply-adds over all
+  multiply-adds of the low-precision sites; empty for an encoder). ``sparsity`` stays the recomputed
+  fraction of the attention scores. Files with the earlier header (:data:`CSV_COLUMNS_V3`) read with the
+  defaults (``sites`` and ``lamp_sites`` ``attn.score``, ``storage`` ``none``).
 * ``model`` is a label; ``model_digest`` identifies the model by content (a digest of its configuration,
   ``row_block`` and every parameter array's bytes), ``corpus_digest`` the token windows a row was
   computed on (so the corpus text, ``seq_len``, ``sequences`` and the shuffle).
 * ``config_hash`` is a digest of everything that determines a row's numbers: ``model_digest``,
   ``corpus_digest`` and the corpus name, ``seed``, ``seq_len``, ``sequences``, ``shuffle`` and every field
-  of the :class:`~lampref.experiment.Setting`. lampref's own version is not part of it: results from a
-  version whose arithmetic differs belong in a new file.
+  of the :class:`~lampref.experiment.Setting` (the sites fields only where they differ from their
+  defaults, :data:`SETTING_DEFAULTS`, so a setting of the score-site study keeps its hash). lampref's own
+  version is not part of it: results from a version whose arithmetic differs belong in a new file.
 
 A results file holds one run. :func:`~lampref.experiment.run_experiment` appends to an existing file only
 if its header is exactly :data:`CSV_COLUMNS` and every row in it has the run's ``model_digest``, ``seed``,
@@ -68,7 +79,10 @@ __all__ = [
     "CSV_COLUMNS",
     "CSV_COLUMNS_V1",
     "CSV_COLUMNS_V2",
+    "CSV_COLUMNS_V3",
     "ENCODER_COLUMNS",
+    "SETTING_DEFAULTS",
+    "SITE_COLUMNS",
     "read_results",
 ]
 
@@ -116,7 +130,31 @@ ENCODER_COLUMNS: tuple[str, ...] = (
 )
 """The encoder study's metrics (module notes); empty in the rows of a decoder."""
 
-CSV_COLUMNS: tuple[str, ...] = (*CSV_COLUMNS_V2[:-1], *ENCODER_COLUMNS, "config_hash")
+CSV_COLUMNS_V3: tuple[str, ...] = (*CSV_COLUMNS_V2[:-1], *ENCODER_COLUMNS, "config_hash")
+"""lampref's columns before the sites study (no sites columns): read, never appended to."""
+
+SITE_COLUMNS: tuple[str, ...] = (
+    "sites",
+    "lamp_sites",
+    "gelu_tau",
+    "norm_tau",
+    "storage",
+    "site_sparsity",
+    "recomputed_macs",
+)
+"""Where the model ran in low precision, where LAMP applied, and what it recomputed (module notes)."""
+
+SETTING_DEFAULTS: dict[str, Any] = {
+    "sites": "attn.score",
+    "lamp_sites": "attn.score",
+    "gelu_tau": None,
+    "norm_tau": None,
+    "storage": "none",
+}
+"""The sites fields of a :class:`~lampref.experiment.Setting` in the score-site study (and in files written
+before the sites columns)."""
+
+CSV_COLUMNS: tuple[str, ...] = (*CSV_COLUMNS_V3[:-1], *SITE_COLUMNS, "config_hash")
 """The columns of the results CSV :func:`~lampref.experiment.run_experiment` writes, in order."""
 
 BASELINE_KINDS: tuple[str, ...] = ("none", "random", "authors")
@@ -146,13 +184,16 @@ def make_row(
     recomputed: float,
     recomputed_per_layer: Sequence[float],
     config_hash: str,
+    site_sparsity: str = "",
+    recomputed_macs: float | None = None,
     **metrics: float | int | None,
 ) -> dict[str, Any]:
     """The CSV row of one (corpus, setting), keys in :data:`CSV_COLUMNS` order.
 
     ``identity`` holds every column that determines the row's numbers (the run's, the corpus's and the
     setting's: what ``config_hash`` digests); the recomputed fraction goes to the authors' ``sparsity`` and
-    ``layer_sparsity`` columns, and ``fake_lamp`` is derived from ``baseline``. ``metrics`` are a decoder's
+    ``layer_sparsity`` columns, and ``fake_lamp`` is derived from ``baseline``; the sites fields missing
+    from ``identity`` take their :data:`SETTING_DEFAULTS`. ``metrics`` are a decoder's
     ``kl_div`` and ``flip_rate`` or an encoder's :data:`ENCODER_COLUMNS`; the others stay empty (None).
     """
     unknown = sorted(set(metrics) - {"kl_div", "flip_rate", *ENCODER_COLUMNS})
@@ -161,7 +202,10 @@ def make_row(
     values = {
         **dict.fromkeys(("kl_div", "flip_rate", *ENCODER_COLUMNS)),
         **metrics,
+        **SETTING_DEFAULTS,
         **identity,
+        "site_sparsity": site_sparsity,
+        "recomputed_macs": recomputed_macs,
         "model": model,
         "fake_lamp": identity["baseline"] != "none",
         "positions": positions,
@@ -251,6 +295,9 @@ _PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     "shuffle": (_parse_bool, "True or False"),
     "fake_lamp": (_parse_bool, "True or False"),
     "layer_sparsity": (_parse_layers, "numbers separated by ';'"),
+    "gelu_tau": (float, "a number"),
+    "norm_tau": (float, "a number"),
+    "recomputed_macs": (float, "a number"),
 }
 
 
@@ -277,6 +324,8 @@ def _parse_row(header: Sequence[str], fields: Sequence[str], where: str) -> dict
         raise ExperimentError(
             f"{where}: neither kl_div (a decoder's) nor hidden_err (an encoder's) holds a value"
         )
+    for key, value in SETTING_DEFAULTS.items():
+        row.setdefault(key, value)  # files written before the sites columns
     fake = row["fake_lamp"]
     if "baseline" not in row:  # the authors' CSVs hold their baseline, lampref's earlier ones its own
         row["baseline"] = ("random" if "config_hash" in row else "authors") if fake else "none"
@@ -337,7 +386,8 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
 
     Reads lampref's CSVs (:data:`CSV_COLUMNS`, or the earlier :data:`CSV_COLUMNS_V2` and
     :data:`CSV_COLUMNS_V1`) and the authors' (:data:`AUTHORS_COLUMNS`); rows without a ``baseline``
-    column get one from ``fake_lamp`` (module notes).
+    column get one from ``fake_lamp``, rows without the sites columns their :data:`SETTING_DEFAULTS`
+    (module notes).
 
     Raises
     ------
@@ -449,6 +499,11 @@ def _foreign_header(header: tuple[str, ...]) -> str:
         return (
             "written by an earlier lampref, without the baseline and digest columns, so its rows cannot be "
             "checked against this run (the file stays readable by read_results and `lampref plot`)"
+        )
+    if header == CSV_COLUMNS_V3:
+        return (
+            "written by an earlier lampref, without the sites columns; rows are never appended under another "
+            "header (the file stays readable by read_results and `lampref plot`)"
         )
     if header == CSV_COLUMNS_V2:
         return (

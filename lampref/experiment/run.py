@@ -24,7 +24,9 @@ position), so a parallel run writes the same rows as a serial one, in another or
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
+import numbers
 import os
 import sys
 import threading
@@ -41,14 +43,17 @@ from .._validate import check_bool, check_choice, is_int
 from ..accumulate import Accumulator
 from ..analysis._checks import check_tau
 from ..bert import BertModel
-from ..errors import ExperimentError, expected_one_of
-from ..formats import fp32_mantissa
+from ..errors import ExperimentError, LamprefError, expected_one_of
+from ..formats import fp32_mantissa, get_format
 from ..gpt2 import PrecisionPlan, ScoreStats
+from ..gpt2.plan import SITES
 from ..lamp import RULES, LampConfig, recompute_fraction
+from ..lamp_sites import GeluLamp, NormLamp, site_fractions
 from ..metrics import kl_from_log_probs, log_softmax
 from .encoder import EncoderReference, encoder_reference, measure_encoder, wrap_windows
 from .results import (
     BASELINE_KINDS,
+    SETTING_DEFAULTS,
     append_row,
     check_identity,
     config_hash,
@@ -64,9 +69,11 @@ __all__ = [
     "ACCUMULATIONS",
     "AUTHORS_M_BITS",
     "AUTHORS_TAUS",
+    "STUDY_SITES",
     "Setting",
     "grid",
     "run_experiment",
+    "storage_format",
     "windows",
 ]
 
@@ -103,19 +110,92 @@ once and kept when they fit in this many bytes; larger runs keep the float32 ref
 recompute their log-softmax for every setting."""
 
 
+STUDY_SITES: tuple[str, ...] = ("attn.score", "attn.proj", "mlp.fc", "mlp.proj")
+"""The sites where look-ahead recomputation can apply (``lamp_sites``): softmax's scores
+(:class:`~lampref.lamp.LampConfig`, threshold ``tau``), GELU's inputs (:class:`~lampref.lamp_sites.GeluLamp`,
+``gelu_tau``) and the output projections feeding a LayerNorm (:class:`~lampref.lamp_sites.NormLamp`,
+``norm_tau``)."""
+
+
+def storage_format(name: str) -> Any:
+    """The operand storage format a ``storage`` name stands for: None for ``"none"``, a
+    :class:`~lampref.formats.FloatFormat` (:func:`~lampref.formats.get_format`), or an MX block format
+    (``"mxfp8"``, ``"mx:e4m3:16"``: :func:`lampref.mx.get_spec`, imported only when asked for).
+
+    >>> storage_format("none") is None, storage_format("bf16").name
+    (True, 'bf16')
+    """
+    if not isinstance(name, str) or not name:
+        raise ExperimentError(f"storage={name!r} is not valid; expected 'none', a format name or an MX name")
+    if name == "none":
+        return None
+    if name.startswith("mx"):
+        try:
+            from .. import mx  # type: ignore[attr-defined,unused-ignore]
+        except ImportError:
+            raise ExperimentError(f"storage={name!r} needs lampref.mx (MX block formats)") from None
+        try:
+            return mx.get_spec(name)
+        except (LamprefError, ValueError) as err:
+            raise ExperimentError(f"storage={name!r} is not a valid MX name: {err}") from None
+    try:
+        return get_format(name)
+    except LamprefError as err:
+        raise ExperimentError(f"storage={name!r} is not valid: {err}") from None
+
+
+def _site_list(value: Any, name: str, allowed: Sequence[str]) -> str:
+    """Sites given as a comma-separated string (``"all"``: every allowed site; ``""`` or ``"none"``: no
+    site) or a sequence, checked against ``allowed`` and written in site order, comma separated."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, Iterable):
+        items = list(value)
+    else:
+        raise ExperimentError(f"{name}={value!r} is not valid; expected sites separated by commas")
+    if items == ["all"]:
+        items = list(allowed)
+    if items == ["none"]:
+        items = []
+    for item in items:
+        if item not in allowed:
+            raise ExperimentError(expected_one_of(name, item, tuple(allowed)))
+    return ",".join(site for site in SITES if site in items)
+
+
+def _optional_tau(value: Any, name: str) -> float | None:
+    """A threshold of a look-ahead site beyond the scores: a number >= 0 (inf allowed), or None."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not float(value) >= 0:
+        raise ExperimentError(f"{name}={value!r} is not valid; expected a number >= 0, or None for no LAMP")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One point of the grid: the score site at ``m_bits``, LAMP at ``tau`` (2 = nothing recomputed), or a
-    random baseline (``baseline``, one of :data:`BASELINE_KINDS`) recomputing as many scores per row as LAMP.
+    """One point of the grid: the low-precision sites at ``m_bits``, LAMP at ``tau`` (2 = nothing recomputed)
+    and at the other look-ahead sites, or a random baseline (``baseline``, one of :data:`BASELINE_KINDS`)
+    recomputing as many entries per row as LAMP.
 
-    A row of a random baseline has ``fake_lamp`` set in the results CSV (the authors' name for it).
+    ``sites`` are the GEMM sites under the low-precision accumulator (default: the score site, the paper's
+    study; ``"all"``: every site), ``lamp_sites`` where look-ahead recomputation applies
+    (:data:`STUDY_SITES`, a subset of ``sites``): ``tau`` at ``attn.score``, ``gelu_tau`` at ``mlp.fc``
+    (:class:`~lampref.lamp_sites.GeluLamp`) and ``norm_tau`` at the output projections
+    (:class:`~lampref.lamp_sites.NormLamp`); None: no LAMP there. ``storage`` is the operand storage format
+    of the low-precision sites (:func:`storage_format`). ``lamp_sites`` is recorded as the sites where
+    recomputation applies (``attn.score`` only below ``tau = 2``; a setting that recomputes nothing records
+    the score site alone, or nothing without it), so equal plans are equal settings. A row of a random
+    baseline has ``fake_lamp`` set in the results CSV (the authors' name for it).
 
-    >>> Setting(4, 1.5, "authors")
-    Setting(m_bits=4, tau=1.5, baseline='authors', rule='prefix', accumulation='strict')
+    >>> Setting(4, 1.5, "authors")  # doctest: +ELLIPSIS
+    Setting(m_bits=4, tau=1.5, baseline='authors', rule='prefix', accumulation='strict', sites=...)
     >>> Setting(4, 1.5, True)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     lampref.errors.ExperimentError: baseline=True is not valid; expected one of: 'none', 'random', ...
+    >>> Setting(8, 2.0, sites="all", lamp_sites="attn.score,mlp.fc", gelu_tau=2.0).lamp_sites
+    'mlp.fc'
     """
 
     m_bits: int
@@ -123,6 +203,11 @@ class Setting:
     baseline: str = "none"
     rule: str = "prefix"
     accumulation: str = "strict"
+    sites: str = "attn.score"
+    lamp_sites: str = "attn.score"
+    gelu_tau: float | None = None
+    norm_tau: float | None = None
+    storage: str = "none"
 
     def __post_init__(self) -> None:
         if not is_int(self.m_bits) or not 0 <= self.m_bits <= 23:
@@ -133,14 +218,62 @@ class Setting:
         check_choice(self.accumulation, "accumulation", tuple(ACCUMULATIONS), ExperimentError)
         object.__setattr__(self, "m_bits", int(self.m_bits))
         object.__setattr__(self, "tau", tau)
+        self._check_sites()
+
+    def _check_sites(self) -> None:
+        sites = _site_list(self.sites, "sites", SITES)
+        if not sites:
+            raise ExperimentError("sites is empty; expected at least one GEMM site in low precision")
+        lamp = _site_list(self.lamp_sites, "lamp_sites", STUDY_SITES)
+        gelu = _optional_tau(self.gelu_tau, "gelu_tau") if "mlp.fc" in lamp else None
+        proj = any(s in lamp for s in ("attn.proj", "mlp.proj"))
+        norm = _optional_tau(self.norm_tau, "norm_tau") if proj else None
+        active = [
+            s
+            for s in lamp.split(",")
+            if (s == "attn.score" and self.tau < 2.0)
+            or (s == "mlp.fc" and gelu is not None)
+            or (s in ("attn.proj", "mlp.proj") and norm is not None)
+        ]  # the sites where recomputation applies
+        lamp = ",".join(active) or ("attn.score" if "attn.score" in sites.split(",") else "")
+        outside = [s for s in lamp.split(",") if s and s not in sites.split(",")]
+        if outside:
+            raise ExperimentError(f"lamp_sites names {outside}, which are not among the sites {sites!r}")
+        if "attn.score" not in lamp.split(",") and self.tau != 2.0:
+            raise ExperimentError(f"tau={self.tau} needs attn.score among lamp_sites ({lamp!r})")
+        storage_format(self.storage)
+        for name, value in (("sites", sites), ("lamp_sites", lamp), ("gelu_tau", gelu), ("norm_tau", norm)):
+            object.__setattr__(self, name, value)
+
+    def recomputes(self) -> bool:
+        """Whether the setting recomputes anything (LAMP or a baseline below ``tau = 2``, or at a site
+        beyond the scores)."""
+        return self.tau < 2.0 or self.gelu_tau is not None or self.norm_tau is not None
 
     def plan(self, seed: int) -> PrecisionPlan:
         """The precision plan of this setting."""
         acc = ACCUMULATIONS[self.accumulation](self.m_bits)
-        if self.tau == 2.0 and self.baseline == "none":
-            return PrecisionPlan.only("attn.score", acc)
-        lamp = LampConfig(acc, self.tau, rule=self.rule, baseline=_LAMP_BASELINE[self.baseline], seed=seed)
-        return PrecisionPlan.only("attn.score", lamp)
+        lamp = self.lamp_sites.split(",")
+        base = _LAMP_BASELINE[self.baseline]
+        dense_base = None if base is None else "random"
+        plan = PrecisionPlan()
+        for site in self.sites.split(","):
+            spec: Any = acc
+            if site == "attn.score" and site in lamp and not (self.tau == 2.0 and base is None):
+                spec = LampConfig(acc, self.tau, rule=self.rule, baseline=base, seed=seed)
+            elif site == "mlp.fc" and site in lamp and self.gelu_tau is not None:
+                spec = GeluLamp(acc, self.gelu_tau, baseline=dense_base, seed=seed)
+            elif site in ("attn.proj", "mlp.proj") and site in lamp and self.norm_tau is not None:
+                spec = NormLamp(acc, self.norm_tau, baseline=dense_base, seed=seed)
+            plan = plan.set(site, spec)
+        fmt = storage_format(self.storage)
+        return plan if fmt is None else plan.with_storage(self.sites.split(","), fmt)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that go into a row's ``config_hash``: every field, the sites fields only where they
+        differ from :data:`~lampref.experiment.SETTING_DEFAULTS` (a score-site setting keeps its hash)."""
+        fields = asdict(self)
+        return {k: v for k, v in fields.items() if k not in SETTING_DEFAULTS or v != SETTING_DEFAULTS[k]}
 
 
 def grid(
@@ -150,31 +283,52 @@ def grid(
     baseline: str | None = "random",
     rule: str = "prefix",
     accumulation: str = "strict",
+    sites: str = "attn.score",
+    lamp_sites: str = "attn.score",
+    gelu_taus: Iterable[float | None] = (None,),
+    norm_taus: Iterable[float | None] = (None,),
+    storage: str = "none",
 ) -> list[Setting]:
-    """The settings of a study: every ``m`` with every ``tau``, and a random baseline at every ``tau < 2``
-    (same number of recomputed scores per row as LAMP).
+    """The settings of a study: every ``m`` with every ``tau`` (and, where ``lamp_sites`` holds ``mlp.fc`` or
+    a projection, every ``gelu_tau`` and ``norm_tau``), and a random baseline at every setting that
+    recomputes something (same number of recomputed entries per row as LAMP, at every site).
 
     ``baseline`` is ``"random"`` (lampref's: draws among each row's causal entries), ``"authors"`` (the
     authors' "fake LAMP": draws over all positions of the row, masked ones included) or None (``"none"``)
-    for no baseline rows.
+    for no baseline rows. ``lamp_sites`` is cut to ``sites``; ``tau`` only matters where ``lamp_sites``
+    holds ``attn.score`` (else only ``tau = 2`` is kept). Settings that come out equal are given once.
 
     >>> [(s.m_bits, s.tau, s.baseline) for s in grid([4], [2.0, 1.5])]
     [(4, 2.0, 'none'), (4, 1.5, 'none'), (4, 1.5, 'random')]
     >>> [s.baseline for s in grid([4], [1.5], baseline="authors")]
     ['none', 'authors']
+    >>> [(s.sites, s.gelu_tau) for s in grid([4], [2.0], sites="mlp.fc", lamp_sites="mlp.fc",
+    ...                                      gelu_taus=[None, 2.0], baseline=None)]
+    [('mlp.fc', None), ('mlp.fc', 2.0)]
     """
     if baseline is None:
         baseline = "none"
     if not isinstance(baseline, str) or baseline not in BASELINE_KINDS:
         raise ExperimentError(expected_one_of("baseline", baseline, ("random", "authors")) + ", or None")
     ms, ts = _grid_values("m_bits", m_bits), _grid_values("taus", taus)
+    site_set = _site_list(sites, "sites", SITES).split(",")
+    lamp = [s for s in _site_list(lamp_sites, "lamp_sites", STUDY_SITES).split(",") if s in site_set]
+    if "attn.score" not in lamp:
+        ts = [t for t in ts if float(t) == 2.0] or [2.0]
+    gs = _grid_values("gelu_taus", gelu_taus) if "mlp.fc" in lamp else [None]
+    ns = _grid_values("norm_taus", norm_taus) if {"attn.proj", "mlp.proj"} & set(lamp) else [None]
     out: list[Setting] = []
     for m in ms:
         for tau in ts:
-            out.append(Setting(m, tau, "none", rule, accumulation))
-            if baseline != "none" and float(tau) < 2.0:
-                out.append(Setting(m, tau, baseline, rule, accumulation))
-    return out
+            for g in gs:
+                for nt in ns:
+                    s = Setting(
+                        m, tau, "none", rule, accumulation, ",".join(site_set), ",".join(lamp), g, nt, storage
+                    )
+                    out.append(s)
+                    if baseline != "none" and s.recomputes():
+                        out.append(dataclasses.replace(s, baseline=baseline))
+    return list(dict.fromkeys(out))
 
 
 def _grid_values(name: str, values: Iterable[Any]) -> list[Any]:
@@ -389,7 +543,7 @@ def run_experiment(
     todo: list[_Row] = []
     for dataset in corpora:
         for s in settings:
-            identity = {**run, "dataset": dataset, "corpus_digest": corpus_digests[dataset], **asdict(s)}
+            identity = {**run, "dataset": dataset, "corpus_digest": corpus_digests[dataset], **s.identity()}
             h = config_hash(identity)
             if h not in done:
                 todo.append(_Row(len(rows), identity, h, s, model_name))
@@ -458,6 +612,7 @@ class _DecoderStudy:
 
     def __init__(self, model: Any, batches: Mapping[str, NDArray[np.int64]]) -> None:
         self.model, self.batches = model, batches
+        self.shape = next(iter(batches.values())).shape  # (sequences, seq_len), the same for every corpus
 
     def digest(self, name: str) -> str:
         return digest(self.batches[name])
@@ -514,13 +669,47 @@ class _EncoderStudy:
         return measure_encoder(self.model, self.batches[name], self.sents[name], ref, plan)
 
 
-def _recomputed(stats_all: Sequence[tuple[ScoreStats, ...]]) -> dict[str, Any]:
-    """The recomputed fraction of the scores, overall and per layer, summed over the windows."""
+def _recomputed(
+    stats_all: Sequence[tuple[ScoreStats, ...]], setting: Setting, study: _DecoderStudy | _EncoderStudy
+) -> dict[str, Any]:
+    """The recomputed fraction of the scores, overall and per layer, summed over the windows; the
+    recomputed fraction of every site with a rule, and of the low-precision sites' multiply-adds."""
     layer_stats = [ScoreStats.sum_totals(st[layer] for st in stats_all) for layer in range(len(stats_all[0]))]
-    if not any(layer_stats):
-        return {"recomputed": 0.0, "recomputed_per_layer": [0.0] * len(layer_stats)}
-    frac = recompute_fraction(layer_stats)
-    return {"recomputed": float(frac.total), "recomputed_per_layer": [float(v) for v in frac.per_layer]}
+    out: dict[str, Any] = {"recomputed": 0.0, "recomputed_per_layer": [0.0] * len(layer_stats)}
+    if any("selected" in s for s in layer_stats):
+        frac = recompute_fraction(layer_stats)
+        out = {"recomputed": float(frac.total), "recomputed_per_layer": [float(v) for v in frac.per_layer]}
+    sites = site_fractions(layer_stats)
+    out["site_sparsity"] = ";".join(f"{site}={f.recomputed:.6g}" for site, f in sites.items())
+    if isinstance(study, _DecoderStudy):
+        out["recomputed_macs"] = _macs_fraction(layer_stats, setting, study.model.config, study.shape)
+    return out
+
+
+def _macs_fraction(
+    layer_stats: Sequence[ScoreStats], setting: Setting, config: Any, shape: tuple[int, int]
+) -> float:
+    """Recomputed multiply-adds over all multiply-adds of the setting's low-precision sites (causal score and
+    value products; the output projections and ``mlp.fc`` by their inner dimensions)."""
+    B, T = shape
+    C, V, L = config.n_embd, config.vocab_size, config.n_layer
+    causal = T * (T + 1) // 2  # score entries per head, summed over the heads: causal * d = causal * C / H
+    per_layer = {
+        "attn.qkv": T * 3 * C * C,
+        "attn.score": causal * C,
+        "attn.value": causal * C,
+        "attn.proj": T * C * C,
+        "mlp.fc": T * 4 * C * C,
+        "mlp.proj": T * C * 4 * C,
+    }
+    sites = setting.sites.split(",")
+    total = B * (L * sum(per_layer.get(s, 0) for s in sites) + (T * V * C if "lm_head" in sites else 0))
+    inner = {"attn.proj": C, "mlp.fc": C, "mlp.proj": 4 * C}
+    done = 0.0
+    for st in layer_stats:
+        done += float(st.get("selected", np.zeros(1)).sum()) * (C // config.n_head)
+        done += sum(float(st.get(f"{s}:selected", 0)) * k for s, k in inner.items())
+    return done / total if total else 0.0
 
 
 def _advance(bar: Any, s: Setting, row: Mapping[str, Any]) -> None:
@@ -528,6 +717,9 @@ def _advance(bar: Any, s: Setting, row: Mapping[str, Any]) -> None:
     if bar is None:
         return
     label = "" if s.baseline == "none" else f" {s.baseline} baseline"
+    if s.identity().keys() & SETTING_DEFAULTS.keys():  # the sites study
+        extra = f"lamp={s.lamp_sites or '-'} gelu={s.gelu_tau} norm={s.norm_tau} {s.storage}"
+        label = f" {s.sites} {extra}{label}"
     bar.set_description(f"{row['dataset']} m={s.m_bits} tau={s.tau:g}{label}", refresh=False)
     if row["kl_div"] is None:  # an encoder's row
         bar.set_postfix(err=f"{row['hidden_err']:.2e}", nn_flip=f"{row['retrieval_flip']:.3f}", refresh=False)
@@ -598,7 +790,11 @@ def _measure_row(study: _Study, job: _Row, ref: Any) -> dict[str, Any]:
     ident = job.identity
     measured, stats = study.measure(ident["dataset"], ref, job.setting.plan(ident["seed"]))
     return make_row(
-        ident, model=job.model_name, config_hash=job.config_hash, **measured, **_recomputed(stats)
+        ident,
+        model=job.model_name,
+        config_hash=job.config_hash,
+        **measured,
+        **_recomputed(stats, job.setting, study),
     )
 
 
