@@ -120,7 +120,8 @@ class GeluLamp:
     tau : float
         The bound on GELU's condition number $\kappa(z) = |z\phi'(z)/\phi(z)|$ of the components left in low
         precision, $0 \le \tau \le \infty$: ``inf`` recomputes nothing, ``0`` everything. $\kappa$ is about
-        1 for $z > 0$, 0 at GELU's minimum ($z \approx -0.75$), 3.8 at $z = -2$ and 16 at $z = -4$.
+        1 for $z > 0$, 0 at GELU's minimum ($z \approx -0.75$), 3.8 at $z = -2$ and 19 at $z = -4$ (tanh
+        form; the erf form: 3.75 and 15.9).
     baseline : {None, "random"}, default None
         ``"random"``: as many outputs per row as LAMP selects, at random positions.
     seed : int, default 0

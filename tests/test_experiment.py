@@ -929,3 +929,19 @@ def test_cli_sites_options_are_checked(
         main(["experiment", option, value])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_study_with_mx_keys_and_queries(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lampref experiment --storage mxfp8`: the score site's queries and keys in MXFP8, LAMP on top."""
+    pytest.importorskip("lampref.mx")
+    args = _cli(model_dir, tmp_path, "the cat sat on the mat. " * 80, 1, "--m-bits", "8", "--tau", "2,1.5",
+                "--storage", "mxfp8")  # fmt: skip
+    assert main(args) == 0
+    rows = read_results(tmp_path / "out" / "results.csv")
+    assert {r["storage"] for r in rows} == {"mxfp8"}
+    assert {r["sites"] for r in rows} == {"attn.score"}
+    lamp = next(r for r in rows if r["tau"] == 1.5 and r["baseline"] == "none")
+    assert 0 < lamp["sparsity"] < 1
+    assert "attn.score [mxfp8]" in capsys.readouterr().out
