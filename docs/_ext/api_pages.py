@@ -28,6 +28,7 @@ from mkdocs.structure.files import File, Files
 API_MODULES = [
     "lampref",
     "lampref.special",
+    "lampref.mx",
     "lampref.analysis",
     "lampref.nn",
     "lampref.gpt2",
