@@ -811,6 +811,6 @@ def is_representable(x: ArrayLike, fmt: FloatFormat | str) -> NDArray[np.bool_] 
         finite = np.isfinite(v)
         r = np.asarray(round_to(np.where(finite, v, 0.0), fmt, "toward_zero"), dtype=np.float64)
         ok = finite & (r == v) & (np.abs(v) <= fmt.max)
-        ok |= np.isinf(v) & fmt.has_inf
+        ok |= np.isinf(v) & fmt.has_inf & (fmt.signed or v > 0)
         ok |= np.isnan(v) & fmt.has_nan
     return np.bool_(ok[()]) if ok.ndim == 0 else ok

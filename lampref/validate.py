@@ -19,6 +19,13 @@ IEEE formats reserve the all-ones exponent field for infinities ($M = 0$) and Na
 e4m3fn) have no infinity and one NaN per sign, the largest significand of the top binade; ``"none"`` formats
 (OCP MX elements) encode finite values only. These are the layouts of IEEE binary16/32/64, bfloat16, tf32,
 OCP e5m2, e4m3fn, and MX e3m2, e2m3 and e2m1, bit for bit.
+
+The fixed layouts have their own codes. IEEE P3109 (``"p3109_extended"``, ``"p3109_finite"``): the bias is
+$2^{w-1}$ ($1 - e_{\min}$ as above), zero is code 0 and has no negative twin; a signed format's one NaN is
+the negative-zero code $2^{k-1}$ and its infinities (extended domain) the highest code of each sign,
+$2^{k-1} - 1$ and $2^k - 1$; an unsigned format has no sign bit, its NaN is $2^k - 1$ and its infinity
+(extended) $2^k - 2$. OCP E8M0: eight exponent bits and nothing else, $x = 2^{E - 127}$ for
+$E \le 254$ (no zero, no subnormals), code 255 is NaN. These are gfloat's codes for the same formats.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from . import hardware
 from ._validate import as_array, check_choice, check_int, widen_ml_dtypes
 from .accumulate import Accumulator, linear, matmul
 from .errors import FormatError, InputTypeError, InputValueError, LamprefError, ModeError, ShapeError
-from .formats import FloatFormat, fp32, get_format
+from .formats import ENCODINGS, FloatFormat, fp32, get_format
 from .metrics import ulp_distance
 from .rounding import STOCHASTIC_MODES, as_exact_array, as_exact_float64, is_representable, round_to
 
@@ -68,8 +75,7 @@ __all__ = [
 # ----------------------------------------------------------------------------- bit patterns
 def _layout(fmt: FloatFormat) -> tuple[int, int, int]:
     """(exponent field width w, stored mantissa bits t, exponent bias) of a format's encoding."""
-    assert fmt.emin is not None
-    return fmt.exponent_bits, fmt.p - 1, 1 - fmt.emin
+    return fmt.exponent_bits, fmt.p - 1, fmt.exponent_bias
 
 
 def bits_dtype(fmt: FloatFormat | str) -> np.dtype[Any]:
@@ -136,6 +142,10 @@ def encode(x: ArrayLike, fmt: FloatFormat | str) -> NDArray[np.unsignedinteger[A
     ['0x3c00', '0xc000', '0x7c00', '0x8000']
     >>> [hex(v) for v in encode([448.0, 2.0**-9, float("nan")], "e4m3")]
     ['0x7e', '0x1', '0x7f']
+    >>> [hex(v) for v in encode([1.0, -0.0, float("nan"), -float("inf")], "p3109_k8p3se")]
+    ['0x40', '0x0', '0x80', '0xff']
+    >>> [hex(v) for v in encode([1.0, 2.0**-127, float("nan")], "e8m0")]
+    ['0x7f', '0x0', '0xff']
     """
     fmt = get_format(fmt)
     arr = as_exact_array(x, "x")
@@ -150,8 +160,11 @@ def encode(x: ArrayLike, fmt: FloatFormat | str) -> NDArray[np.unsignedinteger[A
     _, e2 = np.frexp(np.where(normal, a, 1.0))
     e = e2.astype(np.int64) - 1  # floor(log2 a) for normal values
     E = np.where(normal, e + bias, 0).astype(np.uint64)
-    sub = np.ldexp(np.where(normal, 0.0, a), t - 1 + bias)  # subnormal significands (in range)
+    assert fmt.emin is not None
+    sub = np.ldexp(np.where(normal, 0.0, a), t - fmt.emin)  # subnormal significands (in range)
     M = np.where(normal, np.ldexp(a, t - e) - 2.0**t, sub).astype(np.uint64)
+    if fmt.encoding not in ENCODINGS:
+        return _encode_fixed(v, (E << np.uint64(t)) | M, fmt)
     top = np.uint64((1 << w) - 1)
     E = np.where(np.isinf(v), top, E)
     if nan.any():
@@ -165,6 +178,49 @@ def encode(x: ArrayLike, fmt: FloatFormat | str) -> NDArray[np.unsignedinteger[A
             M = np.where(nan, _nan_payload(arr, t), M)
     sign = np.signbit(v).astype(np.uint64) << np.uint64(w + t)
     return (sign | (E << np.uint64(t)) | M).astype(bits_dtype(fmt))
+
+
+def _special_codes(fmt: FloatFormat) -> tuple[int, int | None, int | None]:
+    """(NaN, +inf, -inf) codes of a fixed layout (P3109, E8M0); None where the format has no such value."""
+    k = fmt.bits
+    if fmt.signed:  # NaN at the negative-zero code, infinities at the top of each sign
+        top = (1 << (k - 1)) - 1
+        return 1 << (k - 1), (top if fmt.has_inf else None), ((1 << k) - 1 if fmt.has_inf else None)
+    return (1 << k) - 1, ((1 << k) - 2 if fmt.has_inf else None), None
+
+
+def _encode_fixed(v: NDArray[np.float64], magnitude: NDArray[np.uint64], fmt: FloatFormat) -> NDArray[Any]:
+    """Codes of a fixed layout from the values ``v`` and the codes of their finite magnitudes."""
+    nan_code, pos_inf, neg_inf = _special_codes(fmt)
+    codes = magnitude
+    if fmt.signed:  # the sign bit, except for zero (P3109 has one zero)
+        negative = (v < 0).astype(np.uint64)
+        codes = codes | (negative << np.uint64(fmt.bits - 1))
+    if pos_inf is not None:
+        codes = np.where(v == np.inf, np.uint64(pos_inf), codes)
+    if neg_inf is not None:
+        codes = np.where(v == -np.inf, np.uint64(neg_inf), codes)
+    codes = np.where(np.isnan(v), np.uint64(nan_code), codes)
+    return np.asarray(codes, dtype=np.uint64).astype(bits_dtype(fmt))
+
+
+def _decode_fixed(u: NDArray[np.uint64], fmt: FloatFormat) -> NDArray[Any]:
+    """Values of the codes ``u`` of a fixed layout (every code is valid)."""
+    assert fmt.emin is not None
+    _, t, bias = _layout(fmt)
+    nan_code, pos_inf, neg_inf = _special_codes(fmt)
+    sign_bit = np.uint64(1 << (fmt.bits - 1)) if fmt.signed else np.uint64(0)
+    c = u & ~sign_bit  # [...] magnitude codes
+    E = (c >> np.uint64(t)).astype(np.int64)
+    M = (c & np.uint64((1 << t) - 1)).astype(np.float64)
+    normal = np.ldexp(M + 2.0**t, E - bias - t)
+    mag = np.where(E == 0, np.ldexp(M, fmt.emin - t), normal) if fmt.has_zero else normal
+    out = np.where((u & sign_bit) != 0, -mag, mag)
+    if pos_inf is not None:
+        out = np.where(u == pos_inf, np.inf, out)
+    if neg_inf is not None:
+        out = np.where(u == neg_inf, -np.inf, out)
+    return np.where(u == nan_code, np.nan, out).astype(fmt.dtype)
 
 
 def _codes(bits: ArrayLike, fmt: FloatFormat) -> NDArray[np.uint64]:
@@ -214,9 +270,15 @@ def decode(bits: ArrayLike, fmt: FloatFormat | str) -> NDArray[np.floating[Any]]
     [1.0, -5.960464477539063e-08, 65504.0]
     >>> decode([0x7E, 0x80, 0x08], "e4m3").tolist()
     [448.0, -0.0, 0.015625]
+    >>> decode([0x7E, 0x80, 0x01], "p3109_k8p3se").tolist()  # max, the NaN, the smallest subnormal
+    [49152.0, nan, 7.62939453125e-06]
+    >>> decode([0, 127, 254, 255], "e8m0") * [2.0**127, 1.0, 2.0**-127, 1.0]  # 2**-127, 1, 2**127, NaN
+    array([ 1.,  1.,  1., nan])
     """
     fmt = get_format(fmt)
     u = _codes(bits, fmt)
+    if fmt.encoding not in ENCODINGS:
+        return _decode_fixed(u, fmt)
     w, t, bias = _layout(fmt)
     E = (u >> np.uint64(t)) & np.uint64((1 << w) - 1)  # [...]
     M = u & np.uint64((1 << t) - 1)
@@ -1044,6 +1106,7 @@ def _format_fields(fmt: FloatFormat) -> dict[str, Any]:
         "subnormals": fmt.subnormals,
         "encoding": fmt.encoding,
         "saturate": fmt.saturate,
+        "signed": fmt.signed,
         "bits": fmt.bits,
         "exponent_bits": fmt.exponent_bits,
         "exponent_bias": _layout(fmt)[2],
@@ -1060,6 +1123,7 @@ def _format_from_fields(fields: Any, where: str) -> FloatFormat:
             encoding=fields["encoding"],
             saturate=fields["saturate"],
             name=fields.get("name"),
+            signed=fields.get("signed", True),
         )
     except (KeyError, TypeError, LamprefError) as err:
         raise InputValueError(f"{where}: the format is malformed ({err!r})") from None
