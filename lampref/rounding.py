@@ -276,6 +276,7 @@ class _KernelConstants:
         # fixed layouts: one zero (no -0), no negative values, or no zero at all
         self.one_zero = not fmt.has_negative_zero
         self.signed = fmt.signed
+        self.has_zero = fmt.has_zero
         nan = U(c.inf | (U(1) << U(c.mb - 1)))
         self.smallest = c.pattern(fmt.smallest_normal) if not fmt.has_zero else U(0)
         self.below_value = self.smallest if fmt.saturate else nan  # a negative value in an unsigned format
@@ -304,20 +305,24 @@ def _round_chunk(x: NDArray[Any], k: _KernelConstants, words: NDArray[np.uint64]
         R = _overflow(R, A, over, k, away)
     R |= b & ~c.abs_mask  # the sign
     if k.one_zero:
-        R = _fixed_layout(R, k)
+        R = _fixed_layout(R, A, k)
     out: NDArray[Any] = R.view(c.dtype)
     return out
 
 
-def _fixed_layout(R: NDArray[Any], k: _KernelConstants) -> NDArray[Any]:
+def _fixed_layout(R: NDArray[Any], A: NDArray[Any], k: _KernelConstants) -> NDArray[Any]:
     """Results of formats with one zero: a negative value of an unsigned format becomes NaN (or the smallest
-    value when saturating), a zero of either sign becomes +0 (or the smallest value where there is no 0)."""
+    value when saturating), a zero of either sign becomes +0 (or the smallest value where there is no 0,
+    where zero and negative inputs are below the range)."""
     c = k.c
     mag = R & c.abs_mask
+    sign = R > c.abs_mask
     if not k.signed:
-        negative = (R > c.abs_mask) & (mag != 0) & (mag <= c.inf)  # NaNs keep their pattern
-        R = np.where(negative, k.below_value, R)
-    return np.where(mag == 0, k.smallest, R)
+        R = np.where(sign & (mag != 0) & (mag <= c.inf), k.below_value, R)  # NaNs keep their pattern
+    R = np.where(mag == 0, k.smallest, R)
+    if not k.has_zero:  # zero and every negative input lie below the range
+        R = np.where((A == 0) | (sign & (A <= c.inf)), k.below_value, R)
+    return R
 
 
 def _subset(a: NDArray[Any] | None, where: NDArray[np.bool_]) -> NDArray[Any] | None:
@@ -649,8 +654,10 @@ def round_to(
     Fixed layouts (IEEE P3109, OCP E8M0) round the same way and then follow their encoding: P3109 has one
     zero (a result of $-0$ is $+0$); an unsigned format has no negative value, so a negative input
     that does not round to zero gives NaN (the smallest value when the format saturates), as gfloat's
-    encoder does; E8M0 has no zero, so every result below $2^{-127}$, zero included, is $2^{-127}$ in every
-    mode (its underflow saturates).
+    encoder does; E8M0 has no zero, so every nonzero magnitude below $2^{-127}$ gives $2^{-127}$ in every
+    mode (its underflow saturates), and a zero input, like a negative one, gives NaN ($2^{-127}$ when
+    saturating), as ml_dtypes' ``float8_e8m0fnu`` and gfloat's encoder do (a negative input too, however
+    small).
 
     **Stochastic rounding with r random bits.** Let $x$ lie between the neighbours $a < b$ (in magnitude),
     $f = (|x| - a)/(b - a) \in [0, 1)$ the discarded fraction. With ``random_bits=r`` the result is $b$
@@ -689,8 +696,8 @@ def round_to(
     array([ inf, -inf,  inf,   0.], dtype=float32)
     >>> round_to([1.5, 3.0], "p3109_k8p1se"), round_to([1.5, 3.0], "p3109_k8p1se", p1_ties="larger")
     (array([1., 4.], dtype=float32), array([2., 4.], dtype=float32))
-    >>> round_to([-2.0, 0.0, 3.0], "e8m0") / [1.0, 2.0**-127, 1.0]  # unsigned, no zero
-    array([nan,  1.,  4.])
+    >>> round_to([-2.0, 0.0, 1e-300, 3.0], "e8m0") / [1.0, 1.0, 2.0**-127, 1.0]  # unsigned, no zero
+    array([nan, nan,  1.,  4.])
     """
     fmt = get_format(fmt)
     mode = check_mode(mode)
