@@ -17,7 +17,8 @@ from typing import Any
 # public name -> submodule that defines it (imported on first use: hypothesis and gmpy2 are test extras)
 _WHERE = {
     **dict.fromkeys(
-        ["formats", "values_in", "ties_of", "near_overflow", "subnormals_of", "floats_near"], "strategies"
+        ["formats", "p3109_formats", "values_in", "ties_of", "near_overflow", "subnormals_of", "floats_near"],
+        "strategies",
     ),
     **dict.fromkeys(
         ["probability_rows", "masked_probability_rows", "dyadic_taus", "lamp_taus"], "analysis_strategies"

@@ -22,11 +22,19 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from ..formats import ENCODINGS, FloatFormat
+from ..formats import ENCODINGS, FloatFormat, p3109
 
 _F64_MAX = sys.float_info.max
 
-__all__ = ["floats_near", "formats", "near_overflow", "subnormals_of", "ties_of", "values_in"]
+__all__ = [
+    "floats_near",
+    "formats",
+    "near_overflow",
+    "p3109_formats",
+    "subnormals_of",
+    "ties_of",
+    "values_in",
+]
 
 
 @st.composite
@@ -77,6 +85,40 @@ def formats(
         from hypothesis import reject
 
         reject()
+    return fmt
+
+
+@st.composite
+def p3109_formats(
+    draw: st.DrawFn,
+    *,
+    min_k: int = 2,
+    max_k: int = 8,
+    signed: bool | None = None,
+    domain: str | None = None,
+    saturate: bool | None = None,
+) -> FloatFormat:
+    """IEEE P3109 formats (:func:`lampref.p3109`): width, precision (every ``1 <= p <= k``), signedness,
+    domain and overflow policy drawn; ``signed``, ``domain`` and ``saturate`` fix them when given.
+
+    The signed extended 2-bit formats, which have no positive finite value, are replaced by finite ones.
+
+    >>> from hypothesis import given
+    >>> from lampref.testing.strategies import p3109_formats
+    >>> @given(p3109_formats())
+    ... def test_one_nan(fmt):
+    ...     assert fmt.has_nan and not fmt.has_negative_zero and fmt.bits <= 8
+    >>> test_one_nan()
+    """
+    k = draw(st.integers(min_k, max_k))
+    p = draw(st.integers(1, k))
+    sign = draw(st.booleans()) if signed is None else signed
+    dom = draw(st.sampled_from(["extended", "finite"])) if domain is None else domain
+    if sign and k == 2 and dom == "extended":
+        dom = "finite"
+    fmt = p3109(k, p, signed=sign, domain=dom)
+    if draw(st.booleans()) if saturate is None else saturate:
+        return fmt.replace(saturate=True, name=fmt.name)
     return fmt
 
 
