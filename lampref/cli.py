@@ -584,7 +584,8 @@ def _sites_options(p: argparse.ArgumentParser) -> None:
         default=["attn.score"],
         metavar="SITES",
         help=f"where look-ahead recomputation applies, among {', '.join(experiment.STUDY_SITES)} (none: "
-        "nowhere); several sets compare them (softmax-only and joint LAMP: --lamp-sites attn.score "
+        "nowhere; attn.score and lm_head, both followed by a softmax, take --tau); several sets compare "
+        "them (softmax-only and joint LAMP: --lamp-sites attn.score "
         "attn.score,mlp.fc). Sites outside --sites are dropped. Default: attn.score",
     )
     p.add_argument(

@@ -12,7 +12,9 @@ nonlinearity:
 * :class:`NormLamp` at ``attn.proj`` and ``mlp.proj``, whose outputs enter the residual sum and then a
   LayerNorm: the inputs whose error the LayerNorm amplifies most are recomputed until every output's
   first-order relative error bound, in units of the accumulation format's unit roundoff, is at most
-  $\tau$ (:func:`lampref.analysis.layernorm_select`).
+  $\tau$ (:func:`lampref.analysis.layernorm_select`);
+* :class:`HeadLamp` at ``lm_head``, whose logits enter the softmax of the next-token distribution: the same
+  composition as attention's, so the same selection (:func:`lampref.analysis.lamp_select`) and threshold.
 
 Both are :class:`~lampref.gpt2.plan.DenseRule`\ s: put them at their site of a
 :class:`~lampref.gpt2.plan.PrecisionPlan`, next to a :class:`~lampref.lamp.LampConfig` at ``attn.score``,
@@ -25,9 +27,9 @@ Each rule reports, per layer, statistics named ``"<site>:<name>"`` (so that seve
 :class:`~lampref.gpt2.plan.ScoreStats` next to the softmax's unprefixed ones): ``selected`` and ``valid``
 (recomputed and all outputs), ``amp_sum`` and ``amp_count`` (the sum and the number of the achieved
 first-order amplifications: for GELU one per output, $\kappa$ of an unselected component and 0 for a
-recomputed one; for a LayerNorm one per row, the bound $\max_i b_i$ in units of $u$) and ``amp_max`` (their
-largest value). :func:`site_fractions` reads them, and the
-softmax's, per site.
+recomputed one; for a LayerNorm one per row, the bound $\max_i b_i$ in units of $u$; for the vocabulary
+softmax one per row, $\kappa(S)$) and ``amp_max`` (their largest value). The statistics of ``lm_head`` join
+the last layer's. :func:`site_fractions` reads them, and the attention softmax's, per site.
 """
 
 from __future__ import annotations
@@ -44,14 +46,17 @@ from .accumulate import Accumulator, linear
 from .analysis import (
     condition_number,
     elementwise_select,
+    lamp_select,
     layernorm_amplification,
     layernorm_select,
+    softmax_kappa,
 )
-from .analysis._checks import real_scalar
+from .analysis._checks import check_tau, real_scalar
 from .errors import AnalysisError, InputTypeError, PlanError
 from .gpt2.plan import SITES, After, DenseOutput
+from .nn import softmax
 
-__all__ = ["DENSE_BASELINES", "GeluLamp", "NormLamp", "SiteFraction", "site_fractions"]
+__all__ = ["DENSE_BASELINES", "GeluLamp", "HeadLamp", "NormLamp", "SiteFraction", "site_fractions"]
 
 DENSE_BASELINES: tuple[str | None, ...] = (None, "random")
 """None (LAMP) or ``"random"``: as many outputs per row as LAMP selects, at uniformly random positions."""
@@ -267,6 +272,77 @@ class NormLamp:
         return DenseOutput(out, _stats(site, sel, bound))
 
 
+@dataclass(frozen=True)
+class HeadLamp:
+    r"""LAMP at ``lm_head``: the logits whose error the softmax of the next-token distribution amplifies
+    most are recomputed in float32 (a :class:`~lampref.gpt2.plan.DenseRule`).
+
+    The logits $z = x\,W_{te}^T$ feed a softmax over the vocabulary, the composition the LAMP paper
+    analyses for attention: the same first-order analysis, the same selection
+    (:func:`~lampref.analysis.lamp_select`, prefix rule) and the same threshold.
+
+    Parameters
+    ----------
+    acc : Accumulator
+        The low-precision accumulation of the logits.
+    tau : float
+        The softmax amplification bound $\kappa(S) \le \tau$ of every row, $0 < \tau \le 2$ ($\tau = 2$
+        recomputes nothing).
+    baseline, seed
+        As :class:`GeluLamp`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lampref import Accumulator, fp32_mantissa
+    >>> from lampref.gpt2 import GPT2, GPT2Config, PrecisionPlan, random_params
+    >>> from lampref.lamp_sites import HeadLamp, site_fractions
+    >>> cfg = GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=16, vocab_size=64)
+    >>> model = GPT2(random_params(cfg, rng=0, std=0.5), cfg, row_block=8)
+    >>> plan = PrecisionPlan.only("lm_head", HeadLamp(Accumulator(fp32_mantissa(4)), tau=1.5))
+    >>> frac = site_fractions(model.logits_and_stats(np.arange(10), plan)[1])["lm_head"]
+    >>> bool(0 < frac.recomputed < 1), bool(frac.amp_max <= 1.5)
+    (True, True)
+    """
+
+    acc: Accumulator
+    tau: float
+    baseline: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_common(self, self.tau)
+        object.__setattr__(self, "tau", check_tau(self.tau))
+
+    def dense_output(
+        self,
+        x: Array,
+        w: Array,
+        b: Array,
+        *,
+        site: str,
+        layer: int,
+        start: int,
+        rng: Any,
+        blas: Any,
+        after: After,
+    ) -> DenseOutput:
+        """The logits ``[n, V]`` with the selected ones recomputed (the DenseRule protocol); ``after.softmax``
+        must say that a softmax follows."""
+        if not after.softmax:
+            raise PlanError(
+                f"HeadLamp looks ahead at a softmax, which does not follow site {site!r}; use lm_head"
+            )
+        low = np.asarray(linear(x, w, b, self.acc, rng=rng), dtype=np.float32)  # [n, K] -> [n, V]
+        probs = softmax(low)  # [n, V]
+        sel = lamp_select(probs, self.tau)
+        if self.baseline is not None:
+            sel = _random_like(sel, self.seed, site, layer, start)
+        out = _recompute(low, sel, x, w, b, blas)
+        kappa = np.asarray(softmax_kappa(probs, sel), dtype=np.float64).reshape(-1)  # [n]
+        return DenseOutput(out, _stats(site, sel, kappa))
+
+
 class SiteFraction(NamedTuple):
     r"""One site's recomputation statistics (:func:`site_fractions`).
 
@@ -312,7 +388,8 @@ def site_fractions(stats: Sequence[Mapping[str, Any]]) -> dict[str, SiteFraction
     -------
     dict of str to SiteFraction
         One entry per site with a rule (``attn.score`` for :class:`~lampref.lamp.LampConfig`, the dense
-        sites for :class:`GeluLamp` and :class:`NormLamp`), in site order.
+        sites for :class:`GeluLamp`, :class:`NormLamp` and :class:`HeadLamp`), in site order. The
+        statistics of ``lm_head`` are kept with the last layer's.
 
     Examples
     --------

@@ -945,3 +945,17 @@ def test_cli_study_with_mx_keys_and_queries(
     lamp = next(r for r in rows if r["tau"] == 1.5 and r["baseline"] == "none")
     assert 0 < lamp["sparsity"] < 1
     assert "attn.score [mxfp8]" in capsys.readouterr().out
+
+
+def test_head_lamp_settings() -> None:
+    """tau also drives LAMP at lm_head (the next-token softmax): its settings, plan and recorded sites."""
+    from lampref.experiment import Setting
+    from lampref.lamp_sites import HeadLamp
+
+    s = Setting(4, 1.5, sites="lm_head", lamp_sites="lm_head")
+    assert s.lamp_sites == "lm_head"
+    assert isinstance(s.plan(0).get("lm_head"), HeadLamp)
+    both = grid([4], [2.0, 1.5], sites="attn.score,lm_head", lamp_sites="attn.score,lm_head", baseline=None)
+    assert [x.lamp_sites for x in both] == ["attn.score", "attn.score,lm_head"]
+    with pytest.raises(ExperimentError, match="lm_head"):
+        Setting(4, 1.5, sites="mlp.fc", lamp_sites="mlp.fc", gelu_tau=1.0)

@@ -26,7 +26,7 @@ from lampref.errors import AnalysisError, InputTypeError, PlanError
 from lampref.gpt2 import GPT2, GPT2Config, PrecisionPlan, random_params
 from lampref.gpt2.plan import After, DenseOutput, ScoreStats
 from lampref.lamp import LampConfig
-from lampref.lamp_sites import GeluLamp, NormLamp, site_fractions
+from lampref.lamp_sites import GeluLamp, HeadLamp, NormLamp, site_fractions
 from lampref.nn import store_operand
 from lampref.testing.site_strategies import element_taus, layernorm_rows, preactivations
 
@@ -356,3 +356,46 @@ def test_storage_is_checked(model: GPT2) -> None:
 
 def test_after_defaults() -> None:
     assert After() == After(None, None, None, None, 1e-5)
+
+
+# ------------------------------------------------------------------------------ the vocabulary softmax
+def test_head_lamp_boundaries_and_float64_accuracy(model: GPT2) -> None:
+    """LAMP at lm_head: tau = 2 gives the uniform accumulator's logits bit for bit, a tiny tau the float32
+    model's; at tau = 1.5 the recomputed logits are within float32's bound of the float64 product, the others
+    within the m-bit bound, and every row's kappa(S), computed here from its definition in float64, is at
+    most tau."""
+    f32 = model.logits(TOKENS)
+    assert np.array_equal(model.logits(TOKENS, PrecisionPlan.only("lm_head", HeadLamp(LOW, 2.0))),
+                          model.logits(TOKENS, PrecisionPlan.only("lm_head", LOW)))  # fmt: skip
+    assert np.array_equal(model.logits(TOKENS, PrecisionPlan.only("lm_head", HeadLamp(LOW, 1e-9))), f32)
+    tau = 1.5
+    got, stats = model.logits_and_stats(TOKENS, PrecisionPlan.only("lm_head", HeadLamp(LOW, tau)))
+    x = model.trace(TOKENS).final.astype(np.float64)  # the head's input (the layers are float32)
+    w = model.params.wte.astype(np.float64).T
+    ref, scale = x @ w, np.abs(x) @ np.abs(w)
+    low = np.asarray(
+        linear(x.astype(np.float32), w.astype(np.float32), np.zeros(w.shape[1], np.float32), LOW)
+    )
+    sel = got != low
+    K, u32, um = CFG.n_embd, 2.0**-24, LOW.fmt.unit_roundoff
+    assert (np.abs(got - ref)[sel] <= ((K + 1) * u32 * 1.01 * scale)[sel]).all()
+    assert (np.abs(got - ref)[~sel] <= ((K + 2) * um * 1.01 * scale)[~sel]).all()
+    p = np.exp(low - low.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    for row, s in zip(p, sel, strict=True):
+        kappa = 2 - row[s].sum() - 2 * row[~s].min() if (~s).sum() > 1 else 1 - row[s].sum()
+        assert kappa <= tau + 1e-6
+    frac = site_fractions(stats)["lm_head"]
+    assert frac.recomputed == pytest.approx(sel.mean())
+    assert np.isnan(frac.per_layer[0])  # the head's statistics join the last layer's
+    assert frac.per_layer[-1] == pytest.approx(sel.mean())
+
+
+def test_head_lamp_in_cached_generation_and_in_plans(model: GPT2) -> None:
+    plan = PrecisionPlan.only("lm_head", HeadLamp(LOW, 1.2)).set("mlp.fc", GeluLamp(LOW, 2.0))
+    _, steps = model.generate(TOKENS[:9], 2, plan, return_logits=True)
+    assert np.array_equal(steps[0], model.logits(TOKENS[:9], plan)[-1])
+    with pytest.raises(PlanError, match="softmax"):
+        model.logits(TOKENS, PrecisionPlan.only("mlp.fc", HeadLamp(LOW, 1.2)))
+    with pytest.raises(AnalysisError, match="tau"):
+        HeadLamp(LOW, 2.5)

@@ -48,7 +48,7 @@ from ..formats import fp32_mantissa, get_format
 from ..gpt2 import PrecisionPlan, ScoreStats
 from ..gpt2.plan import SITES
 from ..lamp import RULES, LampConfig, recompute_fraction
-from ..lamp_sites import GeluLamp, NormLamp, site_fractions
+from ..lamp_sites import GeluLamp, HeadLamp, NormLamp, site_fractions
 from ..metrics import kl_from_log_probs, log_softmax
 from .encoder import EncoderReference, encoder_reference, measure_encoder, wrap_windows
 from .results import (
@@ -110,11 +110,12 @@ once and kept when they fit in this many bytes; larger runs keep the float32 ref
 recompute their log-softmax for every setting."""
 
 
-STUDY_SITES: tuple[str, ...] = ("attn.score", "attn.proj", "mlp.fc", "mlp.proj")
-"""The sites where look-ahead recomputation can apply (``lamp_sites``): softmax's scores
+STUDY_SITES: tuple[str, ...] = ("attn.score", "attn.proj", "mlp.fc", "mlp.proj", "lm_head")
+"""The sites where look-ahead recomputation can apply (``lamp_sites``): the attention softmax's scores
 (:class:`~lampref.lamp.LampConfig`, threshold ``tau``), GELU's inputs (:class:`~lampref.lamp_sites.GeluLamp`,
-``gelu_tau``) and the output projections feeding a LayerNorm (:class:`~lampref.lamp_sites.NormLamp`,
-``norm_tau``)."""
+``gelu_tau``), the output projections feeding a LayerNorm (:class:`~lampref.lamp_sites.NormLamp`,
+``norm_tau``) and the logits feeding the next-token softmax (:class:`~lampref.lamp_sites.HeadLamp`, the
+softmax threshold ``tau`` again)."""
 
 
 def storage_format(name: str) -> Any:
@@ -180,12 +181,14 @@ class Setting:
 
     ``sites`` are the GEMM sites under the low-precision accumulator (default: the score site, the paper's
     study; ``"all"``: every site), ``lamp_sites`` where look-ahead recomputation applies
-    (:data:`STUDY_SITES`, a subset of ``sites``): ``tau`` at ``attn.score``, ``gelu_tau`` at ``mlp.fc``
+    (:data:`STUDY_SITES`, a subset of ``sites``): ``tau`` at ``attn.score`` and ``lm_head`` (both feed a
+    softmax: :class:`~lampref.lamp_sites.HeadLamp` at the logits), ``gelu_tau`` at ``mlp.fc``
     (:class:`~lampref.lamp_sites.GeluLamp`) and ``norm_tau`` at the output projections
     (:class:`~lampref.lamp_sites.NormLamp`); None: no LAMP there. ``storage`` is the operand storage format
     of the low-precision sites (:func:`storage_format`). ``lamp_sites`` is recorded as the sites where
-    recomputation applies (``attn.score`` only below ``tau = 2``; a setting that recomputes nothing records
-    the score site alone, or nothing without it), so equal plans are equal settings. A row of a random
+    recomputation applies (``attn.score`` and ``lm_head`` only below ``tau = 2``; a setting that
+    recomputes nothing records the score site alone, or nothing without it), so equal plans are equal
+    settings. A row of a random
     baseline has ``fake_lamp`` set in the results CSV (the authors' name for it).
 
     >>> Setting(4, 1.5, "authors")  # doctest: +ELLIPSIS
@@ -231,7 +234,7 @@ class Setting:
         active = [
             s
             for s in lamp.split(",")
-            if (s == "attn.score" and self.tau < 2.0)
+            if (s in ("attn.score", "lm_head") and self.tau < 2.0)
             or (s == "mlp.fc" and gelu is not None)
             or (s in ("attn.proj", "mlp.proj") and norm is not None)
         ]  # the sites where recomputation applies
@@ -239,8 +242,8 @@ class Setting:
         outside = [s for s in lamp.split(",") if s and s not in sites.split(",")]
         if outside:
             raise ExperimentError(f"lamp_sites names {outside}, which are not among the sites {sites!r}")
-        if "attn.score" not in lamp.split(",") and self.tau != 2.0:
-            raise ExperimentError(f"tau={self.tau} needs attn.score among lamp_sites ({lamp!r})")
+        if not {"attn.score", "lm_head"} & set(lamp.split(",")) and self.tau != 2.0:
+            raise ExperimentError(f"tau={self.tau} needs attn.score or lm_head among lamp_sites ({lamp!r})")
         storage_format(self.storage)
         for name, value in (("sites", sites), ("lamp_sites", lamp), ("gelu_tau", gelu), ("norm_tau", norm)):
             object.__setattr__(self, name, value)
@@ -265,6 +268,8 @@ class Setting:
                 spec = GeluLamp(acc, self.gelu_tau, baseline=dense_base, seed=seed)
             elif site in ("attn.proj", "mlp.proj") and site in lamp and self.norm_tau is not None:
                 spec = NormLamp(acc, self.norm_tau, baseline=dense_base, seed=seed)
+            elif site == "lm_head" and site in lamp and self.tau < 2.0:
+                spec = HeadLamp(acc, self.tau, baseline=dense_base, seed=seed)
             plan = plan.set(site, spec)
         fmt = storage_format(self.storage)
         return plan if fmt is None else plan.with_storage(self.sites.split(","), fmt)
@@ -296,7 +301,8 @@ def grid(
     ``baseline`` is ``"random"`` (lampref's: draws among each row's causal entries), ``"authors"`` (the
     authors' "fake LAMP": draws over all positions of the row, masked ones included) or None (``"none"``)
     for no baseline rows. ``lamp_sites`` is cut to ``sites``; ``tau`` only matters where ``lamp_sites``
-    holds ``attn.score`` (else only ``tau = 2`` is kept). Settings that come out equal are given once.
+    holds ``attn.score`` or ``lm_head`` (else only ``tau = 2`` is kept). Settings that come out equal are
+    given once.
 
     >>> [(s.m_bits, s.tau, s.baseline) for s in grid([4], [2.0, 1.5])]
     [(4, 2.0, 'none'), (4, 1.5, 'none'), (4, 1.5, 'random')]
@@ -313,7 +319,7 @@ def grid(
     ms, ts = _grid_values("m_bits", m_bits), _grid_values("taus", taus)
     site_set = _site_list(sites, "sites", SITES).split(",")
     lamp = [s for s in _site_list(lamp_sites, "lamp_sites", STUDY_SITES).split(",") if s in site_set]
-    if "attn.score" not in lamp:
+    if not {"attn.score", "lm_head"} & set(lamp):
         ts = [t for t in ts if float(t) == 2.0] or [2.0]
     gs = _grid_values("gelu_taus", gelu_taus) if "mlp.fc" in lamp else [None]
     ns = _grid_values("norm_taus", norm_taus) if {"attn.proj", "mlp.proj"} & set(lamp) else [None]
@@ -704,7 +710,7 @@ def _macs_fraction(
     }
     sites = setting.sites.split(",")
     total = B * (L * sum(per_layer.get(s, 0) for s in sites) + (T * V * C if "lm_head" in sites else 0))
-    inner = {"attn.proj": C, "mlp.fc": C, "mlp.proj": 4 * C}
+    inner = {"attn.proj": C, "mlp.fc": C, "mlp.proj": 4 * C, "lm_head": C}
     done = 0.0
     for st in layer_stats:
         done += float(st.get("selected", np.zeros(1)).sum()) * (C // config.n_head)

@@ -420,6 +420,11 @@ class _Record:
     hidden: list[Array] = field(default_factory=list)
     final: list[Array] = field(default_factory=list)
 
+    def add_head(self, stats: ScoreStats) -> None:
+        """Keep the statistics of a rule at ``lm_head`` with those of the last layer."""
+        if stats and self.stats:
+            self.stats[-1] = ScoreStats.merge_chunks([self.stats[-1], stats])
+
     def add_layer(self, chunks: RowChunks, mid: Array, x: Array, sites: ScoreStats) -> None:
         """Keep a block's results: its attention chunks, the residual after attention, its output, and the
         statistics of its dense sites' rules."""
@@ -431,6 +436,24 @@ class _Record:
             self.probs.append(probs)
             self.attn_residual.append(mid)
             self.hidden.append(x)
+
+
+def _lm_head(x: Array, wte: Array, ctx: ForwardContext, record: _Record | None) -> Array:
+    """The logits ``[n, C] @ [C, V]`` at ``lm_head``: its operands in their storage format, then its
+    accumulator, BLAS, or its :class:`~lampref.gpt2.plan.DenseRule` (which looks ahead at the softmax; its
+    statistics join the last layer's)."""
+    x, wT = _stored(x, "lm_head", -1, ctx), _stored(wte.T, "lm_head", 0, ctx)  # [n, C], [C, V]
+    spec = ctx.plan.get("lm_head")
+    if not isinstance(spec, DenseRule):
+        return _site_matmul(x, wT, ctx.plan.accumulator("lm_head"), ctx)
+    zero = np.zeros(wT.shape[1], dtype=wT.dtype)  # [V]: the tied head has no bias
+    res = spec.dense_output(
+        x, wT, zero, site="lm_head", layer=ctx.config.n_layer, start=ctx.start, rng=ctx.rng, blas=_blas(ctx),
+        after=After(softmax=True),
+    )  # fmt: skip
+    if record is not None:
+        record.add_head(ScoreStats.from_mapping(res.stats))
+    return np.asarray(res.out, dtype=np.float32)
 
 
 class GPT2(ModelParams[GPT2Params]):
@@ -541,8 +564,7 @@ class GPT2(ModelParams[GPT2Params]):
         if last_only:
             x = x[-1:]
             ctx = ForwardContext(plan, self.config, start + n - 1, self.row_block, rng)
-        x, wT = _stored(x, "lm_head", -1, ctx), _stored(p.wte.T, "lm_head", 0, ctx)  # [n, C], [C, V]
-        return _site_matmul(x, wT, plan.accumulator("lm_head"), ctx)  # [n, C] @ [C, V] -> [n, V]
+        return _lm_head(x, p.wte, ctx, record)  # [n, C] @ [C, V] -> [n, V]
 
     def logits(self, tokens: ArrayLike, plan: PrecisionPlan | None = None, *, rng: Any = None) -> Array:
         """Next-token logits of every position.

@@ -25,7 +25,8 @@ A :class:`PrecisionPlan` maps each site, optionally per layer, to an
 The ``attn.score`` site may also hold a :class:`ScoreRule`: an object that computes the attention
 probabilities itself (the extension point for LAMP, which recomputes selected scores in higher precision).
 The dense sites followed by a nonlinearity (:data:`DENSE_RULE_SITES`: ``mlp.fc`` feeds GELU, ``attn.proj``
-and ``mlp.proj`` feed the residual sum and the next LayerNorm) may hold a :class:`DenseRule`, which computes
+and ``mlp.proj`` feed the residual sum and the next LayerNorm, ``lm_head`` the softmax of the next-token
+distribution) may hold a :class:`DenseRule`, which computes
 the layer's output itself (look-ahead recomputation beyond softmax, :mod:`lampref.lamp_sites`).
 
 A plan may also give a site an operand *storage format* (:meth:`PrecisionPlan.with_storage`): both operands
@@ -74,9 +75,10 @@ SITES: tuple[str, ...] = (
 )
 """The GEMM sites of the forward pass, in execution order."""
 
-DENSE_RULE_SITES: tuple[str, ...] = ("attn.proj", "mlp.fc", "mlp.proj")
-"""The sites that may hold a :class:`DenseRule`: ``mlp.fc`` (GELU follows) and the two output projections
-(the residual sum and a LayerNorm follow)."""
+DENSE_RULE_SITES: tuple[str, ...] = ("attn.proj", "mlp.fc", "mlp.proj", "lm_head")
+"""The sites that may hold a :class:`DenseRule`: ``mlp.fc`` (GELU follows), the two output projections
+(the residual sum and a LayerNorm follow) and ``lm_head`` (the softmax of the next-token distribution
+follows)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -274,6 +276,8 @@ class After(NamedTuple):
     ----------
     gelu : str or None
         The GELU form applied to the output (``"tanh"`` or ``"erf"``; ``mlp.fc``), or None.
+    softmax : bool
+        Whether a softmax over the last axis follows (``lm_head``: the next-token distribution).
     residual : ndarray, shape (n, C), or None
         The residual stream the output is added to (``attn.proj`` and ``mlp.proj``); the sum then enters
         a LayerNorm with ``ln_g``, ``ln_b`` and ``ln_eps``.
@@ -284,6 +288,7 @@ class After(NamedTuple):
     """
 
     gelu: str | None = None
+    softmax: bool = False
     residual: NDArray[Any] | None = None
     ln_g: NDArray[Any] | None = None
     ln_b: NDArray[Any] | None = None
