@@ -113,19 +113,20 @@ def set_backend(name: str | None) -> str | None:
     return previous
 
 
-Kernel = Callable[[NDArray[Any], NDArray[Any], NDArray[Any]], None]
+Kernel = Callable[[NDArray[Any], NDArray[Any], NDArray[Any]], "NDArray[np.bool_] | None"]
 
 
 def compiled_matmul(acc: Any, stochastic: bool) -> Kernel | None:
     """The compiled kernel for ``acc`` (an :class:`~lampref.Accumulator`), or None where the NumPy path runs.
 
-    Covered, with products exact and a deterministic mode: ``staging="exact"``, ``block=1``,
-    ``order="sequential"`` or ``"reverse"``; and ``staging="fp32"`` with ``block=1`` (the authors' strict
-    kernel, fused or not). The format must be IEEE-encoded, non-saturating and fit in float32. The kernel
-    takes ``A [G, M, K]``, ``B [G, K, N]`` (float64 for exact staging, float32 for fp32 staging, K >= 1)
-    and fills ``out [G, M, N]``.
+    Covered, with products exact and deterministic modes: ``staging="exact"`` with ``order="sequential"``
+    or ``"reverse"``, any ``block``; ``staging="fp32"`` (the authors' kernel), fused or not, any ``block``.
+    The accumulator's format (and the block format) must be IEEE-encoded, non-saturating and fit in
+    float32. The kernel takes ``A [G, M, K]``, ``B [G, K, N]`` (float32 values, K >= 1), fills the float32
+    ``out [G, M, N]`` and returns None, or a boolean mask of the elements it left to the NumPy path (a
+    block sum that needs rational arithmetic).
     """
-    if stochastic or acc.block != 1 or acc.products != "exact" or backend() != "numba":
+    if stochastic or acc.products != "exact" or backend() != "numba":
         return None
     nk = _load_kernels()
     if nk is None or acc.mode not in nk.MODE_CODES:
@@ -139,12 +140,40 @@ def compiled_matmul(acc: Any, stochastic: bool) -> Kernel | None:
             mode = nk.AUTHORS_M0  # fp32_mantissa(0): the authors' tie rule
         elif acc.mode == "nearest_even" and _only_precision_differs(acc.fmt):
             mode = nk.NEAREST_EVEN_F32
-        fma = bool(acc.fma)
-        return lambda A, B, out: nk.authors(_c(A, np.float32), _c(B, np.float32), out, rc, mode, fma)
-    if acc.order not in ("sequential", "reverse"):
+    elif acc.order not in ("sequential", "reverse"):
         return None
     reverse = acc.order == "reverse"
-    return lambda A, B, out: nk.strict_exact(_c(A, np.float64), _c(B, np.float64), out, rc, mode, reverse)
+    if acc.block > 1:
+        return _blocked(nk, acc, rc, mode, reverse)
+    if acc.staging == "fp32":
+        fma = bool(acc.fma)
+        return lambda A, B, out: nk.authors(_c(A, np.float32), _c(B, np.float32), out, rc, mode, fma)
+    fc = nk.fast_constants(acc.fmt, acc.mode)
+    return lambda A, B, out: nk.strict_exact(_c(A, np.float64), _c(B, np.float64), out, fc, rc, mode, reverse)
+
+
+def _blocked(nk: ModuleType, acc: Any, rc: Any, mode: int, reverse: bool) -> Kernel | None:
+    """The compiled blocked kernel for ``acc``, or None where the block format or mode is not covered."""
+    rcb = nk.rounding_constants(acc.block_fmt)
+    if rcb is None or acc.block_mode not in nk.MODE_CODES:
+        return None
+    bmode, block, fp32 = nk.MODE_CODES[acc.block_mode], acc.block, acc.staging == "fp32"
+    fc = nk.fast_constants(acc.fmt, acc.mode if not fp32 else "nearest_even")  # unused with fp32 staging
+    consts = (fc, rc, nk.fast_constants(acc.block_fmt, acc.block_mode), rcb)
+
+    def kernel(A: NDArray[Any], B: NDArray[Any], out: NDArray[Any]) -> NDArray[np.bool_] | None:
+        A64, B64 = _c(A, np.float64), _c(B, np.float64)
+        K = B64.shape[1]
+        starts = np.arange(0, K, block)
+        absB = np.abs(B64)
+        sB = np.add.reduceat(absB, starts, axis=1)  # [G, blocks, N]
+        mB = np.maximum.reduceat(absB, starts, axis=1)  # [G, blocks, N]
+        redo = np.zeros(out.shape, dtype=np.uint8)
+        nk.blocked(A64, B64, out, redo, sB, mB, block, consts, mode, bmode, reverse, fp32)
+        flagged = redo.view(np.bool_)
+        return flagged if flagged.any() else None
+
+    return kernel
 
 
 def _only_precision_differs(fmt: Any) -> bool:

@@ -776,7 +776,6 @@ def matmul(
         n_batch = int(np.prod(batch))
         A3 = np.broadcast_to(a2, (*batch, M, K)).reshape(n_batch, M, K).astype(work_dtype)
         B3 = np.broadcast_to(b2, (*batch, K, N)).reshape(n_batch, K, N).astype(work_dtype)
-    res = np.empty((A3.shape[0], A3.shape[1], N), dtype=work_dtype)
     kernel = _matmul_fp32_2d if fp32_staging else _matmul_exact_2d
     # small deterministic products of a stack run a group at a time (same bits: no random stream to order)
     group = (
@@ -785,9 +784,13 @@ def matmul(
         else 0
     )
     compiled = compiled_matmul(acc, ctx.gen is not None) if K > 0 else None
+    # the compiled kernels write float32 (every format they cover fits in it)
+    res = np.empty((A3.shape[0], A3.shape[1], N), dtype=work_dtype if compiled is None else np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
         if compiled is not None:  # the same bits, from a compiled loop (lampref._backend)
-            compiled(A3, B3, res)
+            redo = compiled(A3, B3, res)
+            for g, i, j in zip(*np.nonzero(redo), strict=True) if redo is not None else ():
+                res[g, i, j] = kernel(A3[g, i : i + 1], B3[g, :, j : j + 1], ctx)[0, 0]  # type: ignore[arg-type]
         elif group > 1 and A3.shape[0] > 1:
             for i0 in range(0, A3.shape[0], group):
                 res[i0 : i0 + group] = kernel(A3[i0 : i0 + group], B3[i0 : i0 + group], ctx)  # type: ignore[arg-type]

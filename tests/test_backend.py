@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import lampref
 from lampref import Accumulator, FloatFormat, ModeError, _backend, fp32_mantissa, get_format, matmul
 from lampref.rounding import DETERMINISTIC_MODES
+from lampref.testing import reference_matmul
 
 HAVE_NUMBA = _backend._load_kernels() is not None
 needs_numba = pytest.mark.skipif(
@@ -76,26 +77,39 @@ def assert_same_bits(got: np.ndarray, want: np.ndarray, context: object) -> None
 
 
 def configurations() -> st.SearchStrategy[Accumulator]:
-    exact = st.builds(
-        Accumulator,
-        st.sampled_from(FORMATS),
-        mode=st.sampled_from(DETERMINISTIC_MODES),
-        order=st.sampled_from(("sequential", "reverse", "pairwise")),
-    )
+    modes = st.sampled_from(DETERMINISTIC_MODES)
+    orders = st.sampled_from(("sequential", "reverse", "pairwise"))
+    exact = st.builds(Accumulator, st.sampled_from(FORMATS), mode=modes, order=orders)
     fp32 = st.builds(
-        Accumulator,
-        st.sampled_from(FORMATS),
-        mode=st.sampled_from(DETERMINISTIC_MODES),
-        staging=st.just("fp32"),
-        fma=st.booleans(),
+        Accumulator, st.sampled_from(FORMATS), mode=modes, staging=st.just("fp32"), fma=st.booleans()
     )
     authors = st.builds(Accumulator.authors, st.sampled_from((0, 1, 4, 10, 22, 23)), fma=st.booleans())
-    return st.one_of(exact, fp32, authors)
+    blocks = st.sampled_from((2, 3, 4, 8, 32))
+    blocked = st.builds(
+        Accumulator,
+        st.sampled_from(FORMATS),
+        mode=modes,
+        order=orders,
+        block=blocks,
+        block_fmt=st.sampled_from(FORMATS),
+        block_mode=modes,
+    )
+    blocked_fp32 = st.builds(
+        Accumulator,
+        st.sampled_from(FORMATS),
+        mode=modes,
+        staging=st.just("fp32"),
+        block=blocks,
+        block_fmt=st.sampled_from(FORMATS),
+        block_mode=modes,
+    )
+    blocked_authors = st.builds(Accumulator.authors, st.sampled_from((0, 1, 4, 10, 23)), block=blocks)
+    return st.one_of(exact, fp32, authors, blocked, blocked_fp32, blocked_authors)
 
 
 @st.composite
 def operands(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
-    G, M, K, N = draw(st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 24), st.integers(1, 5)))
+    G, M, K, N = draw(st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 40), st.integers(1, 5)))
     scale = draw(st.sampled_from((1.0, 2.0**-120, 2.0**-60, 2.0**12, 2.0**60)))
     element = st.one_of(
         st.sampled_from(VALUES),
@@ -132,6 +146,33 @@ def operands(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
 @example((np.zeros((2, 0), np.float32), np.zeros((0, 3), np.float32)), Accumulator("fp16"))  # K = 0
 @example((np.float32([[3.0], [-3.0]]), np.float32([[1.0, 0.5]])), Accumulator(fp32_mantissa(0)))  # K = 1
 @example((np.float32([[3.0], [6.0]]), np.float32([[1.0, 0.5]])), Accumulator.authors(0))  # m = 0 tie rule
+@example(  # a block sum the double-double cannot hold: 2**80 + 1 + 2**-80 - 2**80 (rational arithmetic)
+    (
+        np.float32([[2.0**40, 1.0, 2.0**-40, -(2.0**40)]]),
+        np.float32([[2.0**40], [1.0], [2.0**-40], [2.0**40]]),
+    ),
+    Accumulator("fp16", block=4, block_mode="toward_pos"),
+)
+@example(  # a block sum on a tie of the block format (1 + 2**-11 in fp16)
+    (np.float32([[1.0, 2.0**-11, 1.0]]), np.float32([[1.0], [1.0], [1.0]])),
+    Accumulator("bf16", block=2, block_fmt="fp16"),
+)
+@example(  # block sums cancelling exactly: -0 toward -inf
+    (np.float32([[1.0, -1.0, 0.0, 0.0]]), np.float32([[1.0], [1.0], [1.0], [1.0]])),
+    Accumulator("fp16", block=2, block_mode="toward_neg", mode="toward_neg"),
+)
+@example(  # -0 block sums, the authors' float32 steps from +0
+    (np.float32([[-0.0, 0.0, -0.0]]), np.float32([[1.0], [1.0], [1.0]])),
+    Accumulator.authors(4, block=2),
+)
+@example(  # a block sum beyond float32's range, and infinite and NaN products in a block
+    (np.float32([[F32_MAX, F32_MAX, math.inf, 0.0]]), np.float32([[2.0], [2.0], [0.0], [1.0]])),
+    Accumulator("bf16", block=2),
+)
+@example(  # block sums below the block format's normal range (subnormal and flushed)
+    (np.float32([[TINY, TINY, -(2.0**-130)]]), np.float32([[1.0], [0.5], [1.0]])),
+    Accumulator(fp32_mantissa(3), block=2, block_fmt=get_format("fp16").replace(subnormals=False)),
+)
 def test_backends_give_the_same_bits(ab: tuple[np.ndarray, np.ndarray], acc: Accumulator) -> None:
     a, b = ab
     with np.errstate(over="ignore", invalid="ignore"):
@@ -150,6 +191,9 @@ def test_backends_give_the_same_bits(ab: tuple[np.ndarray, np.ndarray], acc: Acc
         Accumulator.authors(10, fma=False),
         Accumulator.authors(0),
         Accumulator("fp16", staging="fp32", mode="toward_pos"),
+        Accumulator(fp32_mantissa(10), block=32),
+        Accumulator("fp16", block=4, block_fmt="bf16", block_mode="odd", order="reverse"),
+        Accumulator.authors(10, block=32),
     ],
 )
 def test_covered_accumulations_use_a_compiled_kernel(acc: Accumulator, restore_backend: None) -> None:
@@ -161,16 +205,17 @@ def test_covered_accumulations_use_a_compiled_kernel(acc: Accumulator, restore_b
     "acc",
     [
         Accumulator("fp16", order="pairwise"),
-        Accumulator("fp16", block=4),
+        Accumulator("fp16", block=4, order="pairwise"),
+        Accumulator("fp16", block=4, block_mode="stochastic"),
+        Accumulator("fp16", block=4, block_fmt=FloatFormat(p=30, emax=127)),
         Accumulator("fp16", products="bf16"),
         Accumulator("fp16", mode="stochastic"),
         Accumulator(FloatFormat(p=24, emax=1023)),
         Accumulator("e4m3"),
-        Accumulator.authors(10, block=32),
     ],
 )
 def test_other_accumulations_run_on_numpy(acc: Accumulator, restore_backend: None) -> None:
-    stochastic = acc.mode == "stochastic"
+    stochastic = "stochastic" in (acc.mode, acc.block_mode)
     assert _backend.compiled_matmul(acc, stochastic=stochastic) is None
     if HAVE_NUMBA:
         lampref.set_backend("numba")
@@ -217,3 +262,20 @@ def test_numba_unavailable_names_the_extra(restore_backend: None, monkeypatch: p
     monkeypatch.setenv(_backend.ENV_VAR, "numba")
     with pytest.raises(ModeError, match=r"lampref\[fast\]"):
         lampref.backend()
+
+
+@needs_numba
+def test_block_sums_beyond_the_double_double_go_to_rationals(restore_backend: None) -> None:
+    """A block sum 2**80 + 1 + 2**-80 - 2**80 is flagged by the compiled kernel and recomputed with
+    rationals; the result is the oracle's (Fractions and MPFR)."""
+    a = np.float32([[2.0**40, 1.0, 2.0**-40, -(2.0**40)], [1.0, 2.0, 3.0, 4.0]])
+    b = np.float32([[2.0**40], [1.0], [2.0**-40], [2.0**40]])
+    acc = Accumulator("fp16", block=4, block_mode="toward_pos")
+    lampref.set_backend("numba")
+    kernel = _backend.compiled_matmul(acc, stochastic=False)
+    assert kernel is not None
+    out = np.empty((1, 2, 1), np.float32)
+    redo = kernel(a[None].astype(np.float64), b[None].astype(np.float64), out)
+    assert redo is not None
+    assert redo.tolist() == [[[True], [False]]]
+    assert_same_bits(np.asarray(matmul(a, b, acc)), reference_matmul(a, b, acc).astype(np.float32), acc)
