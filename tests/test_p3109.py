@@ -13,7 +13,8 @@ Nothing here compares lampref with itself; each group names its oracle.
    :func:`spec_value`'s value set (hypothesis). Documented differences are excluded and tested apart:
    negative inputs to unsigned formats (gfloat leaves them negative), gfloat's ``max`` of p3109_k2p2ue.
 3. E8M0 rounding against ml_dtypes' ``float8_e8m0fnu`` cast from float32 (random float32 bit patterns and
-   the ties and neighbours of every binade).
+   the ties and neighbours of every binade), and p3109_k8p3sf / p3109_k8p4sf against ml_dtypes'
+   ``float8_e5m2fnuz`` / ``float8_e4m3fnuz``, which are the same formats (codes and rounding).
 4. The conventions: ties at p = 1 (P3109's even code point against the larger value), round to odd at the
    top of a format, unsigned and zero-less results, by hand-checked values.
 """
@@ -372,6 +373,25 @@ def test_e8m0_rounding_agrees_with_ml_dtypes() -> None:
     x = np.concatenate([random, edge, -edge, specials])
     want = x.astype(ml_dtypes.float8_e8m0fnu).astype(np.float64)
     got = np.asarray(round_to(x, "e8m0"), dtype=np.float64)
+    assert _same(got, want).all(), _first_diffs(x.astype(np.float64), got, want)
+
+
+@pytest.mark.parametrize(("name", "p"), [("float8_e5m2fnuz", 3), ("float8_e4m3fnuz", 4)])
+def test_fnuz_types_of_ml_dtypes_are_p3109_finite_formats(name: str, p: int) -> None:
+    # ml_dtypes' "fnuz" types (finite, NaN at 0x80, unsigned zero) are P3109's signed finite k = 8 formats
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dtype = getattr(ml_dtypes, name)
+    fmt = p3109(8, p, domain="finite")
+    codes = np.arange(256, dtype=np.uint8)
+    assert _same(decode(codes, fmt), codes.view(dtype).astype(np.float64)).all()
+    v = np.unique(np.abs(fmt.values().astype(np.float64)))
+    base = np.concatenate([v, (v[1:] + v[:-1]) / 2, [fmt.max * 1.5, 1e30, INF, NAN]]).astype(np.float32)
+    near = np.concatenate([np.nextafter(base, np.float32(INF)), np.nextafter(base, np.float32(-INF))])
+    random = np.random.default_rng(p).integers(0, 1 << 32, 200_000, dtype=np.uint64).astype(np.uint32)
+    x = np.concatenate([base, near, -base, -near, random.view(np.float32)])
+    with np.errstate(invalid="ignore"):
+        want = x.astype(dtype).astype(np.float64)  # correctly rounded from float32, to nearest even
+    got = np.asarray(round_to(x, fmt), dtype=np.float64)
     assert _same(got, want).all(), _first_diffs(x.astype(np.float64), got, want)
 
 
