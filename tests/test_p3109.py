@@ -389,9 +389,9 @@ def test_fnuz_types_of_ml_dtypes_are_p3109_finite_formats(name: str, p: int) -> 
     near = np.concatenate([np.nextafter(base, np.float32(INF)), np.nextafter(base, np.float32(-INF))])
     random = np.random.default_rng(p).integers(0, 1 << 32, 200_000, dtype=np.uint64).astype(np.uint32)
     x = np.concatenate([base, near, -base, -near, random.view(np.float32)])
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # signalling NaNs among the random patterns
         want = x.astype(dtype).astype(np.float64)  # correctly rounded from float32, to nearest even
-    got = np.asarray(round_to(x, fmt), dtype=np.float64)
+        got = np.asarray(round_to(x, fmt), dtype=np.float64)
     assert _same(got, want).all(), _first_diffs(x.astype(np.float64), got, want)
 
 
