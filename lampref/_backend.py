@@ -183,3 +183,23 @@ def _only_precision_differs(fmt: Any) -> bool:
 
 def _c(x: NDArray[Any], dtype: Any) -> NDArray[Any]:
     return np.ascontiguousarray(x, dtype=dtype)
+
+
+def f32_scores_where(
+    q: NDArray[Any], k: NDArray[Any], sel: NDArray[np.bool_], low: NDArray[Any]
+) -> NDArray[np.float32] | None:
+    """LAMP's recomputation in float32, compiled: the scores ``low [H, n, N]`` with the entries where
+    ``sel`` replaced by ``q[h, i] . k[h, j] / sqrt(d)`` as :func:`lampref.nn.attention_scores` computes
+    them one entry at a time under ``blas=lampref.lamp._f32_dots`` (float32 products, NumPy's float32
+    pairwise sum, a float32 division), so the same bits. ``q [H, n, d]``, ``k [H, N, d]`` float32. None
+    where the NumPy path runs (the numpy backend, or ``d > 128``).
+    """
+    d = q.shape[-1]
+    if backend() != "numba" or not 1 <= d <= 128 or q.ndim != 3 or k.ndim != 3:
+        return None
+    nk = _load_kernels()
+    assert nk is not None
+    out = np.empty(low.shape, dtype=np.float32)
+    q32, k32 = _c(q, np.float32), _c(k, np.float32)
+    nk.f32_scores_where(q32, k32, _c(sel, np.bool_), _c(low, np.float32), np.sqrt(np.float32(d)), out)
+    return out

@@ -563,6 +563,50 @@ def blocked(
             )  # fmt: skip
 
 
+# ------------------------------------------------------------------------------------------ LAMP
+@njit(inline="always", cache=True)
+def _f32_dot(q: Any, k: Any) -> Any:  # pragma: no cover - compiled
+    """``np.multiply(q, k, dtype=np.float32).sum(dtype=np.float32)`` for ``len(q) <= 128``: float32
+    products, NumPy's pairwise sum (eight running sums over the multiples of 8, added as a tree, the rest
+    added in turn; below 8 terms, in turn), added to the sum's identity +0."""
+    n = q.shape[0]
+    if n < 8:
+        res = np.float32(0.0)
+        for i in range(n):
+            res += q[i] * k[i]
+        return np.float32(0.0) + res
+    r0, r1, r2, r3 = q[0] * k[0], q[1] * k[1], q[2] * k[2], q[3] * k[3]
+    r4, r5, r6, r7 = q[4] * k[4], q[5] * k[5], q[6] * k[6], q[7] * k[7]
+    m = n - n % 8
+    for i in range(8, m, 8):
+        r0 += q[i] * k[i]
+        r1 += q[i + 1] * k[i + 1]
+        r2 += q[i + 2] * k[i + 2]
+        r3 += q[i + 3] * k[i + 3]
+        r4 += q[i + 4] * k[i + 4]
+        r5 += q[i + 5] * k[i + 5]
+        r6 += q[i + 6] * k[i + 6]
+        r7 += q[i + 7] * k[i + 7]
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(m, n):
+        res += q[i] * k[i]
+    return np.float32(0.0) + res
+
+
+@njit(parallel=True, cache=True)
+def f32_scores_where(q: Any, k: Any, sel: Any, low: Any, scale: Any, out: Any) -> None:  # pragma: no cover
+    """``out[h, i, j]`` = the float32 score ``q[h, i] . k[h, j] / scale`` (:func:`_f32_dot`, a float32
+    division) where ``sel[h, i, j]``, else ``low[h, i, j]``: ``q [H, n, d]``, ``k [H, N, d]`` (float32,
+    d <= 128), ``sel``, ``low``, ``out`` ``[H, n, N]``."""
+    H, n = q.shape[0], q.shape[1]
+    N = k.shape[1]
+    for r in prange(H * n):
+        h, i = r // n, r % n
+        qi = q[h, i]
+        for j in range(N):
+            out[h, i, j] = _f32_dot(qi, k[h, j]) / scale if sel[h, i, j] else low[h, i, j]
+
+
 def threads() -> int:
     """The number of threads the parallel kernels use."""
     return int(numba.get_num_threads())

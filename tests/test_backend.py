@@ -279,3 +279,73 @@ def test_block_sums_beyond_the_double_double_go_to_rationals(restore_backend: No
     assert redo is not None
     assert redo.tolist() == [[[True], [False]]]
     assert_same_bits(np.asarray(matmul(a, b, acc)), reference_matmul(a, b, acc).astype(np.float32), acc)
+
+
+def numpy_entry_scores(q: np.ndarray, k: np.ndarray, sel: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """The scores with the selected entries recomputed one at a time in float32, as LAMP's NumPy path does:
+    float32 products summed by NumPy along the last axis, divided by sqrt(d) in float32."""
+    h, i, j = np.nonzero(sel)
+    dots = np.multiply(q[h, i], k[h, j], dtype=np.float32).sum(axis=-1, dtype=np.float32)
+    out = low.copy()
+    out[h, i, j] = dots / np.sqrt(np.float32(q.shape[-1]))
+    return out
+
+
+def pairwise_f32(x: np.ndarray) -> np.float32:
+    """NumPy's pairwise float32 sum written out for len(x) <= 128 (the order the compiled kernel follows)."""
+    f = np.float32
+    n = len(x)
+    if n < 8:
+        res = f(0.0)
+        for v in x:
+            res = f(res + v)
+        return f(f(0.0) + res)
+    r = [f(v) for v in x[:8]]
+    m = n - n % 8
+    for i in range(8, m, 8):
+        r = [f(r[t] + x[i + t]) for t in range(8)]
+    res = f(f(f(r[0] + r[1]) + f(r[2] + r[3])) + f(f(r[4] + r[5]) + f(r[6] + r[7])))
+    for v in x[m:]:
+        res = f(res + v)
+    return f(f(0.0) + res)
+
+
+@needs_numba
+@settings(max_examples=100)
+@given(
+    st.integers(1, 128),
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(1, 5),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from((0.0, 0.5, 1.0)),
+)
+@example(64, 2, 3, 4, 0, 1.0)
+@example(7, 1, 1, 1, 1, 1.0)  # fewer than 8 terms
+@example(65, 1, 2, 2, 2, 0.5)  # a rest after the multiples of 8
+def test_lamp_float32_recomputation_gives_the_same_bits(
+    d: int, H: int, n: int, N: int, seed: int, fraction: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    q = (rng.standard_normal((H, n, d)) * 2.0 ** rng.integers(-40, 40, (H, n, d))).astype(np.float32)
+    k = (rng.standard_normal((H, N, d)) * 2.0 ** rng.integers(-40, 40, (H, N, d))).astype(np.float32)
+    q[0, 0, : d // 2] = -0.0  # signed zeros among the products
+    low = rng.standard_normal((H, n, N)).astype(np.float32)
+    sel = rng.random((H, n, N)) < fraction
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = numpy_entry_scores(q, k, sel, low)
+        got = _backend.f32_scores_where(q, k, sel, low)
+        assert got is not None
+        assert_same_bits(got, want, f"d={d}")
+    for h, i, j in np.argwhere(sel)[:3]:  # and the order written out (the kernel's specification)
+        oracle = pairwise_f32(np.multiply(q[h, i], k[h, j], dtype=np.float32)) / np.sqrt(np.float32(d))
+        assert_same_bits(got[h, i, j][None], np.float32([oracle]), f"d={d} entry {(h, i, j)}")
+
+
+def test_lamp_float32_recomputation_beyond_the_kernel_is_left_to_numpy(restore_backend: None) -> None:
+    q = np.ones((1, 1, 129), np.float32)
+    sel = np.ones((1, 1, 1), bool)
+    low = np.zeros((1, 1, 1), np.float32)
+    assert _backend.f32_scores_where(q, q, sel, low) is None  # d > 128
+    lampref.set_backend("numpy")
+    assert _backend.f32_scores_where(q[..., :64], q[..., :64], sel, low) is None
