@@ -24,7 +24,7 @@ from lampref.bert.config import BertConfig
 from lampref.bert.model import hf_shapes
 from lampref.errors import AnalysisError, InputTypeError, PlanError
 from lampref.gpt2 import GPT2, GPT2Config, PrecisionPlan, random_params
-from lampref.gpt2.plan import After, DenseOutput, ScoreStats
+from lampref.gpt2.plan import DenseOutput, ScoreStats
 from lampref.lamp import LampConfig
 from lampref.lamp_sites import GeluLamp, HeadLamp, NormLamp, site_fractions
 from lampref.nn import store_operand
@@ -352,10 +352,6 @@ def test_storage_is_checked(model: GPT2) -> None:
     )
     with pytest.raises(PlanError, match="storage"):
         bert.hidden_states(np.array([[1, 2, 3]]), plan)
-
-
-def test_after_defaults() -> None:
-    assert After() == After(None, None, None, None, 1e-5)
 
 
 # ------------------------------------------------------------------------------ the vocabulary softmax
