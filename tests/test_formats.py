@@ -41,6 +41,7 @@ from lampref import (
     fp64,
     from_pychop,
     get_format,
+    p3109,
     tf32,
     to_pychop,
 )
@@ -510,3 +511,16 @@ def test_random_formats_have_consistent_layout(fmt: FloatFormat) -> None:
     assert codes <= 2**fmt.exponent_bits
     assert fmt.exponent_bits == 1 or codes > 2 ** (fmt.exponent_bits - 1)
     assert 0 < fmt.smallest_subnormal <= fmt.smallest_normal <= fmt.max
+
+
+def test_fixed_layouts_are_values() -> None:
+    # P3109 and E8M0 formats are hashable values like any other, and replace() keeps the layout
+    p8 = p3109(8, 3, signed=False, domain="finite")
+    assert {p8: 1}[p3109(8, 3, signed=False, domain="finite")] == 1
+    assert p8 != p3109(8, 3, domain="finite")
+    expected = "FloatFormat(p3109_k8p3uf: p=3, emax=31, emin=-31, encoding='p3109_finite', signed=False)"
+    assert repr(p8) == expected
+    sat = p8.replace(saturate=True)
+    assert (sat.signed, sat.encoding, sat.saturate, sat.max) == (False, "p3109_finite", True, p8.max)
+    assert get_format("float8_e8m0fnu") is get_format("e8m0")
+    assert (p8.bits, p8.exponent_bits, p8.exponent_bias) == (8, 6, 32)
