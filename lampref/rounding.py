@@ -767,6 +767,8 @@ def next_up(x: ArrayLike, fmt: FloatFormat | str) -> NDArray[np.floating[Any]] |
     """
     fmt = get_format(fmt)
     v = as_exact_float64(x)
+    if not fmt.signed:
+        return _step_unsigned(v, fmt, up=True)
     y = np.asarray(round_to(v, fmt, "toward_neg"), dtype=np.float64)  # largest value <= x
     with np.errstate(invalid="ignore"):
         y = np.where(np.isinf(v), v, y)
@@ -791,15 +793,35 @@ def next_up(x: ArrayLike, fmt: FloatFormat | str) -> NDArray[np.floating[Any]] |
 
 
 def next_down(x: ArrayLike, fmt: FloatFormat | str) -> NDArray[np.floating[Any]] | np.floating[Any]:
-    """The largest value of ``fmt`` strictly less than ``x``: ``-next_up(-x, fmt)``.
+    """The largest value of ``fmt`` strictly less than ``x``: ``-next_up(-x, fmt)`` (in an unsigned format,
+    the smallest value steps to ``-inf``, as nothing is smaller).
 
     Examples
     --------
     >>> from lampref import next_down
     >>> next_down([1.0, 0.0], "bf16")
     array([ 9.9609375e-01, -9.1835496e-41], dtype=float32)
+    >>> next_down([1.0, 0.0], "p3109_k8p4uf").tolist()
+    [0.9375, -inf]
     """
+    fmt = get_format(fmt)
+    if not fmt.signed:
+        return _step_unsigned(as_exact_float64(x), fmt, up=False)
     out = -np.asarray(next_up(-as_exact_float64(x), fmt))
+    return out[()] if out.ndim == 0 else out
+
+
+def _step_unsigned(
+    v: NDArray[np.float64], fmt: FloatFormat, *, up: bool
+) -> NDArray[np.floating[Any]] | np.floating[Any]:
+    """next_up / next_down in an unsigned format (at most 16 bits), by search in its ascending values; past
+    the largest value +inf, below the smallest -inf, NaN stays NaN."""
+    table = np.concatenate([[-np.inf], fmt.values().astype(np.float64), [np.inf]])
+    with np.errstate(invalid="ignore"):
+        i = np.searchsorted(table, v, side="right") if up else np.searchsorted(table, v, side="left") - 1
+        res = np.where(np.isnan(v), np.nan, table[np.clip(i, 0, table.size - 1)])
+        res = np.where((v == np.inf) & up, np.inf, np.where((v == -np.inf) & ~up, -np.inf, res))
+        out = np.asarray(res, dtype=np.float64).astype(fmt.dtype)
     return out[()] if out.ndim == 0 else out
 
 

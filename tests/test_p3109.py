@@ -21,6 +21,7 @@ Nothing here compares lampref with itself; each group names its oracle.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from fractions import Fraction
@@ -31,7 +32,7 @@ from _helpers import check_error
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lampref import FloatFormat, FormatError, ModeError, get_format, p3109, round_to
+from lampref import FloatFormat, FormatError, ModeError, get_format, next_down, next_up, p3109, round_to
 from lampref.testing import p3109_formats
 from lampref.validate import decode, encode
 
@@ -235,6 +236,21 @@ def test_fixed_layouts_are_validated() -> None:
     _fails(lambda: FloatFormat(p=3, emax=14, emin=-15, encoding="p3109_extended"), FormatError, "emax")
     _fails(lambda: FloatFormat(p=2, emax=127, emin=-127, encoding="e8m0", signed=False), FormatError, "e8m0")
     _fails(lambda: FloatFormat(p=3, emax=15, signed=False), FormatError, "signed=False")
+
+
+@pytest.mark.parametrize("case", [c for c in ALL_P3109 if c[0] <= 6], ids=_id)
+def test_next_up_and_next_down_against_the_value_set(case: tuple[int, int, bool, str]) -> None:
+    fmt = p3109(case[0], case[1], signed=case[2], domain=case[3])
+    values = sorted(
+        {v for v in (spec_value(c, *case) for c in range(1 << case[0])) if isinstance(v, Fraction)}
+    )
+    grid = [float(v) for v in values]
+    x = np.unique(grid + [float((a + b) / 2) for a, b in itertools.pairwise(values)])
+    x = np.concatenate([x, [-1.0, 2 * fmt.max]])
+    up = [next((v for v in grid if v > t), INF) for t in x]
+    down = [next((v for v in reversed(grid) if v < t), -INF) for t in x]
+    assert np.asarray(next_up(x, fmt), dtype=np.float64).tolist() == up
+    assert np.asarray(next_down(x, fmt), dtype=np.float64).tolist() == down
 
 
 # ----------------------------------------------------------------------------- 2. rounding vs gfloat
