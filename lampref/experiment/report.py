@@ -257,7 +257,8 @@ def plot_results(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list
     * ``layer_recomputed.png``: the recomputed fraction per layer for each ``tau`` (lampref CSVs only);
     * for the sites study (:func:`sites_table`): ``kl_vs_m_sites.png``, the error of uniform low precision
       against ``m`` for each set of sites, and ``kl_vs_macs.png``, the error against the recomputed
-      multiply-adds for each variant (where LAMP applies, and its random baseline), at every ``m``.
+      multiply-adds for each variant (where LAMP applies, and its random baseline), at every ``m`` (rows
+      without a storage format; those are in the tables).
 
     The first five figures show the rows of the paper's study (the score site alone) only.
 
@@ -632,7 +633,7 @@ def _sites_figures(plt: Any, rows: Sequence[Mapping[str, Any]], out: Path) -> li
     decoder = [r for r in rows if _metrics(r) is _DECODER]
     uniform = [r for r in decoder if not _recomputes(r) and baseline_of(r) == "none"]
     lamp = [r for r in decoder if _recomputes(r) and not _is_score_study(r)]
-    lamp = [r for r in lamp if _num(r, "recomputed_macs") is not None]
+    lamp = [r for r in lamp if _num(r, "recomputed_macs") is not None and r.get("storage", "none") == "none"]
     paths = []
     if len({_sites_label(r) for r in uniform}) > 1:
         paths.append(_save(plt, _kl_vs_m_sites(plt, uniform), out / "kl_vs_m_sites.png"))
@@ -645,17 +646,18 @@ def _kl_vs_m_sites(plt: Any, uniform: Sequence[Mapping[str, Any]]) -> Any:
     """KL of uniform low precision against ``m``, a line per set of sites."""
     datasets = sorted({str(r["dataset"]) for r in uniform})
     labels = list(dict.fromkeys(_sites_label(r) for r in sorted(uniform, key=_site_order)))
-    cmap = plt.get_cmap("tab10")
+    cmap = plt.get_cmap("tab20")
     fig, axes = _panels(plt, datasets, "KL of uniform low precision, by site")
     for ax, dataset in zip(axes, datasets, strict=True):
         for i, label in enumerate(labels):
             sel = [r for r in uniform if r["dataset"] == dataset and _sites_label(r) == label]
             sel.sort(key=lambda r: int(r["m_bits"]))
             if sel:
+                single = "," not in label or label == "all"  # one site, or every site: solid
                 ax.plot(
                     [int(r["m_bits"]) for r in sel],
                     [max(float(r["kl_div"]), 1e-12) for r in sel],
-                    marker="o", ms=3, color=cmap(i % 10), label=label,
+                    marker="o", ms=3, color=cmap(i % 20), ls="-" if single else "--", label=label,
                 )  # fmt: skip
     return _finish(fig, axes, datasets, "mantissa bits m", "KL(fp32 || test)", log=True, fontsize=7)
 
@@ -670,27 +672,43 @@ def _frontier(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]
 
 
 def _kl_vs_macs(plt: Any, lamp: Sequence[Mapping[str, Any]]) -> Any:
-    """KL against the recomputed multiply-adds: for each variant and ``m``, the frontier of its rows."""
+    """KL against the recomputed multiply-adds: for each set of sites, variant (LAMP's sites, or the random
+    baseline there, dotted in LAMP's colour) and ``m``, the frontier of its rows."""
     datasets = sorted({str(r["dataset"]) for r in lamp})
-    variants = sorted({_variant(r) for r in lamp}, key=lambda v: (v.startswith("random"), v))
+    keys = sorted(
+        {(_sites_label(r), _variant(r)) for r in lamp}, key=lambda k: (k[1].startswith("random"), k)
+    )
+    lamps = sorted({k for k in keys if not k[1].startswith("random")})
     ms = sorted({int(r["m_bits"]) for r in lamp})
-    cmap = plt.get_cmap("tab10")
+    cmap = plt.get_cmap("tab20")
     fig, axes = _panels(plt, datasets, "KL vs recomputed multiply-adds: LAMP at several sites and random")
     for ax, dataset in zip(axes, datasets, strict=True):
-        for i, v in enumerate(variants):
+        for label, v in keys:
+            rnd = v.startswith("random")
+            base = v[len("random at ") :] if rnd else v
+            i = lamps.index((label, base)) if (label, base) in lamps else 0
             for j, m in enumerate(ms):
                 pts = [
                     (100 * (_num(r, "recomputed_macs") or 0.0), max(float(r["kl_div"]), 1e-12))
                     for r in lamp
-                    if r["dataset"] == dataset and _variant(r) == v and int(r["m_bits"]) == m
-                ]
+                    if r["dataset"] == dataset and (_sites_label(r), _variant(r)) == (label, v)
+                    and int(r["m_bits"]) == m
+                ]  # fmt: skip
                 front = _frontier(pts)
                 if front:
                     ax.plot(
-                        *zip(*front, strict=True), marker="xo"[v.startswith("random") is False],
-                        ls=(":" if v.startswith("random") else "-"), color=cmap(i % 10), ms=3,
-                        alpha=1.0 - 0.5 * j / max(len(ms) - 1, 1), label=f"{v} m={m}",
+                        *zip(*front, strict=True), marker="x" if rnd else "o", ls=":" if rnd else "-",
+                        color=cmap(i % 20), ms=3, alpha=1.0 - 0.5 * j / max(len(ms) - 1, 1),
+                        label=f"{label}: {v} m={m}",
                     )  # fmt: skip
         ax.set_xscale("symlog", linthresh=0.1)
     xlabel = "recomputed multiply-adds (% of the low-precision sites')"
-    return _finish(fig, axes, datasets, xlabel, "KL(fp32 || test)", log=True, fontsize=6, ncol=2)
+    _finish(fig, axes, datasets, xlabel, "KL(fp32 || test)", log=True)
+    handles, labels = axes[-1].get_legend_handles_labels()
+    if axes[-1].get_legend() is not None:
+        axes[-1].get_legend().remove()
+        rows = (len(labels) + 2) // 3
+        fig.set_size_inches(fig.get_size_inches()[0], 4.5 + 0.16 * rows)
+        fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=6, frameon=False)
+        fig.tight_layout(rect=(0.0, 0.16 * rows / (4.5 + 0.16 * rows) + 0.02, 1.0, 1.0))
+    return fig
