@@ -680,7 +680,7 @@ def _kl_vs_macs(plt: Any, lamp: Sequence[Mapping[str, Any]]) -> Any:
     )
     lamps = sorted({k for k in keys if not k[1].startswith("random")})
     ms = sorted({int(r["m_bits"]) for r in lamp})
-    cmap = plt.get_cmap("tab20")
+    cmap = plt.get_cmap("tab10")
     fig, axes = _panels(plt, datasets, "KL vs recomputed multiply-adds: LAMP at several sites and random")
     for ax, dataset in zip(axes, datasets, strict=True):
         for label, v in keys:
@@ -698,7 +698,7 @@ def _kl_vs_macs(plt: Any, lamp: Sequence[Mapping[str, Any]]) -> Any:
                 if front:
                     ax.plot(
                         *zip(*front, strict=True), marker="x" if rnd else "o", ls=":" if rnd else "-",
-                        color=cmap(i % 20), ms=3, alpha=1.0 - 0.5 * j / max(len(ms) - 1, 1),
+                        color=cmap(i % 10), ms=3, alpha=1.0 - 0.5 * j / max(len(ms) - 1, 1),
                         label=f"{label}: {v} m={m}",
                     )  # fmt: skip
         ax.set_xscale("symlog", linthresh=0.1)
