@@ -381,7 +381,7 @@ def _authors_row(row: Any, a: Any, B: Any, rc: Any, mode: int, fma: bool) -> Non
         b = B[k]
         for j in range(row.shape[0]):
             # fused: the exact s + a*b rounded to float32 once; unfused: float32 product and sum
-            s32 = _fma32(ak, b[j], row[j]) if fma else row[j] + ak * b[j]
+            s32 = _fma32(ak, b[j], row[j]) if fma else row[j] + ak * b[j]  # type: ignore[call-arg]
             row[j] = _authors_round(s32, rc, mode)
 
 
