@@ -817,7 +817,7 @@ def test_sites_settings_are_validated_and_normalised() -> None:
     with pytest.raises(ExperimentError, match=r"needs attn\.score"):
         Setting(4, 1.5, sites="mlp.fc", lamp_sites="mlp.fc", gelu_tau=2.0)
     with pytest.raises(ExperimentError, match="lamp_sites"):
-        Setting(4, 2.0, lamp_sites="lm_head")
+        Setting(4, 2.0, lamp_sites="attn.qkv")  # no look-ahead rule there
     with pytest.raises(ExperimentError, match="sites"):
         Setting(4, 2.0, sites="attn.scores")
     with pytest.raises(ExperimentError, match="gelu_tau"):
@@ -919,7 +919,7 @@ def test_cli_sites_options(model_dir: Path, tmp_path: Path, capsys: pytest.Captu
 
 @pytest.mark.parametrize(
     ("option", "value", "message"),
-    [("--sites", "mlp.fcc", "not a site"), ("--lamp-sites", "lm_head", "not a site"),
+    [("--sites", "mlp.fcc", "not a site"), ("--lamp-sites", "attn.qkv", "not a site"),
      ("--gelu-tau", "x", "expected numbers"), ("--storage", "bf17", "bf17")],
 )  # fmt: skip
 def test_cli_sites_options_are_checked(
