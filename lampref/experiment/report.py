@@ -591,6 +591,8 @@ def _budget_lines(rows: Sequence[Mapping[str, Any]], markdown: bool) -> str | No
                 cells.append(f"{min(fit):.2e}" if fit else "")
             if any(cells):
                 lines.append((dataset, label, str(m), f"{100 * budget:g}%", *cells))
+    if len(lines) == 1:
+        return None  # no row within the largest budget
     head = "lowest error within each recompute budget (recomputed MACs of the low-precision sites):"
     return head + "\n\n" + _render(lines, markdown)
 
