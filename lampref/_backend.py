@@ -27,7 +27,6 @@ ENV_VAR = "LAMPREF_BACKEND"
 
 _chosen: list[str] = []  # the backend set by set_backend (empty: the environment or the default)
 _kernels: list[ModuleType | None] = []  # the imported kernel module, or None when numba is not importable
-_BLOCK_SUMS_BYTES = 32 * 2**20  # the float64 block sums of the blocked kernel are made this much at a time
 
 
 def _load_kernels() -> ModuleType | None:
@@ -164,22 +163,13 @@ def _blocked(nk: ModuleType, acc: Any, rc: Any, mode: int, reverse: bool) -> Ker
 
     def kernel(A: NDArray[Any], B: NDArray[Any], out: NDArray[Any]) -> NDArray[np.bool_] | None:
         A64, B64 = _c(A, np.float64), _c(B, np.float64)
-        K, N = B64.shape[1:]
+        K = B64.shape[1]
         starts = np.arange(0, K, block)
         absB = np.abs(B64)
         sB = np.add.reduceat(absB, starts, axis=1)  # [G, blocks, N]
         mB = np.maximum.reduceat(absB, starts, axis=1)  # [G, blocks, N]
         redo = np.zeros(out.shape, dtype=np.uint8)
-        rows = max(1, _BLOCK_SUMS_BYTES // (8 * N * len(starts)))  # rows of float64 block sums at a time
-        T = np.empty((len(starts), min(rows, A64.shape[1]), N))
-        for g in range(A64.shape[0]):
-            for r0 in range(0, A64.shape[1], rows):
-                a = A64[g, r0 : r0 + rows]  # [R, K]
-                t = T[:, : a.shape[0]]
-                for kb, k0 in enumerate(starts):  # float64 BLAS: the block sums, within the kernel's bound
-                    np.matmul(a[:, k0 : k0 + block], B64[g, k0 : k0 + block], out=t[kb])
-                nk.blocked(a, B64[g], t, out[g, r0 : r0 + rows], redo[g, r0 : r0 + rows], sB[g], mB[g],
-                           block, consts, mode, bmode, reverse, fp32)  # fmt: skip
+        nk.blocked(A64, B64, out, redo, sB, mB, block, consts, mode, bmode, reverse, fp32)
         flagged = redo.view(np.bool_)
         return flagged if flagged.any() else None
 

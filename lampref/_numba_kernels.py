@@ -24,8 +24,7 @@ float32 fused multiply-add (``fma=True``; the NumPy path gets the same rounding 
 then rounds the float32 accumulator to the format.
 
 Block sums (``block > 1``) are the exact sum of the block's products rounded once to the block format. The
-float64 sum ``t`` of the products (each exact; a float64 matrix product, summing in any order) is within
-``e`` of the exact sum, with ``e`` a rigorous bound
+float64 sum ``t`` of the products (each exact) is within ``e`` of the exact sum, with ``e`` a rigorous bound
 (twice :math:`\gamma_{n-1} \sum |a_k b_k|`, the sum of magnitudes bounded by the smaller of
 :math:`\sum|a_k| \max|b_k|` and :math:`\max|a_k| \sum|b_k|`): when the roundings of the float64 neighbours
 outside ``t - e`` and ``t + e`` agree, that is the rounding of the exact sum. Otherwise the element's block
@@ -448,14 +447,22 @@ def _block_exact(
 def _block_row(
     t: Any, a: Any, B: Any, k0: int, k1: int, sB: Any, mB: Any, fcb: Any, rcb: Any, bmode: int, redo: Any
 ) -> None:  # pragma: no cover - compiled
-    """``t`` (on entry a float64 sum of the products ``k0 .. k1 - 1`` of one output row, in any order)
-    becomes the exact block sums rounded to the block format; ``redo[j]`` set where an element needs the
-    NumPy path."""
+    """``t`` = the block sums of products ``k0 .. k1 - 1`` of one output row, rounded to the block format;
+    ``redo[j]`` set where an element needs the NumPy path."""
     n = k1 - k0
     sA, mA = 0.0, 0.0
     for k in range(k0, k1):
         sA += abs(a[k])
         mA = max(mA, abs(a[k]))  # a non-finite operand makes t non-finite: undecided below
+    ak = a[k0]
+    b = B[k0]
+    for j in range(t.shape[0]):
+        t[j] = ak * b[j]
+    for k in range(k0 + 1, k1):
+        ak = a[k]
+        b = B[k]
+        for j in range(t.shape[0]):
+            t[j] = t[j] + ak * b[j]
     gamma = n * 2.0**-52  # twice gamma_(n-1): covers the float64 roundings of the bound as well
     undecided = _ZERO
     for j in range(t.shape[0]):
@@ -480,7 +487,6 @@ def _block_row(
 def _blocked_row(
     a: Any,
     B: Any,
-    T: Any,
     buf: Any,
     out: Any,
     redo: Any,
@@ -496,18 +502,17 @@ def _blocked_row(
     reverse: bool,
     fp32: bool,
 ) -> None:  # pragma: no cover - compiled
-    """One output row of a blocked accumulation into ``out``, from the float64 sums ``T [blocks, N]`` of
-    its blocks: exact staging (``fp32`` False, the block sums added with exact rounding) or the authors'
-    (float32 sums, then :func:`_authors_round` in ``mode``)."""
+    """One output row of a blocked accumulation into ``out``: exact staging (``fp32`` False, the block
+    sums added with exact rounding) or the authors' (float32 sums, then :func:`_authors_round` in
+    ``mode``)."""
     K = a.shape[0]
-    nb = T.shape[0]
+    nb = (K + block - 1) // block
     t = buf[2]
     if fp32:
         out[:] = np.float32(0.0)
     for step in range(nb):
         kb = nb - 1 - step if reverse else step
         k0 = kb * block
-        t[:] = T[kb]
         _block_row(t, a, B, k0, min(k0 + block, K), sB[kb], mB[kb], fcb, rcb, bmode, redo)
         if fp32:
             _authors_add(out, t, rc, mode)
@@ -534,7 +539,6 @@ def _authors_add(row: Any, t: Any, rc: Any, mode: int) -> None:  # pragma: no co
 def blocked(
     A: Any,
     B: Any,
-    T: Any,
     out: Any,
     redo: Any,
     sB: Any,
@@ -546,23 +550,24 @@ def blocked(
     reverse: bool,
     fp32: bool,
 ) -> None:  # pragma: no cover - compiled
-    """Blocked accumulation ``[M, K] @ [K, N] -> out [M, N]`` (float64 operands, float32 ``out``): each run
-    of ``block`` products summed exactly and rounded to the block format (mode ``bmode``), then added to
-    the accumulator: exactly (``fp32`` False; ``mode`` one of the six deterministic modes, ``reverse`` for
-    the blocks right to left) or in float32 arithmetic then rounded (``fp32`` True, the authors' kernel;
-    ``mode`` any code of :func:`_authors_round`). ``T [blocks, M, N]``: float64 sums of each block's
-    products (a float64 matrix product: any order). ``consts``: ``(fc, rc, fcb, rcb)``, the constants of
-    the accumulator's rounding and of the block's. ``sB``, ``mB`` ``[blocks, N]``: the sums and maxima of
-    ``|B|`` over each block. ``redo [M, N]`` is set where an element must be recomputed on the NumPy
-    path."""
-    M = A.shape[0]
-    N = B.shape[1]
+    """Blocked accumulation ``[G, M, K] @ [G, K, N] -> out [G, M, N]`` (float64 operands, float32 ``out``):
+    each run of ``block`` products summed exactly and rounded to the block format (mode ``bmode``), then
+    added to the accumulator: exactly (``fp32`` False; ``mode`` one of the six deterministic modes,
+    ``reverse`` for the blocks right to left) or in float32 arithmetic then rounded (``fp32`` True, the
+    authors' kernel; ``mode`` any code of :func:`_authors_round`). ``consts``: ``(fc, rc, fcb, rcb)``, the
+    constants of the accumulator's rounding and of the block's. ``sB``, ``mB`` ``[G, blocks, N]``: the sums
+    and maxima of ``|B|`` over each block. ``redo [G, M, N]`` is set where an element must be recomputed
+    on the NumPy path."""
+    G, M = A.shape[0], A.shape[1]
+    N = B.shape[2]
     fc, rc, fcb, rcb = consts
-    for c in prange((M + _CHUNK - 1) // _CHUNK):
+    rows = G * M
+    for c in prange((rows + _CHUNK - 1) // _CHUNK):
         buf = np.empty((3, N))
-        for i in range(c * _CHUNK, min(M, (c + 1) * _CHUNK)):
+        for r in range(c * _CHUNK, min(rows, (c + 1) * _CHUNK)):
+            g, i = r // M, r % M
             _blocked_row(
-                A[i], B, T[:, i], buf, out[i], redo[i], sB, mB, block,
+                A[g, i], B[g], buf, out[g, i], redo[g, i], sB[g], mB[g], block,
                 fc, rc, mode, fcb, rcb, bmode, reverse, fp32,
             )  # fmt: skip
 

@@ -126,7 +126,7 @@ def operands(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
 
 
 @needs_numba
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(operands(), configurations())
 @example((np.float32([[1.0, 2.0**-11]]), np.float32([[1.0], [1.0]])), Accumulator("fp16"))  # a tie
 @example(
