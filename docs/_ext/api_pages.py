@@ -34,6 +34,7 @@ API_MODULES = [
     "lampref.gpt2",
     "lampref.bert",
     "lampref.lamp",
+    "lampref.lamp_sites",
     "lampref.hardware",
     "lampref.metrics",
     "lampref.validate",
