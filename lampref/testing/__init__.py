@@ -34,6 +34,8 @@ _WHERE = {
         ],
         "oracles",
     ),
+    **dict.fromkeys(["mx_specs", "mx_arrays"], "mx_strategies"),
+    **dict.fromkeys(["preactivations", "element_taus", "layernorm_rows"], "site_strategies"),
     **dict.fromkeys(["pychop_round", "pychop_round_many", "pychop_available"], "peers"),
     **dict.fromkeys(["stable_characters", "mixed_text", "mixed_texts"], "texts"),
 }
