@@ -113,8 +113,69 @@ def _stats(site: str, sel: NDArray[np.bool_], amp: Array) -> dict[str, Any]:
     }
 
 
+def _gelu_name(after: After) -> str:
+    """The analysis name of the GELU form that follows (``after.gelu``)."""
+    return "gelu_tanh" if after.gelu == "tanh" else "gelu_erf"
+
+
 @dataclass(frozen=True)
-class GeluLamp:
+class _DenseLamp:
+    """What the dense rules share: the fields, their checks, and the look-ahead pattern of
+    :meth:`dense_output` (compute in low precision, select, recompute the selection, report)."""
+
+    acc: Accumulator
+    tau: float
+    baseline: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_common(self, self.tau)
+
+    def _check_after(self, site: str, after: After) -> None:
+        """Raise PlanError unless what follows ``site`` is what the rule looks ahead at."""
+        raise NotImplementedError
+
+    def _select(
+        self, x: Array, w: Array, b: Array, low: Array, after: After
+    ) -> tuple[NDArray[np.bool_], Any]:
+        """LAMP's selection ``[n, N]`` at the low-precision output ``low``, and the amplification it achieves
+        (or None to have :meth:`_achieved` compute it)."""
+        raise NotImplementedError
+
+    def _achieved(
+        self, x: Array, w: Array, b: Array, low: Array, after: After, sel: NDArray[np.bool_]
+    ) -> Array:
+        """The first-order amplification left with the selection ``sel`` (the statistics' ``amp_*``)."""
+        raise NotImplementedError
+
+    def dense_output(
+        self,
+        x: Array,
+        w: Array,
+        b: Array,
+        *,
+        site: str,
+        layer: int,
+        start: int,
+        rng: Any,
+        blas: Any,
+        after: After,
+    ) -> DenseOutput:
+        """The layer's output ``[n, N]`` with the selected entries recomputed in float32 (the
+        :class:`~lampref.gpt2.plan.DenseRule` protocol); ``after`` says what follows the site."""
+        self._check_after(site, after)
+        low = np.asarray(linear(x, w, b, self.acc, rng=rng), dtype=np.float32)  # [n, K] -> [n, N]
+        sel, amp = self._select(x, w, b, low, after)
+        if self.baseline is not None:
+            sel, amp = _random_like(sel, self.seed, site, layer, start), None
+        out = _recompute(low, sel, x, w, b, blas)
+        if amp is None:
+            amp = self._achieved(x, w, b, low, after, sel)
+        return DenseOutput(out, _stats(site, sel, amp))
+
+
+@dataclass(frozen=True)
+class GeluLamp(_DenseLamp):
     r"""LAMP at ``mlp.fc``: the pre-activations whose error GELU amplifies by $\tau$ or more are recomputed
     in float32 (a :class:`~lampref.gpt2.plan.DenseRule`, frozen and hashable).
 
@@ -142,56 +203,35 @@ class GeluLamp:
 
     Examples
     --------
+    On the embedded model, with the pre-activations accumulated with 4 mantissa bits:
+
     >>> import numpy as np
     >>> from lampref import Accumulator, fp32_mantissa
-    >>> from lampref.gpt2 import GPT2, GPT2Config, PrecisionPlan, random_params
+    >>> from lampref.gpt2 import PrecisionPlan, default_model
     >>> from lampref.lamp_sites import GeluLamp, site_fractions
-    >>> cfg = GPT2Config(n_layer=2, n_head=2, n_embd=16, n_positions=16, vocab_size=32)
-    >>> model = GPT2(random_params(cfg, rng=0, std=0.5), cfg, row_block=8)
     >>> plan = PrecisionPlan.only("mlp.fc", GeluLamp(Accumulator(fp32_mantissa(4)), tau=2.0))
-    >>> _, stats = model.logits_and_stats(np.arange(12) % 32, plan)
-    >>> frac = site_fractions(stats)["mlp.fc"]
+    >>> frac = site_fractions(default_model().logits_and_stats(np.arange(12), plan)[1])["mlp.fc"]
     >>> bool(0 < frac.recomputed < 1), bool(frac.amp_max < 2.0)
     (True, True)
     """
 
-    acc: Accumulator
-    tau: float
-    baseline: str | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        _check_common(self, self.tau)
-
-    def dense_output(
-        self,
-        x: Array,
-        w: Array,
-        b: Array,
-        *,
-        site: str,
-        layer: int,
-        start: int,
-        rng: Any,
-        blas: Any,
-        after: After,
-    ) -> DenseOutput:
-        """The layer's output ``[n, N]`` with the selected pre-activations recomputed (the DenseRule
-        protocol); ``after.gelu`` names the GELU form that follows."""
+    def _check_after(self, site: str, after: After) -> None:
         if after.gelu is None:
             raise PlanError(f"GeluLamp looks ahead at GELU, which does not follow site {site!r}; use mlp.fc")
-        low = np.asarray(linear(x, w, b, self.acc, rng=rng), dtype=np.float32)  # [n, K] -> [n, N]
-        name = "gelu_tanh" if after.gelu == "tanh" else "gelu_erf"
-        sel = elementwise_select(name, low, self.tau)  # [n, N]
-        if self.baseline is not None:
-            sel = _random_like(sel, self.seed, site, layer, start)
-        out = _recompute(low, sel, x, w, b, blas)
-        amp = np.where(sel, 0.0, condition_number(name, low))  # [n, N]
-        return DenseOutput(out, _stats(site, sel, amp))
+
+    def _select(
+        self, x: Array, w: Array, b: Array, low: Array, after: After
+    ) -> tuple[NDArray[np.bool_], Any]:
+        return elementwise_select(_gelu_name(after), low, self.tau), None
+
+    def _achieved(
+        self, x: Array, w: Array, b: Array, low: Array, after: After, sel: NDArray[np.bool_]
+    ) -> Array:
+        return np.where(sel, 0.0, condition_number(_gelu_name(after), low))  # [n, N]
 
 
 @dataclass(frozen=True)
-class NormLamp:
+class NormLamp(_DenseLamp):
     r"""LAMP at ``attn.proj`` or ``mlp.proj``: the outputs whose error the residual sum and the next
     LayerNorm amplify most are recomputed in float32 (a :class:`~lampref.gpt2.plan.DenseRule`).
 
@@ -218,14 +258,6 @@ class NormLamp:
     ``after`` the rule uses $\gamma = 1$, $\beta = 0$.
     """
 
-    acc: Accumulator
-    tau: float
-    baseline: str | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        _check_common(self, self.tau)
-
     def _bounds(
         self, x: Array, w: Array, b: Array, low: Array, after: After, sel: NDArray[np.bool_] | None
     ) -> tuple[NDArray[np.bool_], Array]:
@@ -246,34 +278,23 @@ class NormLamp:
             bound[rows] = K.sum(axis=-1).max(axis=-1) / u
         return out, bound
 
-    def dense_output(
-        self,
-        x: Array,
-        w: Array,
-        b: Array,
-        *,
-        site: str,
-        layer: int,
-        start: int,
-        rng: Any,
-        blas: Any,
-        after: After,
-    ) -> DenseOutput:
-        """The layer's output ``[n, N]`` with the selected outputs recomputed (the DenseRule protocol);
-        ``after`` holds the residual stream and the LayerNorm that follow."""
+    def _check_after(self, site: str, after: After) -> None:
         if after.residual is None:
             raise PlanError(f"NormLamp looks ahead at a residual sum and a LayerNorm; site {site!r} has none")
-        low = np.asarray(linear(x, w, b, self.acc, rng=rng), dtype=np.float32)  # [n, K] -> [n, N]
-        sel, bound = self._bounds(x, w, b, low, after, None)
-        if self.baseline is not None:
-            sel = _random_like(sel, self.seed, site, layer, start)
-            sel, bound = self._bounds(x, w, b, low, after, sel)
-        out = _recompute(low, sel, x, w, b, blas)
-        return DenseOutput(out, _stats(site, sel, bound))
+
+    def _select(
+        self, x: Array, w: Array, b: Array, low: Array, after: After
+    ) -> tuple[NDArray[np.bool_], Any]:
+        return self._bounds(x, w, b, low, after, None)
+
+    def _achieved(
+        self, x: Array, w: Array, b: Array, low: Array, after: After, sel: NDArray[np.bool_]
+    ) -> Array:
+        return self._bounds(x, w, b, low, after, sel)[1]
 
 
 @dataclass(frozen=True)
-class HeadLamp:
+class HeadLamp(_DenseLamp):
     r"""LAMP at ``lm_head``: the logits whose error the softmax of the next-token distribution amplifies
     most are recomputed in float32 (a :class:`~lampref.gpt2.plan.DenseRule`).
 
@@ -293,54 +314,40 @@ class HeadLamp:
 
     Examples
     --------
+    On the embedded model, with the logits accumulated with 4 mantissa bits, LAMP recomputes a fraction of
+    a percent of them:
+
     >>> import numpy as np
     >>> from lampref import Accumulator, fp32_mantissa
-    >>> from lampref.gpt2 import GPT2, GPT2Config, PrecisionPlan, random_params
+    >>> from lampref.gpt2 import PrecisionPlan, default_model
     >>> from lampref.lamp_sites import HeadLamp, site_fractions
-    >>> cfg = GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=16, vocab_size=64)
-    >>> model = GPT2(random_params(cfg, rng=0, std=0.5), cfg, row_block=8)
     >>> plan = PrecisionPlan.only("lm_head", HeadLamp(Accumulator(fp32_mantissa(4)), tau=1.5))
-    >>> frac = site_fractions(model.logits_and_stats(np.arange(10), plan)[1])["lm_head"]
-    >>> bool(0 < frac.recomputed < 1), bool(frac.amp_max <= 1.5)
+    >>> frac = site_fractions(default_model().logits_and_stats(np.arange(10), plan)[1])["lm_head"]
+    >>> bool(0 < frac.recomputed < 0.01), bool(frac.amp_max <= 1.5)
     (True, True)
     """
-
-    acc: Accumulator
-    tau: float
-    baseline: str | None = None
-    seed: int = 0
 
     def __post_init__(self) -> None:
         _check_common(self, self.tau)
         object.__setattr__(self, "tau", check_tau(self.tau))
 
-    def dense_output(
-        self,
-        x: Array,
-        w: Array,
-        b: Array,
-        *,
-        site: str,
-        layer: int,
-        start: int,
-        rng: Any,
-        blas: Any,
-        after: After,
-    ) -> DenseOutput:
-        """The logits ``[n, V]`` with the selected ones recomputed (the DenseRule protocol); ``after.softmax``
-        must say that a softmax follows."""
+    def _check_after(self, site: str, after: After) -> None:
         if not after.softmax:
             raise PlanError(
                 f"HeadLamp looks ahead at a softmax, which does not follow site {site!r}; use lm_head"
             )
-        low = np.asarray(linear(x, w, b, self.acc, rng=rng), dtype=np.float32)  # [n, K] -> [n, V]
+
+    def _select(
+        self, x: Array, w: Array, b: Array, low: Array, after: After
+    ) -> tuple[NDArray[np.bool_], Any]:
         probs = softmax(low)  # [n, V]
         sel = lamp_select(probs, self.tau)
-        if self.baseline is not None:
-            sel = _random_like(sel, self.seed, site, layer, start)
-        out = _recompute(low, sel, x, w, b, blas)
-        kappa = np.asarray(softmax_kappa(probs, sel), dtype=np.float64).reshape(-1)  # [n]
-        return DenseOutput(out, _stats(site, sel, kappa))
+        return sel, np.asarray(softmax_kappa(probs, sel), dtype=np.float64).reshape(-1)  # [n]
+
+    def _achieved(
+        self, x: Array, w: Array, b: Array, low: Array, after: After, sel: NDArray[np.bool_]
+    ) -> Array:
+        return np.asarray(softmax_kappa(softmax(low), sel), dtype=np.float64).reshape(-1)  # [n]
 
 
 class SiteFraction(NamedTuple):

@@ -366,6 +366,19 @@ def _quantize_last(a: NDArray[np.float64], spec: MXSpec) -> tuple[NDArray[np.flo
     return elements, (shared + E8M0_BIAS).astype(np.uint8)
 
 
+def _quantize_along(
+    x: ArrayLike, spec: MXSpec, axis: object
+) -> tuple[NDArray[Any], int, NDArray[np.float32], NDArray[np.uint8]]:
+    """``x`` as an exact array, the checked axis, and the elements and scale codes of its blocks along that
+    axis, moved last."""
+    arr = as_exact_array(x)
+    ax = _check_axis(axis, arr.ndim)
+    with np.errstate(invalid="ignore"):
+        a = np.moveaxis(arr.astype(np.float64), ax, -1)
+    elements, codes = _quantize_last(a, spec)
+    return arr, ax, elements, codes
+
+
 def quantize(
     x: ArrayLike, element: str = "e4m3", *, block: int = 32, axis: int = -1
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
@@ -432,11 +445,7 @@ def quantize(
     array([  2., -11.,  80.,  16., 115.], dtype=float32)
     """
     spec = MXSpec(element, block)
-    arr = as_exact_array(x)
-    ax = _check_axis(axis, arr.ndim)
-    with np.errstate(invalid="ignore"):
-        a = np.moveaxis(arr.astype(np.float64), ax, -1)
-    elements, codes = _quantize_last(a, spec)
+    _, ax, elements, codes = _quantize_along(x, spec, axis)
     return np.moveaxis(elements, -1, ax), np.moveaxis(codes, -1, ax)
 
 
@@ -514,12 +523,8 @@ def quantize_dequantize(
     array([   0., -512., 4096.,    1.,    6.], dtype=float32)
     """
     spec = MXSpec(element, block)
-    arr = as_exact_array(x)
-    ax = _check_axis(axis, arr.ndim)
-    with np.errstate(invalid="ignore"):
-        a = np.moveaxis(arr.astype(np.float64), ax, -1)
-    elements, codes = _quantize_last(a, spec)
-    n = a.shape[-1]
+    arr, ax, elements, codes = _quantize_along(x, spec, axis)
+    n = elements.shape[-1]
     scale = np.repeat(decode_scales(codes).astype(np.float64), spec.block, axis=-1)[..., :n]
     out_dtype = np.float64 if arr.dtype == np.float64 else np.float32
     with np.errstate(invalid="ignore"):

@@ -17,20 +17,10 @@ retrieval flip rate (:mod:`lampref.experiment.encoder`). The study comes in thre
 from __future__ import annotations
 
 from ..errors import ExperimentError
+from . import results
 from .encoder import RETRIEVAL_SENTENCES, corpus_pieces, sentences
 from .report import plot_results, sites_table, summary_table
-from .results import (
-    AUTHORS_COLUMNS,
-    BASELINE_KINDS,
-    CSV_COLUMNS,
-    CSV_COLUMNS_V1,
-    CSV_COLUMNS_V2,
-    CSV_COLUMNS_V3,
-    ENCODER_COLUMNS,
-    SETTING_DEFAULTS,
-    SITE_COLUMNS,
-    read_results,
-)
+from .results import *  # noqa: F403
 from .run import (
     ACCUMULATIONS,
     AUTHORS_M_BITS,
@@ -45,25 +35,15 @@ from .run import (
 
 __all__ = [
     "ACCUMULATIONS",
-    "AUTHORS_COLUMNS",
     "AUTHORS_M_BITS",
     "AUTHORS_TAUS",
-    "BASELINE_KINDS",
-    "CSV_COLUMNS",
-    "CSV_COLUMNS_V1",
-    "CSV_COLUMNS_V2",
-    "CSV_COLUMNS_V3",
-    "ENCODER_COLUMNS",
     "RETRIEVAL_SENTENCES",
-    "SETTING_DEFAULTS",
-    "SITE_COLUMNS",
     "STUDY_SITES",
     "ExperimentError",
     "Setting",
     "corpus_pieces",
     "grid",
     "plot_results",
-    "read_results",
     "run_experiment",
     "sentences",
     "sites_table",
@@ -71,3 +51,4 @@ __all__ = [
     "summary_table",
     "windows",
 ]
+__all__ += results.__all__  # the results file: its columns and reader
