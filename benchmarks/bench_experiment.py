@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from _timing import best_time
 
+import lampref
 from lampref import gpt2
 from lampref.cli import QUICK, _bundled_corpora
 from lampref.experiment import Setting, grid, read_results, run_experiment
@@ -58,7 +59,7 @@ def time_forward(tokens: int, repeat: int) -> None:
     t32, _ = best_time(lambda: model.logits(ids), repeat)
     tlamp, (_, stats) = best_time(lambda: model.logits_and_stats(ids, plan), repeat)
     recomputed = float(recompute_fraction(stats).total)
-    print(f"GPT-2 124M shape, {tokens} tokens, random weights")
+    print(f"GPT-2 124M shape, {tokens} tokens, random weights; accumulation backend: {lampref.backend()}")
     print(f"  float32 forward pass                  {t32:8.2f} s")
     print(f"  LAMP m={M_BITS} tau={TAU} forward pass         {tlamp:8.2f} s  ({recomputed:.1%} recomputed)")
 
