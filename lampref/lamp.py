@@ -61,6 +61,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from ._backend import f32_scores_where
 from ._validate import check_choice, check_rng, is_int
 from .accumulate import Accumulator
 from .analysis import RULES as RULES  # the selection rules of lamp_select, importable from here too
@@ -286,11 +287,15 @@ class LampConfig:
         low, probs_low, visible, sel = self._low_and_selection(q, k, start, layer, rng, visible)
         scores = low
         if sel.any():
-            h, i, j = np.nonzero(sel)
-            qs = np.ascontiguousarray(q[h, i])  # [S, d]
-            ks = np.ascontiguousarray(k[h, j])  # [S, d]
-            scores = low.copy()
-            scores[h, i, j] = _entry_scores(qs, ks, self.recompute, rng)
+            compiled = f32_scores_where(q, k, sel, low) if self.recompute is None else None
+            if compiled is not None:  # the same bits as the entry-by-entry float32 path below
+                scores = compiled
+            else:
+                h, i, j = np.nonzero(sel)
+                qs = np.ascontiguousarray(q[h, i])  # [S, d]
+                ks = np.ascontiguousarray(k[h, j])  # [S, d]
+                scores = low.copy()
+                scores[h, i, j] = _entry_scores(qs, ks, self.recompute, rng)
         probs = masked_softmax(scores, visible)  # [H, n, N]
         return AttentionProbs(scores, probs, _row_stats(probs_low, sel, np.broadcast_to(visible, sel.shape)))
 
