@@ -821,7 +821,7 @@ def _computed(study: _Study, todo: Sequence[_Row], jobs: int, scheduler: str | N
 # Worker processes: the study (sent once, by the initializer) and the reference of the current corpus.
 _WORKER: dict[str, Any] = {}
 _WORKER_LOCK = threading.Lock()
-_BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def _cores() -> int:
@@ -831,10 +831,10 @@ def _cores() -> int:
 
 @contextlib.contextmanager
 def _blas_environment(threads: int) -> Iterator[None]:
-    """Set the BLAS thread counts in the environment the worker processes inherit (they read it when they
-    import NumPy), and restore it."""
-    saved = {name: os.environ.get(name) for name in _BLAS_VARIABLES}
-    os.environ.update(dict.fromkeys(_BLAS_VARIABLES, str(threads)))
+    """Set the thread counts of BLAS and of the compiled kernels (numba) in the environment the worker
+    processes inherit (they read it when they import NumPy and numba), and restore it."""
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update(dict.fromkeys(_THREAD_VARIABLES, str(threads)))
     try:
         yield
     finally:
