@@ -149,13 +149,12 @@ def _blas_rows(a: Array, b: Array, start: int, row_block: int) -> Array:
         c0 = pos - pos % R
         hi = min(c0 + R, stop)
         rows = slice(pos - start, hi - start)
-        if pos == c0 and hi == c0 + R:
-            chunk = np.ascontiguousarray(a[..., rows, :])
+        if pos == c0 and hi == c0 + R:  # a full row block: straight into its rows of the output
+            np.matmul(np.ascontiguousarray(a[..., rows, :]), b, out=out[..., rows, :])
         else:
             chunk = np.zeros((*a.shape[:-2], R, K), dtype=a.dtype)
             chunk[..., pos - c0 : hi - c0, :] = a[..., rows, :]
-        res = np.matmul(chunk, b)
-        out[..., rows, :] = res[..., pos - c0 : hi - c0, :]
+            out[..., rows, :] = np.matmul(chunk, b)[..., pos - c0 : hi - c0, :]
         pos = hi
     return out
 
