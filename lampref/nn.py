@@ -84,7 +84,11 @@ def softmax(x: Array) -> Array:
     array([[0.25, 0.75],
            [1.  , 0.  ]], dtype=float32)
     """
-    e: Array = x - x.max(axis=-1, keepdims=True)  # [..., L], a new array: exp and divide in place
+    return _softmax_in_place(x - x.max(axis=-1, keepdims=True))  # [..., L], a new array
+
+
+def _softmax_in_place(e: Array) -> Array:
+    """The softmax of max-subtracted rows ``e`` ``[..., L]``, computed in ``e``."""
     np.exp(e, out=e)
     e /= e.sum(axis=-1, keepdims=True)  # [..., L]
     return e
@@ -119,7 +123,9 @@ def masked_softmax(scores: Array, visible: NDArray[np.bool_]) -> Array:
     >>> masked_softmax(np.float32([[0, 0, 5]]), np.array([True, True, False]))
     array([[0.5, 0.5, 0. ]], dtype=float32)
     """
-    return softmax(mask_scores(scores, visible))
+    masked = mask_scores(scores, visible)  # [..., n, L], a new array: the softmax runs in it
+    masked -= masked.max(axis=-1, keepdims=True)
+    return _softmax_in_place(masked)
 
 
 def causal_softmax(scores: Array, start: int) -> Array:
@@ -175,9 +181,17 @@ def gelu(x: Array, kind: str = "tanh") -> Array:
     array([-0.15865526,  0.        ,  0.8413448 ], dtype=float32)
     """
     dt = x.dtype.type
-    if kind == "tanh":
+    if kind == "tanh":  # in place, in the order of the formula above (so the same bits)
         c = dt(math.sqrt(2.0 / math.pi))
-        y: Array = dt(0.5) * x * (dt(1.0) + np.tanh(c * (x + dt(0.044715) * x * x * x)))
+        t: Array = np.multiply(dt(0.044715), x, out=np.empty_like(x))  # an array even for 0-d x
+        t *= x
+        t *= x  # 0.044715 x^3
+        t += x
+        t *= c
+        np.tanh(t, out=t)
+        t += dt(1.0)
+        y: Array = dt(0.5) * x
+        y *= t
         return y
     if kind == "erf":
         return gelu_erf(x)
