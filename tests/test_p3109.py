@@ -279,11 +279,14 @@ def edge_inputs(fmt: FloatFormat, rng: np.random.Generator, n_random: int = 0) -
     return np.concatenate([x, -x]) if fmt.signed else x
 
 
-@pytest.mark.parametrize("case", ALL_P3109, ids=_id)
+# p3109_k2p2ue is left out: gfloat's max for it is 0.75, not a value of the format
+# (test_gfloat_max_of_k2p2ue); its rounding is checked against the brute-force nearest-code search below.
+GFLOAT_ROUNDING_CASES = [case for case in ALL_P3109 if case != (2, 2, False, "extended")]
+
+
+@pytest.mark.parametrize("case", GFLOAT_ROUNDING_CASES, ids=_id)
 def test_rounding_agrees_with_gfloat(case: tuple[int, int, bool, str]) -> None:
     k, p, signed, domain = case
-    if case == (2, 2, False, "extended"):
-        pytest.skip("gfloat's max of p3109_k2p2ue is 0.75, not a value (see test_gfloat_max_of_k2p2ue)")
     fmt = p3109(k, p, signed=signed, domain=domain)
     info = _gfloat_info(*case)
     x = edge_inputs(fmt, np.random.default_rng(k * 100 + p), n_random=400)
