@@ -33,8 +33,8 @@ from _timing import best_time
 
 import lampref
 from lampref import gpt2
-from lampref.cli import QUICK, _bundled_corpora
-from lampref.experiment import Setting, grid, read_results, run_experiment
+from lampref.cli import QUICK
+from lampref.experiment import Setting, bundled_corpora, grid, read_results, run_experiment
 from lampref.lamp import recompute_fraction
 
 try:
@@ -69,7 +69,7 @@ def quick_study() -> tuple[gpt2.GPT2, dict[str, np.ndarray], list[Setting]]:
     tok = gpt2.Tokenizer()
     corpora = {
         name: np.asarray(tok.encode(path.read_text(encoding="utf-8"), disallowed_special=()), np.int64)
-        for name, path in _bundled_corpora().items()
+        for name, path in bundled_corpora().items()
     }
     return gpt2.default_model(), corpora, grid(QUICK.m_bits, QUICK.tau)
 

@@ -29,7 +29,7 @@ from . import experiment, fetch, gpt2
 from .accumulate import Accumulator
 from .bert import BertModel
 from .errors import ExperimentError, InputValueError, LamprefError
-from .experiment import encoder
+from .experiment import bundled_corpora, encoder
 from .formats import FloatFormat, format_names, get_format
 from .lamp import RULES
 from .validate import AccumulationModel, check_golden, parse_accumulator, write_golden
@@ -165,12 +165,7 @@ FULL = _Preset(
     seq_len=256, sequences=4, m_bits=(2, 4, 6, 8, 10, 12), tau=(2.0, 1.9, 1.8, 1.6, 1.4, 1.2, 1.1, 1.05, 1.02)
 )
 
-BUNDLED_CORPORA = Path(__file__).parent / "data" / "corpora"
 CORPUS_SUFFIXES = (".txt", ".md", ".py", ".rst")
-
-
-def _bundled_corpora() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(BUNDLED_CORPORA.glob("*.txt"))}
 
 
 def _resolve_corpus(spec: str, bundled: dict[str, Path]) -> tuple[str, Path]:
@@ -205,7 +200,7 @@ def _resolve_corpus(spec: str, bundled: dict[str, Path]) -> tuple[str, Path]:
 
 def _resolve_corpora(specs: Sequence[str] | None) -> dict[str, Path]:
     """Corpus name -> file or folder for every ``--corpus`` spec (default: the bundled corpora)."""
-    bundled = _bundled_corpora()
+    bundled = bundled_corpora()
     if specs is None:
         return bundled
     out: dict[str, Path] = {}
@@ -615,7 +610,7 @@ def _sites_options(p: argparse.ArgumentParser) -> None:
 
 def _experiment_options(p: argparse.ArgumentParser) -> None:
     """The options of ``lampref experiment``: model, corpora, sizes, grid, seed, output and workers."""
-    bundled = ", ".join(_bundled_corpora())
+    bundled = ", ".join(bundled_corpora())
     p.add_argument(
         "--model",
         help="the model: a fetchable name (minilm: the all-MiniLM-L6-v2 BERT encoder, cached by `lampref "

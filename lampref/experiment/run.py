@@ -69,8 +69,10 @@ __all__ = [
     "ACCUMULATIONS",
     "AUTHORS_M_BITS",
     "AUTHORS_TAUS",
+    "BUNDLED_CORPORA",
     "STUDY_SITES",
     "Setting",
+    "bundled_corpora",
     "grid",
     "run_experiment",
     "storage_format",
@@ -357,6 +359,22 @@ def _check_seed(seed: Any) -> int:
     if not is_int(seed) or seed < 0:
         raise ExperimentError(f"seed={seed!r} is not valid; expected a non-negative integer")
     return int(seed)
+
+
+BUNDLED_CORPORA = Path(__file__).resolve().parents[1] / "data" / "corpora"
+"""The folder of the corpora bundled with lampref (provenance and licences in its ``README.md``)."""
+
+
+def bundled_corpora() -> dict[str, Path]:
+    """The bundled corpora, held out from the embedded model's training: name -> text file, by name.
+
+    These are what ``lampref experiment --corpus prose code abstracts`` reads.
+
+    >>> from lampref.experiment import bundled_corpora
+    >>> sorted(bundled_corpora())
+    ['abstracts', 'code', 'prose']
+    """
+    return {p.stem: p for p in sorted(BUNDLED_CORPORA.glob("*.txt"))}
 
 
 def windows(
