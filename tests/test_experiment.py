@@ -29,6 +29,7 @@ from lampref.experiment import (
     summary_table,
     windows,
 )
+from lampref.experiment.results import writer_lock
 from lampref.gpt2 import GPT2, GPT2Config, GPT2Params, random_params
 from lampref.metrics import flip_rate, kl_divergence
 
@@ -98,6 +99,16 @@ def test_interrupted_run_resumes_without_recomputing(model: GPT2, tmp_path: Path
         assert a == b
     assert _run(Interrupting(model, budget=0), out) == rows  # a finished run is read back, nothing computed
     assert full == rows
+
+
+def test_a_second_run_on_the_same_results_file_is_refused(model: GPT2, tmp_path: Path) -> None:
+    out = tmp_path / "results.csv"
+    with writer_lock(out):  # a run in progress holds the file
+        with pytest.raises(ExperimentError, match="another run is writing this results file"):
+            _run(model, out, SETTINGS[:1])
+        assert out.read_bytes() == b""  # nothing was appended
+    rows = _run(model, out, SETTINGS[:1])  # the lock is released with the run
+    assert [r["config_hash"] for r in read_results(out)] == [r["config_hash"] for r in rows]
 
 
 def test_a_row_cut_short_is_recomputed(model: GPT2, tmp_path: Path) -> None:

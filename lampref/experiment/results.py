@@ -59,12 +59,13 @@ The functions here without a leading underscore and outside ``__all__`` serve th
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -454,6 +455,34 @@ def prepare_output(path: Path) -> None:
             raise ExperimentError(
                 f"cannot write to the results file {path}: {err.strerror}; {_FIX}"
             ) from None
+
+
+@contextlib.contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the results file ``path`` (created empty if missing) while a run writes it,
+    so that a second run on the same file is refused instead of interleaving its rows.
+
+    The lock is POSIX ``flock`` on the file itself (released when the run ends, also by a crash); where
+    ``fcntl`` does not exist (Windows) no lock is taken.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        handle = open(path, "ab")  # noqa: SIM115 -- held open for the whole run
+    except OSError as err:
+        raise ExperimentError(f"cannot write to the results file {path}: {err.strerror}") from None
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ExperimentError(
+                f"{path}: another run is writing this results file; wait for it to finish, or give this "
+                "run another output folder"
+            ) from None
+        yield
 
 
 def existing_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int | None]:

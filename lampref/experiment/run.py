@@ -63,6 +63,7 @@ from .results import (
     model_digest,
     prepare_output,
     truncate,
+    writer_lock,
 )
 
 __all__ = [
@@ -550,39 +551,41 @@ def run_experiment(
     study = _study(model, corpora, sentences, seq_len, sequences, seed, shuffle)
     path = Path(out)
     prepare_output(path)
-    existing, cut = existing_rows(path)
-    run = {
-        "model_digest": model_digest(model),
-        "seed": int(seed),
-        "nbatches": sequences,
-        "seq_len": seq_len,
-        "shuffle": bool(shuffle),
-    }
-    corpus_digests = {name: study.digest(name) for name in corpora}
-    check_identity(path, existing, run, corpus_digests)
-    if cut is not None:
-        truncate(path, cut)
-    done = {r["config_hash"]: r for _, r in existing}
-    rows: list[dict[str, Any] | None] = []  # grid order, corpus-major: the finished rows, None for the others
-    todo: list[_Row] = []
-    for dataset in corpora:
-        for s in settings:
-            identity = {**run, "dataset": dataset, "corpus_digest": corpus_digests[dataset], **s.identity()}
-            h = config_hash(identity)
-            if h not in done:
-                todo.append(_Row(len(rows), identity, h, s, model_name))
-            rows.append(done.get(h))
-    bar = _progress(len(todo), progress)
-    try:
-        with contextlib.closing(_computed(study, todo, jobs, scheduler)) as computed:
-            for job, row in computed:  # in the order they finish
-                append_row(path, row)
-                rows[job.index] = row
-                _advance(bar, job.setting, row)
-    finally:
-        if bar is not None:
-            bar.close()
-    return [row for row in rows if row is not None]
+    with writer_lock(path):  # one writer per results file: a second run on it is refused
+        existing, cut = existing_rows(path)
+        run = {
+            "model_digest": model_digest(model),
+            "seed": int(seed),
+            "nbatches": sequences,
+            "seq_len": seq_len,
+            "shuffle": bool(shuffle),
+        }
+        corpus_digests = {name: study.digest(name) for name in corpora}
+        check_identity(path, existing, run, corpus_digests)
+        if cut is not None:
+            truncate(path, cut)
+        done = {r["config_hash"]: r for _, r in existing}
+        rows: list[dict[str, Any] | None] = []  # grid order, corpus-major: finished rows, None for the others
+        todo: list[_Row] = []
+        for dataset in corpora:
+            for s in settings:
+                corpus = {"dataset": dataset, "corpus_digest": corpus_digests[dataset]}
+                identity = {**run, **corpus, **s.identity()}
+                h = config_hash(identity)
+                if h not in done:
+                    todo.append(_Row(len(rows), identity, h, s, model_name))
+                rows.append(done.get(h))
+        bar = _progress(len(todo), progress)
+        try:
+            with contextlib.closing(_computed(study, todo, jobs, scheduler)) as computed:
+                for job, row in computed:  # in the order they finish
+                    append_row(path, row)
+                    rows[job.index] = row
+                    _advance(bar, job.setting, row)
+        finally:
+            if bar is not None:
+                bar.close()
+        return [row for row in rows if row is not None]
 
 
 def _study(
