@@ -13,6 +13,7 @@ __all__ = [
     "ExperimentError",
     "FetchError",
     "FormatError",
+    "GoldenError",
     "HardwareError",
     "InputTypeError",
     "InputValueError",
@@ -104,3 +105,9 @@ def expected_one_of(parameter: str, got: object, accepted: list[str] | tuple[str
 class HardwareError(LamprefError, ValueError):
     """An invalid argument to :mod:`lampref.hardware`: an unknown GPU or format, a combination of formats a
     GPU does not offer, an input value its input format cannot hold, or a model parameter out of range."""
+
+
+class GoldenError(InputValueError):
+    """A golden-vector folder (``lampref golden`` / :func:`lampref.validate.check_golden`) that cannot be
+    used: a missing or malformed manifest, a missing or unreadable array, or a file whose sha256 does not
+    match the manifest."""

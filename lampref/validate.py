@@ -45,7 +45,15 @@ from numpy.typing import ArrayLike, NDArray
 from . import hardware
 from ._validate import as_array, check_choice, check_int, widen_ml_dtypes
 from .accumulate import Accumulator, linear, matmul
-from .errors import FormatError, InputTypeError, InputValueError, LamprefError, ModeError, ShapeError
+from .errors import (
+    FormatError,
+    GoldenError,
+    InputTypeError,
+    InputValueError,
+    LamprefError,
+    ModeError,
+    ShapeError,
+)
 from .formats import ENCODINGS, FloatFormat, fp32, get_format
 from .metrics import ulp_distance
 from .rounding import STOCHASTIC_MODES, as_exact_array, as_exact_float64, is_representable, round_to
@@ -1284,31 +1292,32 @@ def _manifest(
 def _read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / _MANIFEST
     if not folder.is_dir():
-        raise InputValueError(
+        raise GoldenError(
             f"the golden folder {folder} does not exist; expected a folder `lampref golden` wrote"
         )
     if not path.is_file():
-        raise InputValueError(f"{path} does not exist; expected the manifest `lampref golden` writes")
+        raise GoldenError(f"{path} does not exist; expected the manifest `lampref golden` writes")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeError) as err:
-        raise InputValueError(f"{path} is not valid JSON ({err})") from None
+        raise GoldenError(f"{path} is not valid JSON ({err})") from None
     if not isinstance(manifest, dict) or manifest.get("lampref_golden") != GOLDEN_SCHEMA:
-        raise InputValueError(
+        raise GoldenError(
             f"{path} is not a golden-vector manifest of schema {GOLDEN_SCHEMA} (its 'lampref_golden' field)"
         )
     return manifest
 
 
-def _load_npy(path: Path) -> NDArray[Any]:
+def _load_npy(path: Path, error: type[InputValueError] = InputValueError) -> NDArray[Any]:
+    """The array of a .npy file (never unpickled), or ``error`` naming the file."""
     if not path.is_file():
-        raise InputValueError(f"{path} does not exist; expected a .npy array")
+        raise error(f"{path} does not exist; expected a .npy array")
     try:
         arr: NDArray[Any] = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        raise InputValueError(f"{path} is not a readable .npy array ({err})") from None
+        raise error(f"{path} is not a readable .npy array ({err})") from None
     if not isinstance(arr, np.ndarray):
-        raise InputValueError(f"{path} is not a .npy array")
+        raise error(f"{path} is not a .npy array")
     return arr
 
 
@@ -1320,11 +1329,11 @@ def _expected(folder: Path, manifest: dict[str, Any]) -> tuple[NDArray[Any], Flo
         path = folder / entry["path"]
         digest = entry["sha256"]
     except (KeyError, TypeError):
-        raise InputValueError(f"{where} has no files.expected entry (path, sha256)") from None
+        raise GoldenError(f"{where} has no files.expected entry (path, sha256)") from None
     fmt = _format_from_fields(manifest.get("output_format"), f"{where}, output_format")
-    bits = _load_npy(path)
+    bits = _load_npy(path, GoldenError)
     if _sha256(path) != digest:
-        raise InputValueError(f"{path} does not match the sha256 in {where}; regenerate the golden vectors")
+        raise GoldenError(f"{path} does not match the sha256 in {where}; regenerate the golden vectors")
     return decode(bits, fmt), fmt
 
 
@@ -1376,9 +1385,11 @@ def check_golden(folder: str | Path, actual: str | Path | ArrayLike, *, worst: i
 
     Raises
     ------
-    InputValueError
+    GoldenError
         A missing folder, manifest or file, a manifest that is not one, an ``expected.npy`` that no longer
-        matches its sha256, values that are not values of the output format.
+        matches its sha256 (a subclass of InputValueError).
+    InputValueError
+        Values that are not values of the output format.
     ShapeError, InputTypeError
         ``actual`` of the wrong shape or dtype (the message names the file).
     """

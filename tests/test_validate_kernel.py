@@ -484,18 +484,18 @@ def test_golden_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
     expected = folder / "expected.npy"
     np.save(expected, np.load(expected) + np.uint16(1))
-    with pytest.raises(L.InputValueError) as err:
+    with pytest.raises(L.GoldenError) as err:
         check_golden(folder, expected)
     check_error(err, "expected.npy", "sha256")
     (folder / "manifest.json").write_text("{not json")
-    with pytest.raises(L.InputValueError) as err:
+    with pytest.raises(L.GoldenError) as err:
         check_golden(folder, expected)
     check_error(err, "manifest.json", "not valid JSON")
     (folder / "manifest.json").unlink()
-    with pytest.raises(L.InputValueError) as err:
+    with pytest.raises(L.GoldenError) as err:
         check_golden(folder, expected)
     check_error(err, "manifest.json", "does not exist")
-    with pytest.raises(L.InputValueError) as err:
+    with pytest.raises(L.GoldenError) as err:
         check_golden(tmp_path / "nowhere", expected)
     check_error(err, "nowhere", "does not exist")
 
