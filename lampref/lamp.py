@@ -82,6 +82,16 @@ KAPPA_BINS: NDArray[np.float64] = np.linspace(0.0, 2.0, 41)
 Array = NDArray[Any]
 
 
+def first_of_permutation(keys: Array, count: NDArray[np.intp]) -> NDArray[np.bool_]:
+    """The first ``count[...]`` positions of each row ``[..., N]`` in the order of the uniform random
+    ``keys``: a uniformly random choice of ``count`` positions per row (the random baselines)."""
+    order = np.argsort(keys, axis=-1, kind="stable")  # a uniformly random permutation of each row
+    take = np.arange(keys.shape[-1]) < count[..., None]  # the first `count` of the permutation
+    out = np.zeros(keys.shape, dtype=bool)
+    np.put_along_axis(out, order, take, axis=-1)
+    return out
+
+
 def _f32_dots(q: Array, kT: Array) -> Array:
     """``[S, 1, d] @ [S, d, 1] -> [S, 1, 1]`` entry by entry: float32 products and a float32 pairwise sum
     along the contiguous last axis, so the bits of an entry do not depend on the others."""
@@ -217,11 +227,7 @@ class LampConfig:
                 keys[:, i, :] = np.random.default_rng([self.seed, layer, start + i]).random((H, N))
         if self.baseline == "random":
             keys = np.where(valid, keys, 2.0)  # invalid positions sort last
-        order = np.argsort(keys, axis=-1, kind="stable")  # a uniformly random permutation of each row
-        take = np.arange(N)[None, None, :] < count[..., None]  # the first `count` of the permutation
-        out = np.zeros(valid.shape, dtype=bool)
-        np.put_along_axis(out, order, take, axis=-1)
-        return out
+        return first_of_permutation(keys, count)
 
     # ------------------------------------------------------------------------------ ScoreRule
     def _low_and_selection(

@@ -54,6 +54,7 @@ from .analysis import (
 from .analysis._checks import check_tau, real_scalar
 from .errors import AnalysisError, InputTypeError, PlanError
 from .gpt2.plan import SITES, After, DenseOutput
+from .lamp import KAPPA_BINS, first_of_permutation, recompute_fraction
 from .nn import softmax
 
 __all__ = ["DENSE_BASELINES", "GeluLamp", "HeadLamp", "NormLamp", "SiteFraction", "site_fractions"]
@@ -84,14 +85,10 @@ def _random_like(sel: NDArray[np.bool_], seed: int, site: str, layer: int, start
     uses ``default_rng([seed, layer, site index, t])``, so a row draws the same in a full pass and a
     cached step."""
     n, N = sel.shape
-    count = sel.sum(axis=-1)  # [n]
     keys = np.stack(
         [np.random.default_rng([seed, layer, SITES.index(site), start + i]).random(N) for i in range(n)]
     )  # [n, N]
-    order = np.argsort(keys, axis=-1, kind="stable")  # a uniformly random permutation of each row
-    out = np.zeros((n, N), dtype=bool)
-    np.put_along_axis(out, order, np.arange(N)[None, :] < count[:, None], axis=-1)
-    return out
+    return first_of_permutation(keys, sel.sum(axis=-1))
 
 
 def _recompute(low: Array, sel: NDArray[np.bool_], x: Array, w: Array, b: Array, blas: Any) -> Array:
@@ -374,8 +371,6 @@ class SiteFraction(NamedTuple):
 
 
 def _softmax_fraction(layers: Sequence[Mapping[str, Any]]) -> SiteFraction | None:
-    from .lamp import KAPPA_BINS, recompute_fraction
-
     if not any("selected" in s for s in layers):
         return None
     frac = recompute_fraction(layers)
