@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import mx
 from .._validate import check_bool, check_choice, is_int
 from ..accumulate import Accumulator
 from ..analysis._checks import check_tau
@@ -124,7 +125,7 @@ softmax threshold ``tau`` again)."""
 def storage_format(name: str) -> Any:
     """The operand storage format a ``storage`` name stands for: None for ``"none"``, a
     :class:`~lampref.formats.FloatFormat` (:func:`~lampref.formats.get_format`), or an MX block format
-    (``"mxfp8"``, ``"mx:e4m3:16"``: :func:`lampref.mx.get_spec`, imported only when asked for).
+    (``"mxfp8"``, ``"mx:e4m3:16"``: :func:`lampref.mx.get_spec`).
 
     >>> storage_format("none") is None, storage_format("bf16").name
     (True, 'bf16')
@@ -134,10 +135,6 @@ def storage_format(name: str) -> Any:
     if name == "none":
         return None
     if name.startswith("mx"):
-        try:
-            from .. import mx  # type: ignore[attr-defined,unused-ignore]
-        except ImportError:
-            raise ExperimentError(f"storage={name!r} needs lampref.mx (MX block formats)") from None
         try:
             return mx.get_spec(name)
         except (LamprefError, ValueError) as err:
